@@ -1,0 +1,9 @@
+DROP TABLE access_tokens;
+DROP TABLE credentials;
+DROP TABLE idempotency_keys;
+DROP TABLE outbox;
+DROP TABLE transactions;
+DROP TABLE xrefs;
+DROP TABLE journal;
+DROP TABLE tickets;
+DROP TABLE counters;

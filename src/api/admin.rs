@@ -1,0 +1,169 @@
+//! `/api/ebond/v1/admin/…`: operator endpoints (admin tokens only).
+
+use super::inbound::require_admin;
+use super::problem::{ApiError, Problem};
+use super::AppState;
+use crate::store::audit::{AuditRepo, TransactionFilter};
+use crate::with_conn;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TransactionQuery {
+    /// Partner id.
+    pub partner: Option<String>,
+    /// Hub ticket number.
+    pub ticket: Option<String>,
+    /// accepted, rejected or replayed.
+    pub result: Option<String>,
+    /// Only rows older than this id (for paging back).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// One audited request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TransactionView {
+    pub id: i64,
+    pub at: String,
+    pub partner: Option<String>,
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub payload_sha256: String,
+    pub result: String,
+    pub status: i32,
+    pub error_codes: Vec<String>,
+    pub ticket: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TransactionPage {
+    pub items: Vec<TransactionView>,
+    /// Pass as `before` for older rows.
+    pub next_before: Option<i64>,
+}
+
+#[utoipa::path(
+    get, path = "/api/ebond/v1/admin/transactions", tag = "admin",
+    params(TransactionQuery),
+    responses(
+        (status = 200, description = "Newest first", body = TransactionPage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let result: Result<HttpResponse, ApiError> = async {
+        require_admin(&state, &req).await?;
+        let q: TransactionQuery =
+            serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::BadRequest {
+                code: "bad-query",
+                detail: format!("query string: {e}"),
+            })?;
+        if let Some(r) = &q.result {
+            if !["accepted", "rejected", "replayed"].contains(&r.as_str()) {
+                return Err(ApiError::BadRequest {
+                    code: "bad-query",
+                    detail: "result must be accepted, rejected or replayed".into(),
+                });
+            }
+        }
+        let limit = q
+            .limit
+            .unwrap_or(state.settings.limits.default_page_size)
+            .clamp(1, state.settings.limits.max_page_size);
+        let filter = TransactionFilter {
+            partner: q.partner,
+            ticket_number: q.ticket,
+            result: q.result,
+            before_id: q.before,
+            limit,
+        };
+        let rows = state
+            .db
+            .run(move |conn| {
+                with_conn!(conn, c => c.query_transactions(&filter))
+                    .map_err(crate::store::StoreError::from)
+            })
+            .await?;
+        let next_before = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.id))
+            .flatten();
+        let items = rows
+            .into_iter()
+            .map(|r| TransactionView {
+                id: r.id,
+                at: crate::util::ms_to_rfc3339(r.at),
+                partner: r.partner,
+                request_id: r.request_id,
+                method: r.method,
+                path: r.path,
+                payload_sha256: r.payload_sha256,
+                result: r.result,
+                status: r.status,
+                error_codes: r
+                    .error_codes
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                ticket: r.ticket_number,
+            })
+            .collect();
+        Ok(HttpResponse::Ok().json(TransactionPage { items, next_before }))
+    }
+    .await;
+    result.unwrap_or_else(|e| e.error_response())
+}
+
+/// A loaded partner contract, in brief.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartnerSummary {
+    pub id: String,
+    pub name: String,
+    pub contract_version: String,
+    pub may_create: bool,
+    pub write: Vec<String>,
+    pub read: Vec<String>,
+    pub subscribes: bool,
+}
+
+pub fn summaries(state: &AppState) -> Vec<PartnerSummary> {
+    state
+        .registry
+        .partners()
+        .map(|c| PartnerSummary {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            contract_version: c.version.clone(),
+            may_create: c.access.create,
+            write: c.access.write.iter().cloned().collect(),
+            read: c.access.read.iter().cloned().collect(),
+            subscribes: c
+                .outbound
+                .as_ref()
+                .is_some_and(|o| !o.subscriptions.is_empty()),
+        })
+        .collect()
+}
+
+#[utoipa::path(
+    get, path = "/api/ebond/v1/admin/partners", tag = "admin",
+    responses(
+        (status = 200, description = "Loaded contracts", body = Vec<PartnerSummary>),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn partners(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    match require_admin(&state, &req).await {
+        Ok(()) => HttpResponse::Ok().json(summaries(&state)),
+        Err(e) => e.error_response(),
+    }
+}

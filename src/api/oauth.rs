@@ -1,0 +1,220 @@
+//! `POST /api/ebond/v1/oauth/token`: the OAuth 2.0 client-credentials grant (RFC 6749 §4.4).
+//! Client authentication by HTTP Basic (§2.3.1) or form fields; success and error bodies as in
+//! §5.1 / §5.2 (errors also carry the problem+json members, so both kinds of client can read
+//! them).
+
+use super::problem::ApiError;
+use super::AppState;
+use crate::auth::{tokens, AuthError};
+use crate::with_conn;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use base64::Engine;
+use serde::Serialize;
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// RFC 6749 §5.2, with RFC 9457 members alongside.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    /// invalid_request, invalid_client, unsupported_grant_type, invalid_scope.
+    pub error: String,
+    pub error_description: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+}
+
+/// Form fields of a token request.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// Must be `client_credentials`.
+    grant_type: String,
+    /// When not sent with HTTP Basic.
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// `tickets` for partners, `admin` for operators (optional).
+    scope: Option<String>,
+}
+
+#[utoipa::path(
+    post, path = "/api/ebond/v1/oauth/token", tag = "auth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Access token", body = TokenResponse),
+        (status = 400, description = "Bad request (invalid_request, unsupported_grant_type, invalid_scope)", body = OAuthError),
+        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthError),
+    )
+)]
+pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    match grant(&state, &req, &body).await {
+        Ok(t) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(t),
+        Err(e) => oauth_error(&req, e),
+    }
+}
+
+async fn grant(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<TokenResponse, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(AuthError::InvalidRequest(
+            "send the token request as application/x-www-form-urlencoded".into(),
+        )
+        .into());
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| AuthError::InvalidRequest(format!("unreadable form body: {e}")))?;
+    let mut fields: HashMap<String, String> = HashMap::new();
+    for (k, v) in form {
+        if fields.insert(k.clone(), v).is_some() {
+            return Err(AuthError::InvalidRequest(format!("parameter `{k}` is repeated")).into());
+        }
+    }
+    match fields.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(_) => return Err(AuthError::UnsupportedGrantType.into()),
+        None => {
+            return Err(AuthError::InvalidRequest(
+                "grant_type is missing; send grant_type=client_credentials".into(),
+            )
+            .into())
+        }
+    }
+    let basic = basic_credentials(req)?;
+    let (client_id, client_secret) =
+        match (basic, fields.get("client_id"), fields.get("client_secret")) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(AuthError::InvalidRequest(
+                    "authenticate with HTTP Basic or with form fields, not both".into(),
+                )
+                .into())
+            }
+            (Some(pair), None, None) => pair,
+            (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+            _ => return Err(AuthError::InvalidClient.into()),
+        };
+    let scope = fields.get("scope").cloned();
+    let registry = state.registry.clone();
+    let default_ttl = state.settings.auth.default_token_ttl_secs;
+    let iterations = state.settings.auth.pbkdf2_iterations;
+    let id_for_log = client_id.clone();
+    let issued = state
+        .db
+        .run(move |conn| {
+            with_conn!(conn, c => tokens::grant(c, &client_id, &client_secret, scope.as_deref(), iterations, |partner| {
+                match partner {
+                    None => Ok(default_ttl),
+                    Some(p) => registry
+                        .get(p)
+                        .map(|contract| contract.token_ttl_secs.unwrap_or(default_ttl))
+                        .ok_or_else(|| AuthError::UnknownPartner(p.to_string())),
+                }
+            }))
+        })
+        .await;
+    match &issued {
+        Ok(t) => tracing::info!(client_id = %id_for_log, partner = ?t.partner, "token issued"),
+        Err(e) => tracing::warn!(client_id = %id_for_log, error = %e, "token refused"),
+    }
+    let issued = issued?;
+    Ok(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer".into(),
+        expires_in: issued.expires_in,
+        scope: issued.scope.as_str().into(),
+    })
+}
+
+/// `Authorization: Basic base64(urlencode(id):urlencode(secret))`, if present.
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiError> {
+    let Some(v) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| AuthError::InvalidClient)?;
+    let Some((scheme, b64)) = v.split_once(' ') else {
+        return Err(AuthError::InvalidClient.into());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(AuthError::InvalidRequest(
+            "use HTTP Basic client authentication on the token endpoint".into(),
+        )
+        .into());
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| AuthError::InvalidClient)?;
+    let text = String::from_utf8(raw).map_err(|_| AuthError::InvalidClient)?;
+    let (id, secret) = text.split_once(':').ok_or(AuthError::InvalidClient)?;
+    Ok(Some((form_decode(id), form_decode(secret))))
+}
+
+fn form_decode(s: &str) -> String {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+        .ok()
+        .and_then(|mut v| v.pop())
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| s.to_string())
+}
+
+fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
+    let (status, error) = match &e {
+        ApiError::Auth(AuthError::InvalidClient) => (StatusCode::UNAUTHORIZED, "invalid_client"),
+        ApiError::Auth(AuthError::UnknownPartner(_)) => {
+            (StatusCode::UNAUTHORIZED, "invalid_client")
+        }
+        ApiError::Auth(AuthError::UnsupportedGrantType) => {
+            (StatusCode::BAD_REQUEST, "unsupported_grant_type")
+        }
+        ApiError::Auth(AuthError::InvalidScope(_)) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+        ApiError::Auth(AuthError::InvalidRequest(_)) => {
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        }
+        other => return other.error_response(),
+    };
+    let problem = e.problem();
+    let body = OAuthError {
+        error: error.into(),
+        error_description: e.to_string(),
+        type_: problem.type_,
+        title: problem.title,
+        status: status.as_u16(),
+    };
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        let used_basic = req.headers().get(header::AUTHORIZATION).is_some();
+        let challenge = if used_basic {
+            "Basic realm=\"ebond\""
+        } else {
+            "Basic realm=\"ebond\", charset=\"UTF-8\""
+        };
+        resp.insert_header((header::WWW_AUTHENTICATE, challenge));
+    }
+    resp.json(body)
+}

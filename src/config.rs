@@ -1,0 +1,237 @@
+//! Settings: built-in defaults, then an optional `ebond.toml`, then `EBOND_*` environment
+//! variables. Every subcommand loads settings the same way through [`Settings::load`].
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// `sqlite://path`, a plain file path, or `postgres://…`. Empty: `<data_dir>/ebond.db`.
+    pub database_url: String,
+    /// Where the SQLite database and other local state live.
+    pub data_dir: PathBuf,
+    /// Folder holding `workflow.toml` and one contract per partner.
+    pub contracts_dir: PathBuf,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    pub limits: Limits,
+    pub auth: AuthSettings,
+    pub database: DatabaseSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest page the ticket list and admin queries return.
+    pub max_page_size: i64,
+    /// Default page size when `limit` is not given.
+    pub default_page_size: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// PBKDF2-HMAC-SHA256 iterations for client secrets (OWASP 2023: 600 000).
+    pub pbkdf2_iterations: u32,
+    /// Token lifetime when a contract does not set one.
+    pub default_token_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// How long SQLite waits for a lock before giving up, in milliseconds.
+    pub busy_timeout_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind: "127.0.0.1:8080".into(),
+            database_url: String::new(),
+            data_dir: PathBuf::from("./data"),
+            contracts_dir: PathBuf::from("./contracts"),
+            log_format: LogFormat::Text,
+            limits: Limits::default(),
+            auth: AuthSettings::default(),
+            database: DatabaseSettings::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 256 * 1024,
+            max_page_size: 500,
+            default_page_size: 100,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            pbkdf2_iterations: 600_000,
+            default_token_ttl_secs: 3600,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            pool_size: 16,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?}: {message}")]
+    Env {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Defaults, then `config_file` (or `./ebond.toml` when it exists), then the environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut settings = match config_file {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("ebond.toml").exists() => Self::from_file(Path::new("ebond.toml"))?,
+            None => Settings::default(),
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `EBOND_*` overrides; `get` is the environment (injectable for tests).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                value,
+                message: e.to_string(),
+            })
+        }
+        if let Some(v) = get("EBOND_BIND") {
+            self.bind = v;
+        }
+        if let Some(v) = get("EBOND_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("EBOND_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("EBOND_CONTRACTS_DIR") {
+            self.contracts_dir = v.into();
+        }
+        if let Some(v) = get("EBOND_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "EBOND_LOG_FORMAT",
+                        value: v,
+                        message: "expected `text` or `json`".into(),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("EBOND_MAX_BODY_BYTES") {
+            self.limits.max_body_bytes = parse("EBOND_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = get("EBOND_MAX_PAGE_SIZE") {
+            self.limits.max_page_size = parse("EBOND_MAX_PAGE_SIZE", v)?;
+        }
+        if let Some(v) = get("EBOND_PBKDF2_ITERATIONS") {
+            self.auth.pbkdf2_iterations = parse("EBOND_PBKDF2_ITERATIONS", v)?;
+        }
+        if let Some(v) = get("EBOND_TOKEN_TTL_SECS") {
+            self.auth.default_token_ttl_secs = parse("EBOND_TOKEN_TTL_SECS", v)?;
+        }
+        if let Some(v) = get("EBOND_DB_POOL_SIZE") {
+            self.database.pool_size = parse("EBOND_DB_POOL_SIZE", v)?;
+        }
+        Ok(())
+    }
+
+    /// The database URL with the SQLite default filled in.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("ebond.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_defaults() {
+        let mut s = Settings::default();
+        s.apply_env(|n| match n {
+            "EBOND_BIND" => Some("0.0.0.0:9000".into()),
+            "EBOND_LOG_FORMAT" => Some("json".into()),
+            "EBOND_MAX_BODY_BYTES" => Some("1024".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.limits.max_body_bytes, 1024);
+        assert!(s.effective_database_url().ends_with("data/ebond.db"));
+    }
+
+    #[test]
+    fn bad_env_value_is_named() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_env(|n| (n == "EBOND_MAX_BODY_BYTES").then(|| "lots".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("EBOND_MAX_BODY_BYTES"));
+    }
+}

@@ -1,0 +1,331 @@
+//! Partner payload → canonical command: types, limits, patterns, enum maps, required fields,
+//! unknown members, write ownership and conditional rules. Every problem in a payload is
+//! reported at once, named as the partner names the field.
+
+use super::compile::plain;
+use super::pointer::undeclared_members;
+use super::{Contract, FieldSpec, FieldType, Target, UnknownFields};
+use crate::domain::{Changeset, JournalInput, JournalKind};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Whether the payload creates a ticket or updates one (required fields apply on create).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+}
+
+/// One problem with one field of a payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The field as the partner names it (the key, or a JSON Pointer when nested).
+    pub field: String,
+    /// Stable machine-readable code: required, type, enum, min_length, max_length, range,
+    /// pattern, datetime, unknown_field, ….
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a payload was refused before it reached the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapError {
+    /// Contract violations (422).
+    Invalid(Vec<FieldError>),
+    /// Fields this partner may not write, by the partner's names (403).
+    Forbidden(Vec<String>),
+}
+
+/// A payload in canonical terms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mapped {
+    pub changes: Changeset,
+    pub journal: Vec<JournalInput>,
+    pub partner_ticket_id: Option<String>,
+}
+
+impl Contract {
+    pub fn map_inbound(&self, payload: &Value, op: Op) -> Result<Mapped, MapError> {
+        let mut errors = Vec::new();
+        if !payload.is_object() {
+            return Err(MapError::Invalid(vec![FieldError::new(
+                "",
+                "type",
+                "the request body must be a JSON object",
+            )]));
+        }
+        if self.unknown_fields == UnknownFields::Reject {
+            let declared: Vec<_> = self.fields.iter().map(|f| &f.pointer).collect();
+            for member in undeclared_members(payload, &declared) {
+                let shown = super::pointer::Pointer::parse(&member)
+                    .map(|p| p.display())
+                    .unwrap_or(member);
+                errors.push(FieldError::new(
+                    shown.clone(),
+                    "unknown_field",
+                    format!("`{shown}` is not a field of the {} contract", self.id),
+                ));
+            }
+        }
+
+        let mut mapped = Mapped::default();
+        let mut forbidden = Vec::new();
+        for spec in &self.fields {
+            let raw = spec.pointer.get(payload);
+            let Some(raw) = raw else {
+                if op == Op::Create
+                    && spec.required_on_create
+                    && !mapped_already(&mapped, &spec.target)
+                {
+                    errors.push(FieldError::new(
+                        &spec.display,
+                        "required",
+                        format!("`{}` is required when creating a ticket", spec.display),
+                    ));
+                }
+                continue;
+            };
+            if !self.may_write(&spec.target.name()) {
+                forbidden.push(spec.display.clone());
+                continue;
+            }
+            if mapped_already(&mapped, &spec.target) {
+                continue; // an earlier field already carried this target
+            }
+            match convert(spec, raw, op) {
+                Ok(None) => {}
+                Ok(Some(value)) => match &spec.target {
+                    Target::PartnerTicketId => {
+                        mapped.partner_ticket_id = value.as_str().map(str::to_string)
+                    }
+                    Target::WorkNote | Target::Comment => {
+                        if let Some(body) = value.as_str() {
+                            let kind = if spec.target == Target::WorkNote {
+                                JournalKind::WorkNote
+                            } else {
+                                JournalKind::Comment
+                            };
+                            mapped.journal.push(JournalInput {
+                                kind,
+                                body: body.to_string(),
+                                entry_id: None,
+                            });
+                        }
+                    }
+                    target => {
+                        mapped.changes.insert(target.name(), value);
+                    }
+                },
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(MapError::Invalid(errors));
+        }
+        if !forbidden.is_empty() {
+            return Err(MapError::Forbidden(forbidden));
+        }
+        self.apply_rules(payload, op, &mut mapped);
+        Ok(mapped)
+    }
+
+    /// First matching rule per target, for targets the payload did not set directly. Rules
+    /// with no conditions are defaults and apply on create only; conditional rules need every
+    /// condition's field present in the payload.
+    fn apply_rules(&self, payload: &Value, op: Op, mapped: &mut Mapped) {
+        for rule in &self.rules {
+            let name = rule.target.name();
+            if mapped.changes.contains_key(&name) {
+                continue;
+            }
+            let applies = if rule.when.is_empty() {
+                op == Op::Create
+            } else {
+                rule.when.iter().all(|(ptr, accepted)| {
+                    ptr.get(payload)
+                        .is_some_and(|v| !v.is_null() && accepted.contains(&plain(v)))
+                })
+            };
+            if applies {
+                mapped.changes.insert(name, rule.value.clone());
+            }
+        }
+    }
+}
+
+fn mapped_already(mapped: &Mapped, target: &Target) -> bool {
+    match target {
+        Target::PartnerTicketId => mapped.partner_ticket_id.is_some(),
+        Target::WorkNote | Target::Comment => false,
+        t => mapped.changes.contains_key(&t.name()),
+    }
+}
+
+/// Checks one present value and converts it to its canonical form. `Ok(None)`: nothing to
+/// apply (an explicit null for a journal entry).
+fn convert(spec: &FieldSpec, raw: &Value, op: Op) -> Result<Option<Value>, FieldError> {
+    let name = &spec.display;
+    let err = |code: &str, msg: String| Err(FieldError::new(name, code, msg));
+    if raw.is_null() {
+        let clearable = matches!(&spec.target, Target::Field(f) if !matches!(f.name, "state" | "kind"))
+            || matches!(spec.target, Target::Attribute(_));
+        return match (&spec.target, op) {
+            (Target::WorkNote | Target::Comment, _) => Ok(None),
+            (_, Op::Create) if spec.required_on_create => err(
+                "required",
+                format!("`{name}` is required when creating a ticket"),
+            ),
+            _ if clearable => Ok(Some(Value::Null)),
+            _ => err("required", format!("`{name}` cannot be cleared")),
+        };
+    }
+    match spec.ty {
+        FieldType::String | FieldType::Text => {
+            let Some(s) = raw.as_str() else {
+                return err(
+                    "type",
+                    format!("`{name}` must be a string, got {}", kind_of(raw)),
+                );
+            };
+            let len = s.chars().count();
+            if let Some(min) = spec.min_length {
+                if len < min {
+                    return err(
+                        "min_length",
+                        format!("`{name}` must be at least {min} characters, got {len}"),
+                    );
+                }
+            }
+            if let Some(max) = spec.max_length {
+                if len > max {
+                    return err(
+                        "max_length",
+                        format!("`{name}` must be at most {max} characters, got {len}"),
+                    );
+                }
+            }
+            if let Some(re) = &spec.pattern {
+                if !re.is_match(s) {
+                    return err(
+                        "pattern",
+                        format!("`{name}` must match the pattern {}", re.as_str()),
+                    );
+                }
+            }
+            if matches!(
+                spec.target,
+                Target::PartnerTicketId | Target::WorkNote | Target::Comment
+            ) && s.trim().is_empty()
+            {
+                return err("min_length", format!("`{name}` must not be empty"));
+            }
+            Ok(Some(Value::String(s.to_string())))
+        }
+        FieldType::Integer => {
+            let Some(i) = raw.as_i64() else {
+                return err(
+                    "type",
+                    format!("`{name}` must be an integer, got {}", kind_of(raw)),
+                );
+            };
+            let (min, max) = (spec.min.unwrap_or(i64::MIN), spec.max.unwrap_or(i64::MAX));
+            if i < min || i > max {
+                return err(
+                    "range",
+                    format!("`{name}` must be between {min} and {max}, got {i}"),
+                );
+            }
+            Ok(Some(Value::from(i)))
+        }
+        FieldType::Boolean => match raw.as_bool() {
+            Some(b) => Ok(Some(Value::Bool(b))),
+            None => err(
+                "type",
+                format!("`{name}` must be true or false, got {}", kind_of(raw)),
+            ),
+        },
+        FieldType::Enum => {
+            let text = match raw {
+                Value::String(s) => s.clone(),
+                Value::Number(n) if n.is_i64() => n.to_string(),
+                other => {
+                    return err(
+                        "type",
+                        format!("`{name}` must be a string, got {}", kind_of(other)),
+                    )
+                }
+            };
+            match spec.values.iter().find(|(p, _)| *p == text) {
+                Some((_, canonical)) => Ok(Some(canonical.clone())),
+                None => {
+                    let allowed: Vec<&str> = spec.values.iter().map(|(p, _)| p.as_str()).collect();
+                    err(
+                        "enum",
+                        format!(
+                            "`{name}` must be one of {}, got \"{text}\"",
+                            allowed.join(", ")
+                        ),
+                    )
+                }
+            }
+        }
+        FieldType::Datetime => {
+            let Some(s) = raw.as_str() else {
+                return err(
+                    "type",
+                    format!("`{name}` must be a date-time string, got {}", kind_of(raw)),
+                );
+            };
+            match parse_datetime(s, spec.format.as_deref()) {
+                Some(dt) => Ok(Some(Value::String(
+                    dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ))),
+                None => {
+                    let expected = spec
+                        .format
+                        .as_deref()
+                        .unwrap_or("RFC 3339, e.g. 2026-11-22T10:00:00Z");
+                    err(
+                        "datetime",
+                        format!(
+                            "`{name}` must be a date-time in the format {expected}, got \"{s}\""
+                        ),
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Parses a partner date-time: with `format` as UTC wall-clock time, else RFC 3339.
+pub fn parse_datetime(s: &str, format: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    match format {
+        Some(f) => chrono::NaiveDateTime::parse_from_str(s, f)
+            .ok()
+            .map(|n| n.and_utc()),
+        None => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&chrono::Utc)),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,272 @@
+//! Data contracts: one TOML file per partner plus `workflow.toml`, compiled once at load.
+//!
+//! [`load_dir`] reads and checks every file and returns a [`Registry`] or every error found,
+//! each with file, line and column. The compiled forms are used by [`inbound`] (validate and
+//! map a partner payload to a canonical command) and [`render`] (canonical → partner view).
+
+mod compile;
+pub mod inbound;
+pub mod pointer;
+mod raw;
+pub mod render;
+pub mod workflow;
+
+use crate::domain::events::Event;
+use crate::domain::fields::CanonicalField;
+use pointer::Pointer;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+pub use workflow::Workflow;
+
+/// A refused contract: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ContractError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Every loaded contract and the workflow they share.
+#[derive(Debug)]
+pub struct Registry {
+    pub workflow: Workflow,
+    partners: BTreeMap<String, Arc<Contract>>,
+}
+
+impl Registry {
+    pub fn get(&self, partner: &str) -> Option<&Arc<Contract>> {
+        self.partners.get(partner)
+    }
+
+    pub fn partners(&self) -> impl Iterator<Item = &Arc<Contract>> {
+        self.partners.values()
+    }
+}
+
+/// Loads `workflow.toml` and every other `*.toml` in `dir` (sorted by name).
+pub fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
+    compile::load_dir(dir)
+}
+
+/// One partner's compiled contract.
+#[derive(Debug)]
+pub struct Contract {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub default_kind: String,
+    pub token_ttl_secs: Option<i64>,
+    pub auth_methods: Vec<String>,
+    pub source_networks: Vec<String>,
+    pub unknown_fields: UnknownFields,
+    pub fields: Vec<FieldSpec>,
+    pub rules: Vec<Rule>,
+    pub priority_matrix: Option<[[i64; 3]; 3]>,
+    pub access: Access,
+    pub outbound: Option<Outbound>,
+}
+
+impl Contract {
+    pub fn may_write(&self, target: &str) -> bool {
+        self.access.write.contains(target)
+    }
+
+    pub fn may_read(&self, target: &str) -> bool {
+        self.access.read.contains(target)
+    }
+
+    /// The partner's name for a canonical target (first field mapped to it), for messages.
+    pub fn partner_name_of(&self, target: &str) -> String {
+        self.fields
+            .iter()
+            .find(|f| f.target.name() == target)
+            .map(|f| f.display.clone())
+            .unwrap_or_else(|| target.to_string())
+    }
+
+    /// The field that carries a canonical target (first declared wins).
+    pub fn field_for(&self, target: &str) -> Option<&FieldSpec> {
+        self.fields.iter().find(|f| f.target.name() == target)
+    }
+
+    /// May this partner move a ticket from `from` to `to`?
+    pub fn may_transition(&self, from: &str, to: &str) -> bool {
+        self.access.transitions.iter().any(|(f, t)| {
+            f.as_deref().is_none_or(|f| f == from) && t.as_deref().is_none_or(|t| t == to)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownFields {
+    Reject,
+    Ignore,
+}
+
+/// What a partner may do with canonical fields and states.
+#[derive(Debug)]
+pub struct Access {
+    pub create: bool,
+    pub write: BTreeSet<String>,
+    pub read: BTreeSet<String>,
+    /// `(from, to)`; `None` is the `*` wildcard.
+    pub transitions: Vec<(Option<String>, Option<String>)>,
+}
+
+/// Where a partner field lands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Field(&'static CanonicalField),
+    Attribute(String),
+    PartnerTicketId,
+    WorkNote,
+    Comment,
+}
+
+impl Target {
+    pub fn name(&self) -> String {
+        match self {
+            Target::Field(f) => f.name.to_string(),
+            Target::Attribute(a) => format!("{}{a}", crate::domain::fields::ATTRIBUTE_PREFIX),
+            Target::PartnerTicketId => crate::domain::fields::PARTNER_TICKET_ID.into(),
+            Target::WorkNote => crate::domain::fields::WORK_NOTE.into(),
+            Target::Comment => crate::domain::fields::COMMENT.into(),
+        }
+    }
+}
+
+/// A partner field's wire type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Text,
+    Integer,
+    Enum,
+    Datetime,
+    Boolean,
+}
+
+impl FieldType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Text => "text",
+            FieldType::Integer => "integer",
+            FieldType::Enum => "enum",
+            FieldType::Datetime => "datetime",
+            FieldType::Boolean => "boolean",
+        }
+    }
+}
+
+/// One partner field: where it is, what it maps to, and the limits enforced on it (already
+/// narrowed to the canonical field's own limits).
+#[derive(Debug)]
+pub struct FieldSpec {
+    pub pointer: Pointer,
+    pub display: String,
+    pub target: Target,
+    pub ty: FieldType,
+    pub description: Option<String>,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub pattern: Option<regex::Regex>,
+    pub format: Option<String>,
+    pub required_on_create: bool,
+    /// Partner value → canonical value (enum fields), in file order.
+    pub values: Vec<(String, Value)>,
+    /// Canonical value → partner value, for reads and outbound.
+    pub outbound_values: Vec<(Value, String)>,
+}
+
+/// A derived target: `value` when every `when` condition holds (first matching rule wins).
+#[derive(Debug)]
+pub struct Rule {
+    pub target: Target,
+    pub value: Value,
+    pub when: Vec<(Pointer, Vec<String>)>,
+}
+
+/// Where a secret comes from; the value itself never sits in a contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+    Db(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboundAuth {
+    None,
+    OAuth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretRef,
+        scope: Option<String>,
+    },
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
+    ApiKey {
+        header: String,
+        key: SecretRef,
+    },
+}
+
+/// How ebond pushes changes to this partner (delivery itself is the outbox processor's job).
+#[derive(Debug)]
+pub struct Outbound {
+    pub create_url: Option<String>,
+    pub update_url: Option<String>,
+    pub create_method: String,
+    pub update_method: String,
+    pub id_pointer: Option<Pointer>,
+    pub auth: OutboundAuth,
+    pub signing_secret: Option<SecretRef>,
+    pub headers: Vec<(String, String)>,
+    pub retry_schedule: Vec<Duration>,
+    pub rate_limit_per_minute: u32,
+    pub alert_threshold: f64,
+    pub alert_window: Duration,
+    pub subscriptions: Vec<Subscription>,
+}
+
+#[derive(Debug)]
+pub struct Subscription {
+    pub events: BTreeSet<Event>,
+    pub only_bonded: bool,
+    /// Canonical field → accepted canonical values; all must hold.
+    pub filter: Vec<(String, Vec<Value>)>,
+}
+
+impl Subscription {
+    /// Does the ticket (its canonical values) pass this subscription's filter?
+    pub fn filter_matches(&self, values: &serde_json::Map<String, Value>) -> bool {
+        self.filter.iter().all(|(field, accepted)| {
+            let v = values.get(field).unwrap_or(&Value::Null);
+            accepted.iter().any(|a| a == v)
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! The contract and workflow files exactly as written (serde models). Spans are kept on every
+//! value a semantic check can refuse, so errors point at the offending line and column.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type Table = toml::map::Map<String, toml::Value>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkflow {
+    /// States a ticket may be created in.
+    pub initial: Spanned<Vec<Spanned<String>>>,
+    /// In file order.
+    pub states: indexmap::IndexMap<String, RawState>,
+    /// `"from -> to"` strings.
+    pub transitions: Vec<Spanned<String>>,
+    pub priority: Option<RawPriority>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `open` (default), `resolved` or `closed`.
+    #[serde(default)]
+    pub category: Option<Spanned<String>>,
+    /// Canonical fields that must be set for a ticket to enter this state.
+    #[serde(default)]
+    pub requires: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPriority {
+    /// `matrix[impact-1][urgency-1]` = priority.
+    pub matrix: Spanned<Vec<Vec<i64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContract {
+    pub partner: RawPartner,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub inbound: RawInbound,
+    #[serde(default)]
+    pub fields: Vec<RawField>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    pub priority: Option<RawPriority>,
+    pub access: RawAccess,
+    pub outbound: Option<RawOutbound>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    pub id: Spanned<String>,
+    pub name: String,
+    pub contract_version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Kind of the tickets this partner creates.
+    #[serde(default)]
+    pub default_kind: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub methods: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub token_lifetime_secs: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub source_networks: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInbound {
+    /// `reject` (default) or `ignore` payload members no field declares.
+    #[serde(default)]
+    pub unknown_fields: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    /// JSON Pointer (RFC 6901) into the partner's payload.
+    pub pointer: Spanned<String>,
+    pub canonical: Spanned<String>,
+    #[serde(rename = "type")]
+    pub ty: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub min_length: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub max_length: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub min: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub max: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub pattern: Option<Spanned<String>>,
+    /// chrono format for `datetime` fields; RFC 3339 when absent.
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub required_on_create: bool,
+    /// Partner value → canonical value, for `enum` fields.
+    #[serde(default)]
+    pub values: Option<Spanned<Table>>,
+    /// Canonical value → the partner value used outward, where `values` maps several partner
+    /// values to one canonical value.
+    #[serde(default)]
+    pub outbound_values: Option<Spanned<Table>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub target: Spanned<String>,
+    pub value: Spanned<toml::Value>,
+    /// Partner field pointer → accepted partner values; all must match. Empty: always.
+    #[serde(default)]
+    pub when: Option<Spanned<Table>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    #[serde(default = "yes")]
+    pub create: bool,
+    #[serde(default)]
+    pub write: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub read: Vec<Spanned<String>>,
+    /// `"from -> to"` with canonical states; `*` stands for any state.
+    #[serde(default)]
+    pub transitions: Vec<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    #[serde(default)]
+    pub create_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub update_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub create_method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub update_method: Option<Spanned<String>>,
+    /// JSON Pointer to the partner's ticket id in the create response.
+    #[serde(default)]
+    pub id_pointer: Option<Spanned<String>>,
+    #[serde(default)]
+    pub auth: Option<RawOutboundAuth>,
+    /// Secret reference (`env:NAME`, `file:PATH`, `db:NAME`) for Standard Webhooks signing.
+    #[serde(default)]
+    pub signing_secret: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: Option<Spanned<Table>>,
+    /// Retry delays, e.g. `["1m", "5m", "15m", "1h"]`.
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<Spanned<i64>>,
+    /// Failure rate (0–1) over `alert_window` that raises an alert.
+    #[serde(default)]
+    pub alert_threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub alert_window: Option<Spanned<String>>,
+    #[serde(default)]
+    pub subscriptions: Vec<RawSubscription>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutboundAuth {
+    /// `oauth2_client_credentials`, `basic`, `api_key` or `none`.
+    #[serde(rename = "type")]
+    pub ty: Spanned<String>,
+    #[serde(default)]
+    pub token_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub client_id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub client_secret: Option<Spanned<String>>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    #[serde(default)]
+    pub password: Option<Spanned<String>>,
+    #[serde(default)]
+    pub header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscription {
+    /// Event names, or `"*"` for all.
+    pub events: Vec<Spanned<String>>,
+    /// Only tickets this partner is already bonded to (has a cross-reference for).
+    #[serde(default)]
+    pub only_bonded: bool,
+    /// Canonical field → accepted values; all must match.
+    #[serde(default)]
+    pub filter: Option<Spanned<Table>>,
+}

@@ -1,0 +1,87 @@
+//! The canonical ticket model every partner is mapped to and from.
+
+pub mod events;
+pub mod fields;
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A canonical ticket as the sync engine sees it: identity plus a flat map of canonical field
+/// values (`attributes.<name>` keys for contract-declared custom fields). Absent or `null`
+/// values mean "not set".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    pub id: i64,
+    pub number: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: String,
+    pub updated_by: String,
+    pub values: Map<String, Value>,
+}
+
+impl Ticket {
+    pub fn get(&self, field: &str) -> &Value {
+        self.values.get(field).unwrap_or(&Value::Null)
+    }
+
+    pub fn state(&self) -> &str {
+        self.get("state").as_str().unwrap_or_default()
+    }
+
+    /// The snapshot carried in outbox payloads and admin views.
+    pub fn snapshot(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("number".into(), self.number.clone().into());
+        out.insert("version".into(), self.version.into());
+        out.insert(
+            "created_at".into(),
+            crate::util::ms_to_rfc3339(self.created_at).into(),
+        );
+        out.insert(
+            "updated_at".into(),
+            crate::util::ms_to_rfc3339(self.updated_at).into(),
+        );
+        out.insert("created_by".into(), self.created_by.clone().into());
+        out.insert("updated_by".into(), self.updated_by.clone().into());
+        for (k, v) in &self.values {
+            if !v.is_null() {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// Canonical field → new value (`null` clears it). Ordered so journal rows and payloads are
+/// stable.
+pub type Changeset = BTreeMap<String, Value>;
+
+/// Kinds of journal entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalKind {
+    WorkNote,
+    Comment,
+    FieldChange,
+}
+
+impl JournalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JournalKind::WorkNote => "work_note",
+            JournalKind::Comment => "comment",
+            JournalKind::FieldChange => "field_change",
+        }
+    }
+}
+
+/// A work note or comment a partner adds with a write.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JournalInput {
+    pub kind: JournalKind,
+    pub body: String,
+    /// The partner's own id for the entry, used to drop duplicates of a retried request.
+    pub entry_id: Option<String>,
+}

@@ -1,0 +1,253 @@
+//! The `ebond` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ebond::config::Settings;
+use ebond::store::credentials::CredentialRepo;
+use ebond::{app, auth, openapi, with_conn};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ebond",
+    version,
+    about = "eBond gateway: keeps tickets in step across partners' ticketing systems"
+)]
+struct Cli {
+    /// Settings file (default: ./ebond.toml when present). EBOND_* variables override it.
+    #[arg(long, global = true, env = "EBOND_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (HTTP API).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Check contract files.
+    Contracts {
+        #[command(subcommand)]
+        command: ContractsCommand,
+    },
+    /// Write the OpenAPI documents under openapi/, or check they are current.
+    Openapi {
+        /// Fail (exit 1) when a checked-in document differs from what would be generated.
+        #[arg(long)]
+        check: bool,
+        /// Folder of the checked-in documents.
+        #[arg(long, default_value = "openapi")]
+        dir: PathBuf,
+    },
+    /// Partners and their credentials.
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
+    /// Operator credentials.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractsCommand {
+    /// Load every contract in DIR (default: the configured contracts folder) and list all errors.
+    Check { dir: Option<PathBuf> },
+}
+
+#[derive(Subcommand)]
+enum PartnerCommand {
+    /// List the partners whose contracts are loaded.
+    List,
+    /// Partner client credentials.
+    Credentials {
+        #[command(subcommand)]
+        command: CredentialsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialsCommand {
+    /// Issue a client id and secret for PARTNER (the secret is shown once).
+    Issue {
+        partner: String,
+        /// Print {"client_id": …, "client_secret": …}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Operator client credentials.
+    Credentials {
+        #[command(subcommand)]
+        command: AdminCredentialsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCredentialsCommand {
+    /// Issue an operator client id and secret (admin scope; the secret is shown once).
+    Issue {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    ebond::telemetry::init(settings.log_format);
+    match run(cli.command, settings) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(app::serve(settings))?;
+        }
+        Command::Migrate => {
+            let db = app::open_database(&settings)?;
+            println!("database {} is up to date", db.backend_name());
+        }
+        Command::Contracts {
+            command: ContractsCommand::Check { dir },
+        } => {
+            let mut settings = settings;
+            if let Some(dir) = dir {
+                settings.contracts_dir = dir;
+            }
+            match ebond::contract::load_dir(&settings.contracts_dir) {
+                Ok(registry) => {
+                    let n = registry.partners().count();
+                    println!(
+                        "{}: workflow and {n} partner contract{} OK",
+                        settings.contracts_dir.display(),
+                        if n == 1 { "" } else { "s" }
+                    );
+                    for c in registry.partners() {
+                        println!("  {} ({}), contract {}", c.id, c.file.display(), c.version);
+                    }
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    eprintln!(
+                        "{} error{} found",
+                        errors.len(),
+                        if errors.len() == 1 { "" } else { "s" }
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Openapi { check, dir } => {
+            let registry = app::load_contracts(&settings)?;
+            if check {
+                let stale = openapi::stale_documents(&dir, &registry);
+                if !stale.is_empty() {
+                    for s in &stale {
+                        eprintln!("stale: {s}");
+                    }
+                    eprintln!("run `ebond openapi` to regenerate the documents and commit them");
+                    return Ok(ExitCode::FAILURE);
+                }
+                println!("OpenAPI documents under {} are current", dir.display());
+            } else {
+                for p in openapi::write_documents(&dir, &registry)
+                    .context("writing OpenAPI documents")?
+                {
+                    println!("wrote {p}");
+                }
+            }
+        }
+        Command::Partner {
+            command: PartnerCommand::List,
+        } => {
+            let registry = app::load_contracts(&settings)?;
+            let db = app::open_database(&settings)?;
+            let mut conn = db.get()?;
+            let creds = with_conn!(&mut conn, c => c.list_credentials())?;
+            println!(
+                "{:<14} {:<44} {:<9} {:<7} {:<11} credentials",
+                "PARTNER", "NAME", "CONTRACT", "CREATE", "SUBSCRIBES"
+            );
+            for c in registry.partners() {
+                let subscribes = c
+                    .outbound
+                    .as_ref()
+                    .is_some_and(|o| !o.subscriptions.is_empty());
+                let active = creds
+                    .iter()
+                    .filter(|k| k.partner.as_deref() == Some(&c.id) && k.revoked_at.is_none())
+                    .count();
+                println!(
+                    "{:<14} {:<44} {:<9} {:<7} {:<11} {active}",
+                    c.id, c.name, c.version, c.access.create, subscribes
+                );
+            }
+        }
+        Command::Partner {
+            command:
+                PartnerCommand::Credentials {
+                    command: CredentialsCommand::Issue { partner, json },
+                },
+        } => {
+            let registry = app::load_contracts(&settings)?;
+            if registry.get(&partner).is_none() {
+                let known: Vec<&str> = registry.partners().map(|c| c.id.as_str()).collect();
+                anyhow::bail!(
+                    "no contract for partner `{partner}`; known partners: {}",
+                    known.join(", ")
+                );
+            }
+            issue(&settings, Some(&partner), json)?;
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Credentials {
+                    command: AdminCredentialsCommand::Issue { json },
+                },
+        } => {
+            issue(&settings, None, json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issue(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let db = app::open_database(settings)?;
+    let mut conn = db.get()?;
+    let iterations = settings.auth.pbkdf2_iterations;
+    let cred = with_conn!(&mut conn, c => auth::tokens::issue_credential(c, partner, iterations))?;
+    if json {
+        println!("{}", serde_json::to_string(&cred)?);
+    } else {
+        println!("client_id:     {}", cred.client_id);
+        println!("client_secret: {}", cred.client_secret);
+        eprintln!("Store the secret now: it is kept only as a hash and cannot be shown again.");
+    }
+    Ok(())
+}

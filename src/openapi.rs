@@ -1,0 +1,282 @@
+//! OpenAPI documents: the generic one from the handlers' utoipa annotations, and one per
+//! partner whose ticket schemas are generated from its contract — so the names, enums, limits
+//! and required fields a partner reads are the ones the gateway enforces.
+
+use crate::api::{self, admin, oauth, problem, tickets};
+use crate::contract::{Contract, FieldSpec, FieldType, UnknownFields, Workflow};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ebond eBond gateway",
+        description = "Validated inbound API for partners' ticketing systems. Every partner has its own \
+                       contract; its field names, values and limits are in `/api/ebond/v1/partners/{id}/openapi.json`. \
+                       Errors are RFC 9457 problem documents.",
+        version = "1.0.0"
+    ),
+    paths(
+        oauth::token,
+        tickets::create,
+        tickets::update,
+        tickets::add_work_note,
+        tickets::read,
+        tickets::list,
+        admin::transactions,
+        admin::partners,
+        api::healthz,
+        api::readyz,
+    ),
+    components(schemas(
+        problem::Problem,
+        crate::contract::inbound::FieldError,
+        tickets::TicketCreate,
+        tickets::TicketUpdate,
+        tickets::TicketFields,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "OAuth 2.0 client credentials"),
+        (name = "tickets", description = "Partners' tickets"),
+        (name = "admin", description = "Operators"),
+        (name = "ops", description = "Health"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The generic document as JSON.
+pub fn generic_document() -> Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null)
+}
+
+/// The generic document with the ticket schemas replaced by `contract`'s.
+pub fn partner_document(generic: &Value, contract: &Contract, workflow: &Workflow) -> Value {
+    let mut doc = generic.clone();
+    doc["info"]["title"] = json!(format!("ebond API for {} ({})", contract.name, contract.id));
+    doc["info"]["version"] = json!(contract.version);
+    doc["info"]["description"] = json!(describe(contract, workflow));
+    let strict = contract.unknown_fields == UnknownFields::Reject;
+    let writable: Vec<&FieldSpec> = contract
+        .fields
+        .iter()
+        .filter(|f| contract.may_write(&f.target.name()))
+        .collect();
+    let readable: Vec<&FieldSpec> = contract
+        .fields
+        .iter()
+        .filter(|f| {
+            contract.may_read(&f.target.name())
+                && !matches!(
+                    f.target,
+                    crate::contract::Target::WorkNote | crate::contract::Target::Comment
+                )
+        })
+        .collect();
+    let schemas = &mut doc["components"]["schemas"];
+    let mut create = object_schema(&writable, true, strict, false);
+    create["description"] = json!(if contract.access.create {
+        format!("A new ticket from {}.", contract.name)
+    } else {
+        format!("{} may not create tickets.", contract.name)
+    });
+    schemas["TicketCreate"] = create;
+    let mut update = object_schema(&writable, false, strict, true);
+    update["description"] = json!("Send only the fields that change; null clears a field.");
+    schemas["TicketUpdate"] = update;
+    let mut read = object_schema(&readable, false, false, true);
+    read["description"] = json!(format!("The fields {} may read.", contract.name));
+    schemas["TicketFields"] = read;
+    doc
+}
+
+fn describe(contract: &Contract, workflow: &Workflow) -> String {
+    let transitions: Vec<String> = workflow
+        .transitions
+        .iter()
+        .filter(|(f, t)| contract.may_transition(f, t))
+        .map(|(f, t)| format!("{} → {}", label(contract, f), label(contract, t)))
+        .collect();
+    format!(
+        "{}\n\nContract version {}. Allowed state transitions: {}.",
+        contract
+            .description
+            .clone()
+            .unwrap_or_else(|| contract.name.clone()),
+        contract.version,
+        if transitions.is_empty() {
+            "none".to_string()
+        } else {
+            transitions.join(", ")
+        }
+    )
+}
+
+fn label(contract: &Contract, state: &str) -> String {
+    match contract.state_outward(state) {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// A (possibly nested) object schema for `fields`, nesting by JSON Pointer.
+fn object_schema(
+    fields: &[&FieldSpec],
+    with_required: bool,
+    strict: bool,
+    nullable: bool,
+) -> Value {
+    let mut root = json!({"type": "object", "properties": {}});
+    if strict {
+        root["additionalProperties"] = json!(false);
+    }
+    for f in fields {
+        let tokens = f.pointer.tokens();
+        let mut node = &mut root;
+        for (i, token) in tokens.iter().enumerate() {
+            let last = i + 1 == tokens.len();
+            if !node["properties"].is_object() {
+                node["properties"] = json!({});
+            }
+            if with_required && f.required_on_create {
+                let req = node
+                    .as_object_mut()
+                    .map(|o| o.entry("required").or_insert_with(|| json!([])));
+                if let Some(Value::Array(list)) = req {
+                    if !list.contains(&json!(token)) {
+                        list.push(json!(token));
+                    }
+                }
+            }
+            let props = &mut node["properties"];
+            if last {
+                props[token.as_str()] = field_schema(f, nullable);
+                break;
+            }
+            if !props[token.as_str()].is_object() {
+                let mut child = json!({"type": "object", "properties": {}});
+                if strict {
+                    child["additionalProperties"] = json!(false);
+                }
+                props[token.as_str()] = child;
+            }
+            node = &mut props[token.as_str()];
+        }
+    }
+    root
+}
+
+fn field_schema(f: &FieldSpec, nullable: bool) -> Value {
+    let mut s = Map::new();
+    let base = match f.ty {
+        FieldType::String | FieldType::Text | FieldType::Enum | FieldType::Datetime => "string",
+        FieldType::Integer => "integer",
+        FieldType::Boolean => "boolean",
+    };
+    s.insert(
+        "type".into(),
+        if nullable {
+            json!([base, "null"])
+        } else {
+            json!(base)
+        },
+    );
+    if let Some(n) = f.min_length {
+        s.insert("minLength".into(), json!(n));
+    }
+    if let Some(n) = f.max_length {
+        s.insert("maxLength".into(), json!(n));
+    }
+    if let Some(n) = f.min {
+        s.insert("minimum".into(), json!(n));
+    }
+    if let Some(n) = f.max {
+        s.insert("maximum".into(), json!(n));
+    }
+    if let Some(p) = &f.pattern {
+        s.insert("pattern".into(), json!(p.as_str()));
+    }
+    if f.ty == FieldType::Enum {
+        let mut values: Vec<Value> = f.values.iter().map(|(p, _)| json!(p)).collect();
+        if nullable {
+            values.push(Value::Null);
+        }
+        s.insert("enum".into(), Value::Array(values));
+    }
+    let mut desc = format!("Maps to canonical `{}`.", f.target.name());
+    if f.ty == FieldType::Datetime {
+        match &f.format {
+            None => {
+                s.insert("format".into(), json!("date-time"));
+            }
+            Some(fmt) => desc.push_str(&format!(" Format `{fmt}`, UTC.")),
+        }
+    }
+    if let Some(d) = &f.description {
+        desc = format!("{d} {desc}");
+    }
+    s.insert("description".into(), json!(desc));
+    Value::Object(s)
+}
+
+/// The documents checked in under `openapi/`: (relative path, pretty JSON).
+pub fn checked_in_documents(registry: &crate::contract::Registry) -> Vec<(String, String)> {
+    let generic = generic_document();
+    let mut out = vec![("ebond.json".to_string(), pretty(&generic))];
+    for c in registry.partners() {
+        out.push((
+            format!("partners/{}.json", c.id),
+            pretty(&partner_document(&generic, c, &registry.workflow)),
+        ));
+    }
+    out
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Writes the documents under `dir`; returns the paths written.
+pub fn write_documents(
+    dir: &Path,
+    registry: &crate::contract::Registry,
+) -> std::io::Result<Vec<String>> {
+    let mut written = Vec::new();
+    for (rel, text) in checked_in_documents(registry) {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
+}
+
+/// Paths under `dir` whose content differs from what the code and contracts generate.
+pub fn stale_documents(dir: &Path, registry: &crate::contract::Registry) -> Vec<String> {
+    checked_in_documents(registry)
+        .into_iter()
+        .filter(|(rel, text)| {
+            std::fs::read_to_string(dir.join(rel)).ok().as_deref() != Some(text.as_str())
+        })
+        .map(|(rel, _)| dir.join(rel).display().to_string())
+        .collect()
+}

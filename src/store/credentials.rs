@@ -1,0 +1,59 @@
+//! Client credentials (secret stored only as a slow hash) and access tokens (stored only as a
+//! SHA-256 hash).
+
+use super::models::*;
+use super::schema::*;
+use diesel::prelude::*;
+
+pub trait CredentialRepo {
+    fn insert_credential(&mut self, row: &NewCredential) -> QueryResult<()>;
+    fn credential_by_client_id(&mut self, client_id: &str) -> QueryResult<Option<CredentialRow>>;
+    fn insert_token(&mut self, row: &AccessTokenRow) -> QueryResult<()>;
+    /// The live token with this hash whose credential is not revoked.
+    fn live_token(&mut self, token_hash: &str, now: i64) -> QueryResult<Option<AccessTokenRow>>;
+    fn purge_expired_tokens(&mut self, now: i64) -> QueryResult<usize>;
+    fn list_credentials(&mut self) -> QueryResult<Vec<CredentialRow>>;
+}
+
+macro_rules! impl_for_backends {
+    ($($conn:ty),*) => {$(
+impl CredentialRepo for $conn {
+    fn insert_credential(&mut self, row: &NewCredential) -> QueryResult<()> {
+        diesel::insert_into(credentials::table).values(row).execute(self).map(|_| ())
+    }
+
+    fn credential_by_client_id(&mut self, client_id: &str) -> QueryResult<Option<CredentialRow>> {
+        credentials::table
+            .filter(credentials::client_id.eq(client_id))
+            .select(CredentialRow::as_select())
+            .first(self)
+            .optional()
+    }
+
+    fn insert_token(&mut self, row: &AccessTokenRow) -> QueryResult<()> {
+        diesel::insert_into(access_tokens::table).values(row).execute(self).map(|_| ())
+    }
+
+    fn live_token(&mut self, token_hash: &str, now: i64) -> QueryResult<Option<AccessTokenRow>> {
+        access_tokens::table
+            .inner_join(credentials::table)
+            .filter(access_tokens::token_hash.eq(token_hash))
+            .filter(access_tokens::expires_at.gt(now))
+            .filter(credentials::revoked_at.is_null())
+            .select(AccessTokenRow::as_select())
+            .first(self)
+            .optional()
+    }
+
+    fn purge_expired_tokens(&mut self, now: i64) -> QueryResult<usize> {
+        diesel::delete(access_tokens::table.filter(access_tokens::expires_at.le(now))).execute(self)
+    }
+
+    fn list_credentials(&mut self) -> QueryResult<Vec<CredentialRow>> {
+        credentials::table.order(credentials::id).select(CredentialRow::as_select()).load(self)
+    }
+}
+    )*};
+}
+
+impl_for_backends!(diesel::SqliteConnection, diesel::PgConnection);

@@ -1,0 +1,151 @@
+//! Diesel table definitions, written to match `migrations/{sqlite,postgres}`.
+//! Both backends share these definitions; timestamps are Unix epoch milliseconds.
+
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    tickets (id) {
+        id -> BigInt,
+        number -> Text,
+        kind -> Text,
+        short_description -> Nullable<Text>,
+        description -> Nullable<Text>,
+        category -> Nullable<Text>,
+        subcategory -> Nullable<Text>,
+        impact -> Nullable<BigInt>,
+        urgency -> Nullable<BigInt>,
+        priority -> Nullable<BigInt>,
+        state -> Text,
+        hold_reason -> Nullable<Text>,
+        assignment_group -> Nullable<Text>,
+        assigned_to -> Nullable<Text>,
+        caller -> Nullable<Text>,
+        configuration_item -> Nullable<Text>,
+        resolution_code -> Nullable<Text>,
+        resolution_notes -> Nullable<Text>,
+        estimated_completion -> Nullable<Text>,
+        sla_due -> Nullable<Text>,
+        attributes -> Text,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        created_by -> Text,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    journal (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        kind -> Text,
+        author_partner -> Text,
+        partner_entry_id -> Nullable<Text>,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    xrefs (id) {
+        id -> BigInt,
+        partner -> Text,
+        partner_ticket_id -> Nullable<Text>,
+        ticket_id -> BigInt,
+        active -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    transactions (id) {
+        id -> BigInt,
+        at -> BigInt,
+        partner -> Nullable<Text>,
+        request_id -> Text,
+        method -> Text,
+        path -> Text,
+        payload_sha256 -> Text,
+        result -> Text,
+        status -> Integer,
+        error_codes -> Text,
+        ticket_id -> Nullable<BigInt>,
+        ticket_number -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        partner -> Text,
+        ticket_id -> BigInt,
+        event -> Text,
+        delivery_id -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        lease_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (partner, key) {
+        partner -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        response_body -> Text,
+        ticket_id -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    credentials (id) {
+        id -> BigInt,
+        client_id -> Text,
+        secret_hash -> Text,
+        partner -> Nullable<Text>,
+        scope -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    access_tokens (token_hash) {
+        token_hash -> Text,
+        credential_id -> BigInt,
+        partner -> Nullable<Text>,
+        scope -> Text,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(journal -> tickets (ticket_id));
+diesel::joinable!(xrefs -> tickets (ticket_id));
+diesel::joinable!(outbox -> tickets (ticket_id));
+diesel::joinable!(access_tokens -> credentials (credential_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    counters,
+    tickets,
+    journal,
+    xrefs,
+    transactions,
+    outbox,
+    idempotency_keys,
+    credentials,
+    access_tokens,
+);

@@ -1,0 +1,155 @@
+//! Which partners hear about a change: one outbox row for every other partner whose
+//! subscription matches, never for the originator; `recalled` for a partner a ticket moved
+//! away from.
+
+use crate::contract::{Contract, Registry};
+use crate::domain::events::Event;
+use crate::domain::{JournalInput, Ticket};
+use crate::store::models::{NewOutbox, NewXref};
+use crate::store::tickets::TicketRepo;
+use serde_json::{json, Map, Value};
+
+/// What changed in one write, as fan-out sees it.
+pub struct Change<'a> {
+    pub origin: &'a str,
+    pub request_id: &'a str,
+    pub before: Option<&'a Ticket>,
+    pub after: &'a Ticket,
+    pub events: &'a [Event],
+    pub journal: &'a [JournalInput],
+    pub now: i64,
+}
+
+/// Is `partner` interested in a ticket with these values (ignoring event types)?
+fn interested(contract: &Contract, values: &Map<String, Value>, bonded: bool) -> bool {
+    contract.outbound.as_ref().is_some_and(|o| {
+        o.subscriptions
+            .iter()
+            .any(|s| s.filter_matches(values) && (!s.only_bonded || bonded))
+    })
+}
+
+/// Writes the outbox rows (and pending cross-references) for one change; returns the rows'
+/// partners in order, for logging.
+pub fn fan_out<C: TicketRepo>(
+    c: &mut C,
+    registry: &Registry,
+    change: &Change,
+) -> Result<Vec<String>, diesel::result::Error> {
+    let mut rows = Vec::new();
+    for partner in registry.partners() {
+        if partner.id == change.origin {
+            continue;
+        }
+        let Some(outbound) = &partner.outbound else {
+            continue;
+        };
+        let xref = c.xref_for(&partner.id, change.after.id)?;
+        let bonded = xref.as_ref().is_some_and(|x| x.active);
+        let mut events: Vec<Event> = change
+            .events
+            .iter()
+            .copied()
+            .filter(|e| {
+                outbound.subscriptions.iter().any(|s| {
+                    s.events.contains(e)
+                        && s.filter_matches(&change.after.values)
+                        && (!s.only_bonded || bonded)
+                })
+            })
+            .collect();
+        let recalled = match change.before {
+            Some(before) => {
+                bonded
+                    && interested(partner, &before.values, bonded)
+                    && !interested(partner, &change.after.values, bonded)
+            }
+            None => false,
+        };
+        if recalled {
+            if let Some(x) = &xref {
+                c.update_xref(x.id, x.partner_ticket_id.as_deref(), false, change.now)?;
+            }
+            if !outbound
+                .subscriptions
+                .iter()
+                .any(|s| s.events.contains(&Event::Recalled))
+            {
+                continue;
+            }
+            events = vec![Event::Recalled];
+        }
+        if events.is_empty() {
+            continue;
+        }
+        if !recalled {
+            // The partner now shares the ticket: it may read it and address it by number
+            // until its own id arrives (from the first push, or from the partner itself).
+            match &xref {
+                None => c.insert_xref(&NewXref {
+                    partner: &partner.id,
+                    partner_ticket_id: None,
+                    ticket_id: change.after.id,
+                    active: true,
+                    created_at: change.now,
+                    updated_at: change.now,
+                })?,
+                Some(x) if !x.active => {
+                    c.update_xref(x.id, x.partner_ticket_id.as_deref(), true, change.now)?
+                }
+                Some(_) => {}
+            }
+        }
+        rows.push(outbox_row(&partner.id, change, &events));
+    }
+    let partners = rows.iter().map(|r| r.partner.clone()).collect();
+    c.insert_outbox(&rows)?;
+    Ok(partners)
+}
+
+fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> NewOutbox {
+    let delivery_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+    let changes: Map<String, Value> = match change.before {
+        Some(before) => {
+            let mut keys: Vec<&String> = before
+                .values
+                .keys()
+                .chain(change.after.values.keys())
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .filter(|k| before.get(k) != change.after.get(k))
+                .map(|k| {
+                    (
+                        k.clone(),
+                        json!({"from": before.get(k), "to": change.after.get(k)}),
+                    )
+                })
+                .collect()
+        }
+        None => Map::new(),
+    };
+    let headline = events.iter().min().copied().unwrap_or(Event::Updated);
+    let payload = json!({
+        "delivery_id": delivery_id,
+        "event": headline.as_str(),
+        "events": events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "origin": {"partner": change.origin, "request_id": change.request_id},
+        "ticket": change.after.snapshot(),
+        "changes": changes,
+        "journal": change.journal,
+    });
+    NewOutbox {
+        partner: partner.to_string(),
+        ticket_id: change.after.id,
+        event: headline.as_str().to_string(),
+        delivery_id,
+        payload: payload.to_string(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: change.now,
+        created_at: change.now,
+        updated_at: change.now,
+    }
+}

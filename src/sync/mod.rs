@@ -1,0 +1,68 @@
+//! The sync engine: applies a partner's validated, mapped command to the canonical store in
+//! one transaction (workflow rules, optimistic concurrency, journal, cross-reference, events,
+//! outbox fan-out, audit row, idempotency record) and answers reads.
+//!
+//! [`write::apply`] is one function over a connection so that a batching writer can later run
+//! many commands in one transaction, each behind a savepoint.
+
+pub mod fanout;
+pub mod read;
+pub mod write;
+
+use crate::contract::workflow::WorkflowViolation;
+use crate::store::StoreError;
+
+/// Domain refusals of a write or read, plus storage failures. Mapped to HTTP in
+/// `api::problem`, and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no ticket `{reference}` is shared with this partner")]
+    NotFound { reference: String },
+    #[error("this partner may not create tickets")]
+    CreateForbidden,
+    #[error("ticket `{partner_ticket_id}` already exists as {number}")]
+    Duplicate {
+        partner_ticket_id: String,
+        number: String,
+    },
+    #[error("partner ticket id `{partner_ticket_id}` already refers to {number}")]
+    PartnerIdTaken {
+        partner_ticket_id: String,
+        number: String,
+    },
+    #[error("this ticket is already bonded as `{current}`; a partner ticket id cannot change")]
+    PartnerIdImmutable { current: String, field: String },
+    #[error("this partner may not move a ticket from `{from}` to `{to}`")]
+    TransitionForbidden {
+        from: String,
+        to: String,
+        allowed: Vec<String>,
+    },
+    #[error("workflow violation")]
+    Workflow(WorkflowViolation),
+    #[error("state `{state}` requires {fields:?}")]
+    MissingRequired { state: String, fields: Vec<String> },
+    #[error("the ticket is at version {current}, not {given}")]
+    StaleVersion { current: i64, given: i64 },
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+    #[error("the work-notes endpoint needs write access to work_note")]
+    WorkNoteForbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for SyncError {
+    fn from(e: diesel::result::Error) -> Self {
+        SyncError::Store(StoreError::Query(e))
+    }
+}
+
+/// Request facts every audit row carries.
+#[derive(Debug, Clone)]
+pub struct AuditInfo {
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub payload_sha256: String,
+}

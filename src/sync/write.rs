@@ -1,0 +1,507 @@
+//! One inbound write, start to commit, as a single function over a connection.
+
+use super::fanout::{fan_out, Change};
+use super::read::resolve;
+use super::{AuditInfo, SyncError};
+use crate::contract::inbound::Mapped;
+use crate::contract::workflow::derive_priority;
+use crate::contract::{Contract, Registry};
+use crate::domain::events::{self, Event};
+use crate::domain::{JournalInput, JournalKind, Ticket};
+use crate::store::audit::AuditRepo;
+use crate::store::is_unique_violation;
+use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, TransactionRow};
+use crate::store::tickets::TicketRepo;
+use serde_json::{json, Map, Value};
+
+/// What the partner asked for.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Create,
+    /// Update the ticket the partner calls `reference`.
+    Update {
+        reference: String,
+    },
+}
+
+/// A validated, mapped write ready to be applied.
+pub struct WriteCommand<'a> {
+    pub registry: &'a Registry,
+    pub contract: &'a Contract,
+    pub op: WriteOp,
+    pub mapped: Mapped,
+    /// Version from `If-Match`, when given.
+    pub if_match: Option<i64>,
+    pub idempotency: Option<IdempotencyKey>,
+    pub audit: AuditInfo,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The answer to give the partner (already committed).
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub status: u16,
+    pub body: Value,
+    pub ticket_number: String,
+    pub version: i64,
+    /// Replayed from an earlier request with the same Idempotency-Key.
+    pub replayed: bool,
+    /// Partners an outbox row was written for.
+    pub fanned_out_to: Vec<String>,
+}
+
+/// Applies `cmd` on `c`, which must already be inside a transaction.
+pub fn apply<C: TicketRepo + AuditRepo>(
+    c: &mut C,
+    cmd: WriteCommand,
+) -> Result<WriteOutcome, SyncError> {
+    let partner = cmd.contract.id.as_str();
+    if let Some(idem) = &cmd.idempotency {
+        if let Some(prev) = c.idempotency_get(partner, &idem.key)? {
+            if prev.request_hash != idem.request_hash {
+                return Err(SyncError::IdempotencyMismatch);
+            }
+            let body: Value = serde_json::from_str(&prev.response_body).unwrap_or(Value::Null);
+            let number = body
+                .get("number")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let version = body
+                .get("version")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            audit_row(
+                c,
+                &cmd,
+                "replayed",
+                prev.status as u16,
+                prev.ticket_id,
+                Some(&number),
+            )?;
+            return Ok(WriteOutcome {
+                status: prev.status as u16,
+                body,
+                ticket_number: number,
+                version,
+                replayed: true,
+                fanned_out_to: vec![],
+            });
+        }
+    }
+    let (status, before, after, journal, partner_ticket_id) = match &cmd.op {
+        WriteOp::Create => create(c, &cmd)?,
+        WriteOp::Update { reference } => update(c, &cmd, reference)?,
+    };
+    let Some(after) = after else {
+        // Nothing changed: no version bump, no journal, no outbox.
+        let body = response_body(cmd.contract, &before, partner_ticket_id.as_deref());
+        return finish(c, &cmd, status, body, &before, vec![]);
+    };
+    let workflow = &cmd.registry.workflow;
+    let changed: Vec<&str> = changed_fields(before_values(status, &before), &after.values);
+    let state_before = (status != 201).then(|| (before.state(), workflow.category(before.state())));
+    let evs = events::derive(
+        state_before,
+        (after.state(), workflow.category(after.state())),
+        &changed,
+        &journal,
+    );
+    let change = Change {
+        origin: partner,
+        request_id: &cmd.audit.request_id,
+        before: (status != 201).then_some(&before),
+        after: &after,
+        events: &evs,
+        journal: &journal,
+        now: cmd.now,
+    };
+    let fanned_out_to = fan_out(c, cmd.registry, &change)?;
+    tracing::info!(
+        ticket = %after.number,
+        version = after.version,
+        events = ?evs.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        outbox = ?fanned_out_to,
+        "write applied"
+    );
+    let body = response_body(cmd.contract, &after, partner_ticket_id.as_deref());
+    let mut outcome = finish(c, &cmd, status, body, &after, fanned_out_to.clone())?;
+    outcome.fanned_out_to = fanned_out_to;
+    Ok(outcome)
+}
+
+type Applied = (
+    u16,
+    Ticket,
+    Option<Ticket>,
+    Vec<JournalInput>,
+    Option<String>,
+);
+
+fn before_values(status: u16, before: &Ticket) -> &Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    if status == 201 {
+        EMPTY.get_or_init(Map::new)
+    } else {
+        &before.values
+    }
+}
+
+fn changed_fields<'a>(before: &Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
+    after
+        .iter()
+        .filter(|(k, v)| {
+            before.get(*k).unwrap_or(&Value::Null) != *v
+                && !(v.is_null() && !before.contains_key(*k))
+        })
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncError> {
+    let contract = cmd.contract;
+    if !contract.access.create {
+        return Err(SyncError::CreateForbidden);
+    }
+    let workflow = &cmd.registry.workflow;
+    // Validation guarantees it on create (the contract requires the field).
+    let pid = cmd.mapped.partner_ticket_id.clone().unwrap_or_default();
+    if let Some(existing) = c.xref_by_partner_id(&contract.id, &pid)? {
+        let number = c
+            .ticket_by_id(existing.ticket_id)?
+            .map(|t| t.number)
+            .unwrap_or_default();
+        return Err(SyncError::Duplicate {
+            partner_ticket_id: pid,
+            number,
+        });
+    }
+    let mut values: Map<String, Value> = Map::new();
+    values.insert("kind".into(), contract.default_kind.clone().into());
+    let initial = workflow.initial.first().cloned().unwrap_or_default();
+    values.insert("state".into(), initial.into());
+    for (k, v) in &cmd.mapped.changes {
+        if !v.is_null() {
+            values.insert(k.clone(), v.clone());
+        }
+    }
+    let state = values
+        .get("state")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    workflow
+        .check_initial(&state)
+        .map_err(SyncError::Workflow)?;
+    derive_priority_if_needed(contract, cmd, &mut values);
+    check_required(contract, workflow, &state, &values)?;
+
+    let number = c.next_ticket_number()?;
+    let mut ticket = Ticket {
+        id: 0,
+        number,
+        version: 1,
+        created_at: cmd.now,
+        updated_at: cmd.now,
+        created_by: contract.id.clone(),
+        updated_by: contract.id.clone(),
+        values,
+    };
+    ticket.id = c.insert_ticket(&TicketRow::from_ticket(&ticket))?;
+    let xref = NewXref {
+        partner: &contract.id,
+        partner_ticket_id: Some(&pid),
+        ticket_id: ticket.id,
+        active: true,
+        created_at: cmd.now,
+        updated_at: cmd.now,
+    };
+    c.insert_xref(&xref)
+        .map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
+    let journal = write_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
+    Ok((201, ticket.clone(), Some(ticket), journal, Some(pid)))
+}
+
+fn update<C: TicketRepo>(
+    c: &mut C,
+    cmd: &WriteCommand,
+    reference: &str,
+) -> Result<Applied, SyncError> {
+    let contract = cmd.contract;
+    let workflow = &cmd.registry.workflow;
+    let (_, xref) = resolve(c, &contract.id, reference)?;
+    c.lock_ticket(xref.ticket_id)?;
+    // Re-read under the lock: the row may have changed since it was resolved.
+    let before = c
+        .ticket_by_id(xref.ticket_id)?
+        .ok_or_else(|| SyncError::NotFound {
+            reference: reference.to_string(),
+        })?
+        .into_ticket()?;
+    if let Some(given) = cmd.if_match {
+        if given != before.version {
+            return Err(SyncError::StaleVersion {
+                current: before.version,
+                given,
+            });
+        }
+    }
+
+    let mut values = before.values.clone();
+    for (k, v) in &cmd.mapped.changes {
+        if v.is_null() {
+            values.remove(k);
+        } else {
+            values.insert(k.clone(), v.clone());
+        }
+    }
+    derive_priority_if_needed(contract, cmd, &mut values);
+    let from = before.state().to_string();
+    let to = values
+        .get("state")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if from != to {
+        workflow
+            .check_transition(&from, &to)
+            .map_err(SyncError::Workflow)?;
+        if !contract.may_transition(&from, &to) {
+            let allowed = workflow
+                .transitions
+                .iter()
+                .filter(|(f, t)| *f == from && contract.may_transition(f, t))
+                .map(|(_, t)| t.clone())
+                .collect();
+            return Err(SyncError::TransitionForbidden { from, to, allowed });
+        }
+        check_required(contract, workflow, &to, &values)?;
+    }
+
+    // Bond the partner's own ticket id when it tells us (e.g. an MSP's ticket number).
+    let mut pid = xref.partner_ticket_id.clone();
+    if let Some(new_pid) = &cmd.mapped.partner_ticket_id {
+        match &xref.partner_ticket_id {
+            Some(current) if current != new_pid => {
+                return Err(SyncError::PartnerIdImmutable {
+                    current: current.clone(),
+                    field: contract.partner_name_of(crate::domain::fields::PARTNER_TICKET_ID),
+                })
+            }
+            Some(_) => {}
+            None => {
+                if let Some(other) = c.xref_by_partner_id(&contract.id, new_pid)? {
+                    let number = c
+                        .ticket_by_id(other.ticket_id)?
+                        .map(|t| t.number)
+                        .unwrap_or_default();
+                    return Err(SyncError::PartnerIdTaken {
+                        partner_ticket_id: new_pid.clone(),
+                        number,
+                    });
+                }
+                c.update_xref(xref.id, Some(new_pid), true, cmd.now)
+                    .map_err(|e| duplicate_or(e, new_pid, &before.number))?;
+                pid = Some(new_pid.clone());
+            }
+        }
+    }
+
+    let journal = write_journal(c, cmd, &before, &cmd.mapped.journal)?;
+    let fields_changed = values != before.values;
+    if !fields_changed && journal.is_empty() {
+        return Ok((200, before, None, journal, pid));
+    }
+    let after = Ticket {
+        version: before.version + 1,
+        updated_at: cmd.now,
+        updated_by: contract.id.clone(),
+        values,
+        ..before.clone()
+    };
+    c.update_ticket(&TicketRow::from_ticket(&after))?;
+    if fields_changed {
+        let changes: Map<String, Value> = changed_fields(&before.values, &after.values)
+            .into_iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    json!({"from": before.get(k), "to": after.get(k)}),
+                )
+            })
+            .collect();
+        c.insert_journal(&NewJournal {
+            ticket_id: after.id,
+            kind: JournalKind::FieldChange.as_str(),
+            author_partner: &contract.id,
+            partner_entry_id: None,
+            body: &Value::Object(changes).to_string(),
+            created_at: cmd.now,
+        })?;
+    }
+    Ok((200, before, Some(after), journal, pid))
+}
+
+/// Appends work notes and comments, dropping entries the partner already sent (same entry id).
+fn write_journal<C: TicketRepo>(
+    c: &mut C,
+    cmd: &WriteCommand,
+    ticket: &Ticket,
+    entries: &[JournalInput],
+) -> Result<Vec<JournalInput>, SyncError> {
+    let mut written = Vec::new();
+    for e in entries {
+        if let Some(id) = &e.entry_id {
+            if c.journal_entry_exists(ticket.id, &cmd.contract.id, id)? {
+                continue;
+            }
+        }
+        c.insert_journal(&NewJournal {
+            ticket_id: ticket.id,
+            kind: e.kind.as_str(),
+            author_partner: &cmd.contract.id,
+            partner_entry_id: e.entry_id.as_deref(),
+            body: &e.body,
+            created_at: cmd.now,
+        })?;
+        written.push(e.clone());
+    }
+    Ok(written)
+}
+
+/// Priority follows impact × urgency unless the writer set it explicitly.
+fn derive_priority_if_needed(
+    contract: &Contract,
+    cmd: &WriteCommand,
+    values: &mut Map<String, Value>,
+) {
+    let touched =
+        cmd.mapped.changes.contains_key("impact") || cmd.mapped.changes.contains_key("urgency");
+    if !touched || cmd.mapped.changes.contains_key("priority") {
+        return;
+    }
+    let matrix = contract
+        .priority_matrix
+        .unwrap_or(cmd.registry.workflow.priority_matrix);
+    let impact = values.get("impact").and_then(Value::as_i64);
+    let urgency = values.get("urgency").and_then(Value::as_i64);
+    if let (Some(i), Some(u)) = (impact, urgency) {
+        if let Some(p) = derive_priority(&matrix, i, u) {
+            values.insert("priority".into(), p.into());
+        }
+    }
+}
+
+fn check_required(
+    contract: &Contract,
+    workflow: &crate::contract::Workflow,
+    state: &str,
+    values: &Map<String, Value>,
+) -> Result<(), SyncError> {
+    let missing = workflow.missing_required(state, values);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(SyncError::MissingRequired {
+        state: state.to_string(),
+        fields: missing
+            .iter()
+            .map(|f| contract.partner_name_of(f))
+            .collect(),
+    })
+}
+
+fn duplicate_or(e: diesel::result::Error, pid: &str, number: &str) -> SyncError {
+    if is_unique_violation(&e) {
+        SyncError::PartnerIdTaken {
+            partner_ticket_id: pid.to_string(),
+            number: number.to_string(),
+        }
+    } else {
+        e.into()
+    }
+}
+
+/// The write response: identity, version and state in the partner's vocabulary.
+fn response_body(contract: &Contract, t: &Ticket, partner_ticket_id: Option<&str>) -> Value {
+    json!({
+        "number": t.number,
+        "partner_ticket_id": partner_ticket_id,
+        "state": contract.state_outward(t.state()),
+        "version": t.version,
+        "updated_at": crate::util::ms_to_rfc3339(t.updated_at),
+    })
+}
+
+fn finish<C: TicketRepo + AuditRepo>(
+    c: &mut C,
+    cmd: &WriteCommand,
+    status: u16,
+    body: Value,
+    ticket: &Ticket,
+    fanned_out_to: Vec<String>,
+) -> Result<WriteOutcome, SyncError> {
+    audit_row(
+        c,
+        cmd,
+        "accepted",
+        status,
+        Some(ticket.id),
+        Some(&ticket.number),
+    )?;
+    if let Some(idem) = &cmd.idempotency {
+        c.idempotency_put(&IdempotencyRow {
+            partner: cmd.contract.id.clone(),
+            key: idem.key.clone(),
+            request_hash: idem.request_hash.clone(),
+            status: i32::from(status),
+            response_body: body.to_string(),
+            ticket_id: Some(ticket.id),
+            created_at: cmd.now,
+        })?;
+    }
+    Ok(WriteOutcome {
+        status,
+        body,
+        ticket_number: ticket.number.clone(),
+        version: ticket.version,
+        replayed: false,
+        fanned_out_to,
+    })
+}
+
+fn audit_row<C: AuditRepo>(
+    c: &mut C,
+    cmd: &WriteCommand,
+    result: &str,
+    status: u16,
+    ticket_id: Option<i64>,
+    number: Option<&str>,
+) -> Result<(), SyncError> {
+    c.insert_transaction(&TransactionRow {
+        id: 0,
+        at: cmd.now,
+        partner: Some(cmd.contract.id.clone()),
+        request_id: cmd.audit.request_id.clone(),
+        method: cmd.audit.method.clone(),
+        path: cmd.audit.path.clone(),
+        payload_sha256: cmd.audit.payload_sha256.clone(),
+        result: result.to_string(),
+        status: i32::from(status),
+        error_codes: String::new(),
+        ticket_id,
+        ticket_number: number.map(str::to_string),
+    })?;
+    Ok(())
+}
+
+/// Event names for logs and tests.
+pub fn event_names(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.as_str()).collect()
+}

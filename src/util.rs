@@ -1,0 +1,33 @@
+//! Small helpers shared by several modules: time, hashing, random identifiers.
+
+use base64::Engine;
+
+/// Current time as Unix epoch milliseconds (the unit of every timestamp column).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(openssl::sha::sha256(data))
+}
+
+/// `n` bytes from the OpenSSL CSPRNG, URL-safe base64 without padding.
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    // rand_bytes only fails when the CSPRNG cannot be seeded, which is fatal for a gateway.
+    openssl::rand::rand_bytes(&mut buf).expect("OpenSSL CSPRNG unavailable");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Constant-time equality for secrets and hashes.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
