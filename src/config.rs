@@ -17,6 +17,8 @@ pub struct Settings {
     pub contracts_dir: PathBuf,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
     pub limits: Limits,
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
@@ -66,6 +68,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             contracts_dir: PathBuf::from("./contracts"),
             log_format: LogFormat::Text,
+            workers: 0,
             limits: Limits::default(),
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
@@ -177,6 +180,9 @@ impl Settings {
                     })
                 }
             };
+        }
+        if let Some(v) = get("EBOND_WORKERS") {
+            self.workers = parse("EBOND_WORKERS", v)?;
         }
         if let Some(v) = get("EBOND_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = parse("EBOND_MAX_BODY_BYTES", v)?;

@@ -42,18 +42,19 @@ impl AppState {
 
 /// Starts serving on `listener` (already bound). The returned server runs when awaited.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let workers = state.settings.workers;
     let state = web::Data::new(state);
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(from_fn(context::middleware))
             .configure(routes)
             .default_service(web::to(not_found))
-    })
-    .listen(listener)?
-    .shutdown_timeout(10)
-    .run();
-    Ok(server)
+    });
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.shutdown_timeout(10).run())
 }
 
 /// Every route of the gateway.

@@ -483,10 +483,10 @@ fn compile_contract(
     }
     for w in raw.access.write.iter().chain(raw.access.read.iter()) {
         let t = w.get_ref();
-        if parse_target(t).is_some()
-            && !fields.iter().any(|f| f.target.name() == *t)
-            && raw.rules.iter().all(|r| r.target.get_ref() != t)
-        {
+        // Compared with the raw fields, so a field refused above does not cascade into this.
+        let mapped = raw.fields.iter().any(|f| f.canonical.get_ref() == t)
+            || raw.rules.iter().any(|r| r.target.get_ref() == t);
+        if parse_target(t).is_some() && !mapped {
             loc.at(
                 w,
                 format!("`{t}` is listed in [access] but no [[fields]] entry or rule maps it"),
@@ -659,7 +659,10 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
                 .unwrap_or_default();
             let canonical_matches = match &cv {
                 Value::String(s) => s == canonical,
-                other => other.to_string() == *canonical,
+                other => {
+                    other.as_i64().is_some_and(|n| canonical.parse::<i64>() == Ok(n))
+                        || other.as_bool().is_some_and(|b| canonical.parse::<bool>() == Ok(b))
+                }
             };
             if !canonical_matches {
                 loc.at(

@@ -1,0 +1,122 @@
+//! Broken contracts are refused with file, line, column and an actionable message; the CLI
+//! lists every error and exits non-zero.
+
+use crate::helpers::repo_path;
+use std::path::Path;
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo_path("contracts/workflow.toml"), dir.path().join("workflow.toml")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+const GOOD: &str = r#"
+[partner]
+id = "p1"
+name = "P1"
+contract_version = "1"
+
+[[fields]]
+pointer = "/id"
+canonical = "partner_ticket_id"
+type = "string"
+required_on_create = true
+
+[[fields]]
+pointer = "/title"
+canonical = "short_description"
+type = "string"
+
+[access]
+write = ["partner_ticket_id", "short_description"]
+read = ["short_description"]
+"#;
+
+fn errors(dir: &Path) -> Vec<String> {
+    match ebond::contract::load_dir(dir) {
+        Ok(_) => vec![],
+        Err(e) => e.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn example_contracts_load() {
+    let reg = ebond::contract::load_dir(&repo_path("contracts")).expect("examples load");
+    assert_eq!(reg.partners().count(), 3);
+}
+
+#[test]
+fn a_good_minimal_contract_loads() {
+    let d = dir_with(&[("p1.toml", GOOD)]);
+    assert!(errors(d.path()).is_empty(), "{:?}", errors(d.path()));
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let d = dir_with(&[("p1.toml", "[partner]\nid = \"p1\nname = 1\n")]);
+    let e = errors(d.path());
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("p1.toml:2:"), "{e:?}");
+}
+
+#[test]
+fn unknown_key_and_unknown_canonical_field_are_located() {
+    let text = GOOD.replace("canonical = \"short_description\"", "canonical = \"short_desc\"");
+    let d = dir_with(&[("p1.toml", &text)]);
+    let e = errors(d.path());
+    assert!(e.iter().any(|m| m.contains("p1.toml:15:13: unknown canonical field `short_desc`")), "{e:?}");
+    let text = GOOD.replace("type = \"string\"\n\n[access]", "type = \"string\"\ncolour = \"red\"\n\n[access]");
+    let d = dir_with(&[("p1.toml", &text)]);
+    let e = errors(d.path());
+    assert!(e.iter().any(|m| m.contains("p1.toml:17:") && m.contains("colour")), "{e:?}");
+}
+
+#[test]
+fn bad_value_map_and_transition_with_unknown_state() {
+    // `transitions` lands in [access], the last table of GOOD.
+    let text = format!(
+        "{GOOD}transitions = [\"new -> limbo\"]\n\n[[fields]]\npointer = \"/st\"\ncanonical = \"state\"\ntype = \"enum\"\nvalues = {{ \"A\" = \"nowhere\" }}\n"
+    );
+    let d = dir_with(&[("p1.toml", &text)]);
+    let e = errors(d.path());
+    assert!(e.iter().any(|m| m.contains("unknown state `limbo`")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("bad value map") && m.contains("nowhere")), "{e:?}");
+    assert!(e.len() >= 2, "all errors at once: {e:?}");
+}
+
+#[test]
+fn duplicate_partner_id_and_clear_secret() {
+    let second = GOOD.replace("name = \"P1\"", "name = \"P1 again\"");
+    let with_secret = format!(
+        "{}\n[outbound]\ncreate_url = \"https://x.example/t\"\n[outbound.auth]\ntype = \"basic\"\nusername = \"u\"\npassword = \"hunter2\"\n",
+        GOOD.replace("id = \"p1\"", "id = \"p3\"")
+    );
+    let d = dir_with(&[("p1.toml", GOOD), ("p2.toml", &second), ("p3.toml", &with_secret)]);
+    let e = errors(d.path());
+    assert!(e.iter().any(|m| m.contains("p2.toml:3:6: duplicate partner id `p1`")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("p3.toml") && m.contains("secret given in clear")), "{e:?}");
+    assert!(!e.iter().any(|m| m.contains("hunter2")), "the secret is not echoed: {e:?}");
+}
+
+#[test]
+fn cli_check_lists_errors_and_fails() {
+    let text = GOOD.replace("canonical = \"short_description\"", "canonical = \"short_desc\"");
+    let d = dir_with(&[("p1.toml", &text)]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
+        .args(["contracts", "check"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown canonical field `short_desc`") && err.contains("errors found"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
+        .args(["contracts", "check"])
+        .arg(repo_path("contracts"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
