@@ -660,8 +660,12 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
             let canonical_matches = match &cv {
                 Value::String(s) => s == canonical,
                 other => {
-                    other.as_i64().is_some_and(|n| canonical.parse::<i64>() == Ok(n))
-                        || other.as_bool().is_some_and(|b| canonical.parse::<bool>() == Ok(b))
+                    other
+                        .as_i64()
+                        .is_some_and(|n| canonical.parse::<i64>() == Ok(n))
+                        || other
+                            .as_bool()
+                            .is_some_and(|b| canonical.parse::<bool>() == Ok(b))
                 }
             };
             if !canonical_matches {

@@ -218,7 +218,10 @@ impl Db {
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
+        // Keep the request's span (request id, partner, ticket) on the blocking thread.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let mut conn = db.get()?;
             f(&mut conn)
         })

@@ -153,9 +153,18 @@ fn before_values(status: u16, before: &Ticket) -> &Map<String, Value> {
     }
 }
 
-fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
-    let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
-    keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).collect()
+fn changed_fields<'a>(
+    before: &'a Map<String, Value>,
+    after: &'a Map<String, Value>,
+) -> Vec<&'a str> {
+    let keys: std::collections::BTreeSet<&str> = before
+        .keys()
+        .chain(after.keys())
+        .map(String::as_str)
+        .collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect()
 }
 
 fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncError> {
