@@ -19,12 +19,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(openssl::sha::sha256(data))
 }
 
-/// `n` bytes from the OpenSSL CSPRNG, URL-safe base64 without padding.
-pub fn random_token(n: usize) -> String {
+/// `n` bytes from the OpenSSL CSPRNG, URL-safe base64 without padding. Fails only when the
+/// CSPRNG cannot be seeded.
+pub fn random_token(n: usize) -> Result<String, openssl::error::ErrorStack> {
     let mut buf = vec![0u8; n];
-    // rand_bytes only fails when the CSPRNG cannot be seeded, which is fatal for a gateway.
-    openssl::rand::rand_bytes(&mut buf).expect("OpenSSL CSPRNG unavailable");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+    openssl::rand::rand_bytes(&mut buf)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
 /// Constant-time equality for secrets and hashes.

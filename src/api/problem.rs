@@ -121,7 +121,9 @@ impl ApiError {
                 AuthError::UnknownPartner(_) => {
                     (S::FORBIDDEN, "unknown-partner", "Unknown partner")
                 }
-                AuthError::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+                AuthError::Store(_) | AuthError::Crypto(_) => {
+                    (S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+                }
             },
             ApiError::AdminOnly => (S::FORBIDDEN, "admin-only", "Operator endpoint"),
             ApiError::PartnerOnly => (S::FORBIDDEN, "partner-only", "Partner endpoint"),
@@ -259,7 +261,7 @@ impl ApiError {
                 self.to_string()
             }
             ApiError::Sync(s) => sync_detail(s, &mut extra),
-            ApiError::Internal(_) | ApiError::Auth(AuthError::Store(_)) => {
+            ApiError::Internal(_) | ApiError::Auth(AuthError::Store(_) | AuthError::Crypto(_)) => {
                 "an internal error occurred; quote the request id to the operator".into()
             }
             other => other.to_string(),

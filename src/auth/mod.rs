@@ -60,6 +60,8 @@ pub enum AuthError {
     InsufficientScope(&'static str),
     #[error("the partner `{0}` of this credential has no contract loaded")]
     UnknownPartner(String),
+    #[error("cryptographic failure: {0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }

@@ -7,15 +7,15 @@ use openssl::hash::MessageDigest;
 
 const PREFIX: &str = "pbkdf2-sha256";
 
-pub fn hash(secret: &str, iterations: u32) -> String {
+pub fn hash(secret: &str, iterations: u32) -> Result<String, openssl::error::ErrorStack> {
     let mut salt = [0u8; 16];
-    openssl::rand::rand_bytes(&mut salt).expect("OpenSSL CSPRNG unavailable");
+    openssl::rand::rand_bytes(&mut salt)?;
     let dk = derive(secret.as_bytes(), &salt, iterations);
-    format!(
+    Ok(format!(
         "{PREFIX}${iterations}${}${}",
         B64.encode(salt),
         B64.encode(dk)
-    )
+    ))
 }
 
 /// Constant-time check of `secret` against an encoded hash; malformed hashes never match.
@@ -56,11 +56,11 @@ fn derive(secret: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
 mod tests {
     #[test]
     fn round_trip_and_mismatch() {
-        let h = super::hash("s3cret", 1000);
+        let h = super::hash("s3cret", 1000).unwrap();
         assert!(h.starts_with("pbkdf2-sha256$1000$"));
         assert!(super::verify("s3cret", &h));
         assert!(!super::verify("s3cres", &h));
         assert!(!super::verify("s3cret", "garbage"));
-        assert_ne!(super::hash("s3cret", 1000), h, "salted");
+        assert_ne!(super::hash("s3cret", 1000).unwrap(), h, "salted");
     }
 }

@@ -22,9 +22,9 @@ pub fn issue_credential<C: CredentialRepo>(
         Some(p) => (p, Scope::Tickets),
         None => ("admin", Scope::Admin),
     };
-    let client_id = format!("{prefix}.{}", random_token(9));
-    let client_secret = format!("ebs_{}", random_token(32));
-    let secret_hash = password::hash(&client_secret, iterations);
+    let client_id = format!("{prefix}.{}", random_token(9)?);
+    let client_secret = format!("ebs_{}", random_token(32)?);
+    let secret_hash = password::hash(&client_secret, iterations)?;
     c.insert_credential(&NewCredential {
         client_id: &client_id,
         secret_hash: &secret_hash,
@@ -59,7 +59,7 @@ pub fn grant<C: CredentialRepo>(
 ) -> Result<IssuedToken, AuthError> {
     let Some(cred) = c.credential_by_client_id(client_id)? else {
         // Spend the same time as a real check so unknown ids cannot be told apart by timing.
-        let _ = password::hash(client_secret, iterations);
+        let _ = password::hash(client_secret, iterations)?;
         return Err(AuthError::InvalidClient);
     };
     if cred.revoked_at.is_some() || !password::verify(client_secret, &cred.secret_hash) {
@@ -76,7 +76,7 @@ pub fn grant<C: CredentialRepo>(
         }
     }
     let ttl = ttl_for(cred.partner.as_deref())?;
-    let access_token = random_token(32);
+    let access_token = random_token(32)?;
     let now = now_ms();
     c.insert_token(&AccessTokenRow {
         token_hash: sha256_hex(access_token.as_bytes()),
