@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod models;
+pub mod outbox;
 pub mod schema;
 pub mod tickets;
 

@@ -214,7 +214,7 @@ pub struct NewOutbox {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = outbox)]
 pub struct OutboxRow {
     pub id: i64,
@@ -230,6 +230,27 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub lease_owner: Option<String>,
+    pub last_status: Option<i32>,
+    pub last_response: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = delivery_attempts)]
+pub struct AttemptRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub outbox_id: i64,
+    pub partner: String,
+    pub attempt: i32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub http_status: Option<i32>,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub worker: String,
 }
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]

@@ -95,6 +95,34 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        lease_owner -> Nullable<Text>,
+        last_status -> Nullable<Integer>,
+        last_response -> Nullable<Text>,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> BigInt,
+        outbox_id -> BigInt,
+        partner -> Text,
+        attempt -> Integer,
+        started_at -> BigInt,
+        duration_ms -> BigInt,
+        http_status -> Nullable<Integer>,
+        outcome -> Text,
+        error_class -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+        worker -> Text,
+    }
+}
+
+diesel::table! {
+    partner_controls (partner) {
+        partner -> Text,
+        paused -> Bool,
+        updated_at -> BigInt,
     }
 }
 
@@ -137,6 +165,7 @@ diesel::joinable!(journal -> tickets (ticket_id));
 diesel::joinable!(xrefs -> tickets (ticket_id));
 diesel::joinable!(outbox -> tickets (ticket_id));
 diesel::joinable!(access_tokens -> credentials (credential_id));
+diesel::joinable!(delivery_attempts -> outbox (outbox_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
@@ -148,4 +177,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     credentials,
     access_tokens,
+    delivery_attempts,
+    partner_controls,
 );

@@ -1,0 +1,242 @@
+//! The delivery side of the outbox: claiming due rows under a lease (in commit order per
+//! partner and ticket), recording attempts, dead letters and replays, partner pause, and the
+//! figures metrics and alerts read.
+
+use super::models::{AttemptRow, OutboxRow};
+use super::schema::{delivery_attempts, outbox, partner_controls};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+/// Outbox row states.
+pub const PENDING: &str = "pending";
+pub const IN_FLIGHT: &str = "in_flight";
+pub const DELIVERED: &str = "delivered";
+pub const DEAD: &str = "dead";
+
+/// How an attempt ends a claim.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    /// `delivered`, `pending` (retry later) or `dead`.
+    pub status: &'static str,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i32>,
+    pub last_response: Option<String>,
+    pub last_error: Option<String>,
+    pub now: i64,
+}
+
+/// Filters for listing outbox rows.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxFilter {
+    pub partner: Option<String>,
+    pub status: Option<String>,
+    pub ticket_id: Option<i64>,
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Per-partner, per-status counts with the oldest row's creation time.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct OutboxStat {
+    #[diesel(sql_type = Text)]
+    pub partner: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = BigInt)]
+    pub oldest: i64,
+}
+
+/// Attempts and failures per partner since a time.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct FailureCount {
+    #[diesel(sql_type = Text)]
+    pub partner: String,
+    #[diesel(sql_type = BigInt)]
+    pub attempts: i64,
+    #[diesel(sql_type = BigInt)]
+    pub failures: i64,
+}
+
+pub trait OutboxRepo {
+    /// Leases up to `limit` due rows: each the oldest undelivered row of its (partner, ticket),
+    /// skipping `exclude`d partners, rows locked by another worker (PostgreSQL), and rows
+    /// whose lease has not expired.
+    fn claim_due(&mut self, now: i64, lease_until: i64, owner: &str, exclude: &[String], limit: i64) -> QueryResult<Vec<OutboxRow>>;
+    /// Gives a claimed row back untouched (no attempt counted).
+    fn release(&mut self, id: i64, owner: &str) -> QueryResult<()>;
+    /// Ends a claim: new state plus one attempt row. False when the lease was lost to another
+    /// worker (the attempt is still recorded).
+    fn settle(&mut self, row: &OutboxRow, owner: &str, settle: &Settle, attempt: &AttemptRow) -> QueryResult<bool>;
+    fn outbox_row(&mut self, id: i64) -> QueryResult<Option<OutboxRow>>;
+    fn list_outbox(&mut self, filter: &OutboxFilter) -> QueryResult<Vec<OutboxRow>>;
+    fn attempts_of(&mut self, outbox_id: i64) -> QueryResult<Vec<AttemptRow>>;
+    /// Dead letter → pending, due now. False when the row is not dead.
+    fn replay(&mut self, id: i64, now: i64) -> QueryResult<bool>;
+    /// Every dead letter of `partner` → pending; returns how many.
+    fn replay_partner(&mut self, partner: &str, now: i64) -> QueryResult<usize>;
+    fn paused_partners(&mut self) -> QueryResult<Vec<String>>;
+    fn set_paused(&mut self, partner: &str, paused: bool, now: i64) -> QueryResult<()>;
+    fn outbox_stats(&mut self) -> QueryResult<Vec<OutboxStat>>;
+    fn failure_counts(&mut self, since: i64) -> QueryResult<Vec<FailureCount>>;
+    /// Deletes delivered rows (and their attempts) delivered before `before`.
+    fn purge_delivered(&mut self, before: i64) -> QueryResult<usize>;
+}
+
+const SQLITE_CLAIM: &str = "UPDATE outbox SET status = 'in_flight', lease_until = ?, lease_owner = ?, updated_at = ? \
+    WHERE id IN ( \
+      SELECT o.id FROM outbox o \
+      WHERE o.status IN ('pending', 'in_flight') \
+        AND ((o.status = 'pending' AND o.next_attempt_at <= ?) OR (o.status = 'in_flight' AND o.lease_until < ?)) \
+        AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partner = o.partner AND p.ticket_id = o.ticket_id \
+                        AND p.id < o.id AND p.status IN ('pending', 'in_flight')) \
+        AND o.partner NOT IN (SELECT value FROM json_each(?)) \
+      ORDER BY o.id LIMIT ?) \
+    RETURNING *";
+
+// FOR UPDATE SKIP LOCKED: concurrent workers never lease the same row; a later row of a
+// ticket is invisible while its predecessor is pending or in flight.
+const PG_CLAIM: &str = "UPDATE outbox SET status = 'in_flight', lease_until = $1, lease_owner = $2, updated_at = $3 \
+    WHERE id IN ( \
+      SELECT o.id FROM outbox o \
+      WHERE o.status IN ('pending', 'in_flight') \
+        AND ((o.status = 'pending' AND o.next_attempt_at <= $4) OR (o.status = 'in_flight' AND o.lease_until < $5)) \
+        AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partner = o.partner AND p.ticket_id = o.ticket_id \
+                        AND p.id < o.id AND p.status IN ('pending', 'in_flight')) \
+        AND o.partner NOT IN (SELECT jsonb_array_elements_text($6::jsonb)) \
+      ORDER BY o.id LIMIT $7 FOR UPDATE SKIP LOCKED) \
+    RETURNING *";
+
+const STATS: &str = "SELECT partner, status, COUNT(*) AS count, MIN(created_at) AS oldest FROM outbox \
+    WHERE status IN ('pending', 'in_flight', 'dead') GROUP BY partner, status";
+
+const FAILURES_SQLITE: &str = "SELECT partner, COUNT(*) AS attempts, \
+    SUM(CASE WHEN outcome = 'delivered' THEN 0 ELSE 1 END) AS failures \
+    FROM delivery_attempts WHERE started_at >= ? GROUP BY partner";
+
+const FAILURES_PG: &str = "SELECT partner, COUNT(*) AS attempts, \
+    SUM(CASE WHEN outcome = 'delivered' THEN 0 ELSE 1 END)::BIGINT AS failures \
+    FROM delivery_attempts WHERE started_at >= $1 GROUP BY partner";
+
+macro_rules! impl_for_backends {
+    ($($conn:ty => ($claim:expr, $failures:expr)),*) => {$(
+impl OutboxRepo for $conn {
+    fn claim_due(&mut self, now: i64, lease_until: i64, owner: &str, exclude: &[String], limit: i64) -> QueryResult<Vec<OutboxRow>> {
+        let exclude = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
+        let mut rows: Vec<OutboxRow> = diesel::sql_query($claim)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now)
+            .bind::<Text, _>(exclude)
+            .bind::<BigInt, _>(limit)
+            .load(self)?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    fn release(&mut self, id: i64, owner: &str) -> QueryResult<()> {
+        diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
+            .set((outbox::status.eq(PENDING), outbox::lease_until.eq(None::<i64>), outbox::lease_owner.eq(None::<String>)))
+            .execute(self)
+            .map(|_| ())
+    }
+
+    fn settle(&mut self, row: &OutboxRow, owner: &str, s: &Settle, attempt: &AttemptRow) -> QueryResult<bool> {
+        let updated = diesel::update(outbox::table.find(row.id).filter(outbox::lease_owner.eq(owner)).filter(outbox::status.eq(IN_FLIGHT)))
+            .set((
+                outbox::status.eq(s.status),
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::next_attempt_at.eq(s.next_attempt_at),
+                outbox::lease_until.eq(None::<i64>),
+                outbox::lease_owner.eq(None::<String>),
+                outbox::last_status.eq(s.last_status),
+                outbox::last_response.eq(&s.last_response),
+                outbox::last_error.eq(&s.last_error),
+                outbox::delivered_at.eq((s.status == DELIVERED).then_some(s.now)),
+                outbox::updated_at.eq(s.now),
+            ))
+            .execute(self)?;
+        diesel::insert_into(delivery_attempts::table).values(attempt).execute(self)?;
+        Ok(updated == 1)
+    }
+
+    fn outbox_row(&mut self, id: i64) -> QueryResult<Option<OutboxRow>> {
+        outbox::table.find(id).select(OutboxRow::as_select()).first(self).optional()
+    }
+
+    fn list_outbox(&mut self, f: &OutboxFilter) -> QueryResult<Vec<OutboxRow>> {
+        let mut q = outbox::table.into_boxed();
+        if let Some(p) = &f.partner {
+            q = q.filter(outbox::partner.eq(p.clone()));
+        }
+        if let Some(s) = &f.status {
+            q = q.filter(outbox::status.eq(s.clone()));
+        }
+        if let Some(t) = f.ticket_id {
+            q = q.filter(outbox::ticket_id.eq(t));
+        }
+        if let Some(a) = f.after_id {
+            q = q.filter(outbox::id.gt(a));
+        }
+        q.order(outbox::id).limit(f.limit).select(OutboxRow::as_select()).load(self)
+    }
+
+    fn attempts_of(&mut self, outbox_id: i64) -> QueryResult<Vec<AttemptRow>> {
+        delivery_attempts::table
+            .filter(delivery_attempts::outbox_id.eq(outbox_id))
+            .order(delivery_attempts::id)
+            .select(AttemptRow::as_select())
+            .load(self)
+    }
+
+    fn replay(&mut self, id: i64, now: i64) -> QueryResult<bool> {
+        let n = diesel::update(outbox::table.find(id).filter(outbox::status.eq(DEAD)))
+            .set((outbox::status.eq(PENDING), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
+            .execute(self)?;
+        Ok(n == 1)
+    }
+
+    fn replay_partner(&mut self, partner: &str, now: i64) -> QueryResult<usize> {
+        diesel::update(outbox::table.filter(outbox::partner.eq(partner)).filter(outbox::status.eq(DEAD)))
+            .set((outbox::status.eq(PENDING), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
+            .execute(self)
+    }
+
+    fn paused_partners(&mut self) -> QueryResult<Vec<String>> {
+        partner_controls::table.filter(partner_controls::paused.eq(true)).select(partner_controls::partner).load(self)
+    }
+
+    fn set_paused(&mut self, partner: &str, paused: bool, now: i64) -> QueryResult<()> {
+        diesel::insert_into(partner_controls::table)
+            .values((partner_controls::partner.eq(partner), partner_controls::paused.eq(paused), partner_controls::updated_at.eq(now)))
+            .on_conflict(partner_controls::partner)
+            .do_update()
+            .set((partner_controls::paused.eq(paused), partner_controls::updated_at.eq(now)))
+            .execute(self)
+            .map(|_| ())
+    }
+
+    fn outbox_stats(&mut self) -> QueryResult<Vec<OutboxStat>> {
+        diesel::sql_query(STATS).load(self)
+    }
+
+    fn failure_counts(&mut self, since: i64) -> QueryResult<Vec<FailureCount>> {
+        diesel::sql_query($failures).bind::<BigInt, _>(since).load(self)
+    }
+
+    fn purge_delivered(&mut self, before: i64) -> QueryResult<usize> {
+        let old = outbox::table.filter(outbox::status.eq(DELIVERED)).filter(outbox::delivered_at.lt(before)).select(outbox::id);
+        diesel::delete(delivery_attempts::table.filter(delivery_attempts::outbox_id.eq_any(old))).execute(self)?;
+        diesel::delete(outbox::table.filter(outbox::status.eq(DELIVERED)).filter(outbox::delivered_at.lt(before))).execute(self)
+    }
+}
+    )*};
+}
+
+impl_for_backends!(
+    diesel::SqliteConnection => (SQLITE_CLAIM, FAILURES_SQLITE),
+    diesel::PgConnection => (PG_CLAIM, FAILURES_PG)
+);
