@@ -3,10 +3,13 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::contract::{self, Registry};
+use crate::ops::alerts::Alerts;
+use crate::outbox::Processor;
 use crate::store::Db;
 use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Loads and checks every contract, or fails listing each error with its location.
 pub fn load_contracts(settings: &Settings) -> anyhow::Result<Registry> {
@@ -54,17 +57,98 @@ pub fn state(settings: Settings) -> anyhow::Result<AppState> {
     Ok(AppState::new(db, Arc::new(registry), Arc::new(settings)))
 }
 
-/// Runs the gateway until SIGINT / SIGTERM.
+/// The outbox processor over the same database, contracts, metrics and wake-up signal as
+/// `state`.
+pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
+    let alerts = Alerts::new(&state.settings.alerts, state.metrics.clone())
+        .context("alert webhook secret")?;
+    if state.db.backend_name() == "sqlite" {
+        tracing::info!("SQLite: this process is the only one delivering");
+    }
+    let lease_ms = state.settings.outbox.lease_secs * 1000;
+    let request_ms =
+        state.settings.outbox.request_timeout_ms + state.settings.outbox.connect_timeout_ms;
+    if lease_ms <= request_ms {
+        anyhow::bail!(
+            "outbox.lease_secs ({} s) must be longer than connect + request timeout ({} ms), or a slow delivery would be leased twice",
+            state.settings.outbox.lease_secs,
+            request_ms
+        );
+    }
+    Ok(Arc::new(Processor::new(
+        state.db.clone(),
+        state.registry.clone(),
+        state.settings.outbox.clone(),
+        state.metrics.clone(),
+        Arc::new(alerts),
+        state.wake.clone(),
+    )))
+}
+
+/// Starts the processor in the background; send `true` on the returned channel to stop it.
+pub fn spawn_processor(
+    state: &AppState,
+) -> anyhow::Result<(watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    let processor = processor(state)?;
+    let (stop, stopped) = watch::channel(false);
+    let handle = tokio::spawn(processor.run(stopped));
+    Ok((stop, handle))
+}
+
+/// Runs the gateway until SIGINT / SIGTERM, with the outbox processor unless
+/// `outbox.in_process` is off.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.bind.clone();
     let state = state(settings)?;
     let listener = TcpListener::bind(&bind).with_context(|| format!("binding {bind}"))?;
+    let delivering = if state.settings.outbox.in_process {
+        Some(spawn_processor(&state)?)
+    } else {
+        None
+    };
     tracing::info!(
         address = %listener.local_addr()?,
         database = state.db.backend_name(),
         partners = state.registry.partners().count(),
+        outbox = if delivering.is_some() { "in process" } else { "separate worker" },
         "ebond listening"
     );
     api::server(state, listener)?.await?;
+    if let Some((stop, handle)) = delivering {
+        let _ = stop.send(true);
+        let _ = handle.await;
+    }
     Ok(())
+}
+
+/// Runs only the outbox processor until SIGINT / SIGTERM (`ebond worker`).
+pub async fn work(settings: Settings) -> anyhow::Result<()> {
+    let state = state(settings)?;
+    let (stop, handle) = spawn_processor(&state)?;
+    tracing::info!(database = state.db.backend_name(), "ebond worker running");
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = handle.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -22,6 +22,8 @@ pub struct Settings {
     pub limits: Limits,
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
+    pub outbox: OutboxSettings,
+    pub alerts: AlertSettings,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -51,6 +53,68 @@ pub struct AuthSettings {
     pub default_token_ttl_secs: i64,
 }
 
+/// The outbox processor (delivery to partners).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Deliver from inside `ebond serve` (false: run `ebond worker` separately).
+    pub in_process: bool,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// How often to look for due rows when no write wakes the processor, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long a claimed row stays leased; a crashed worker's rows return after this.
+    pub lease_secs: u64,
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout of one delivery.
+    pub request_timeout_ms: u64,
+    /// Consecutive failures that open a partner's circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker waits before one probe delivery, in milliseconds.
+    pub breaker_cooldown_ms: u64,
+    /// Longest `Retry-After` honoured, in seconds.
+    pub retry_after_max_secs: u64,
+    /// Delivered rows and their attempts are purged after this many days.
+    pub retention_days: u64,
+    pub retention_interval_secs: u64,
+    /// How often the failure-rate alert is evaluated, in seconds.
+    pub alert_interval_secs: u64,
+    /// Attempts in the window below which no alert is raised.
+    pub alert_min_attempts: i64,
+    /// Bytes of a partner's response kept with each attempt.
+    pub response_excerpt_bytes: usize,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            in_process: true,
+            concurrency: 16,
+            poll_interval_ms: 500,
+            lease_secs: 120,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            breaker_threshold: 5,
+            breaker_cooldown_ms: 30_000,
+            retry_after_max_secs: 3_600,
+            retention_days: 30,
+            retention_interval_secs: 3_600,
+            alert_interval_secs: 30,
+            alert_min_attempts: 10,
+            response_excerpt_bytes: 2_048,
+        }
+    }
+}
+
+/// Operational alerts: an optional webhook, signed with the Standard Webhooks scheme.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    pub webhook_url: Option<String>,
+    /// Secret reference (`env:NAME` or `file:PATH`) holding a `whsec_…` signing secret.
+    pub webhook_secret: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
@@ -72,6 +136,8 @@ impl Default for Settings {
             limits: Limits::default(),
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
+            outbox: OutboxSettings::default(),
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -198,6 +264,33 @@ impl Settings {
         }
         if let Some(v) = get("EBOND_DB_POOL_SIZE") {
             self.database.pool_size = parse("EBOND_DB_POOL_SIZE", v)?;
+        }
+        if let Some(v) = get("EBOND_OUTBOX_IN_PROCESS") {
+            self.outbox.in_process = parse("EBOND_OUTBOX_IN_PROCESS", v)?;
+        }
+        if let Some(v) = get("EBOND_OUTBOX_CONCURRENCY") {
+            self.outbox.concurrency = parse("EBOND_OUTBOX_CONCURRENCY", v)?;
+        }
+        if let Some(v) = get("EBOND_OUTBOX_POLL_MS") {
+            self.outbox.poll_interval_ms = parse("EBOND_OUTBOX_POLL_MS", v)?;
+        }
+        if let Some(v) = get("EBOND_OUTBOX_LEASE_SECS") {
+            self.outbox.lease_secs = parse("EBOND_OUTBOX_LEASE_SECS", v)?;
+        }
+        if let Some(v) = get("EBOND_OUTBOX_CONNECT_TIMEOUT_MS") {
+            self.outbox.connect_timeout_ms = parse("EBOND_OUTBOX_CONNECT_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("EBOND_OUTBOX_REQUEST_TIMEOUT_MS") {
+            self.outbox.request_timeout_ms = parse("EBOND_OUTBOX_REQUEST_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("EBOND_RETENTION_DAYS") {
+            self.outbox.retention_days = parse("EBOND_RETENTION_DAYS", v)?;
+        }
+        if let Some(v) = get("EBOND_ALERT_WEBHOOK_URL") {
+            self.alerts.webhook_url = Some(v);
+        }
+        if let Some(v) = get("EBOND_ALERT_WEBHOOK_SECRET") {
+            self.alerts.webhook_secret = Some(v);
         }
         Ok(())
     }

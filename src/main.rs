@@ -3,7 +3,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ebond::config::Settings;
+use ebond::outbox::admin as outbox_admin;
 use ebond::store::credentials::CredentialRepo;
+use ebond::store::outbox::OutboxFilter;
 use ebond::{app, auth, openapi, with_conn};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,8 +28,15 @@ struct Cli {
 enum Command {
     /// Run the gateway (HTTP API).
     Serve,
+    /// Run only the outbox processor (deliveries to partners).
+    Worker,
     /// Apply pending database migrations.
     Migrate,
+    /// Inspect and replay outbound deliveries.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Check contract files.
     Contracts {
         #[command(subcommand)]
@@ -61,9 +70,36 @@ enum ContractsCommand {
 }
 
 #[derive(Subcommand)]
+enum OutboxCommand {
+    /// List outbox rows (dead letters by default).
+    List {
+        #[arg(long)]
+        partner: Option<String>,
+        /// pending, in_flight, delivered, dead or all.
+        #[arg(long, default_value = "dead")]
+        status: String,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show one row with its payload and every attempt.
+    Show { id: i64 },
+    /// Queue a dead letter again (ID), or every dead letter of a partner, in order (--partner).
+    Replay {
+        #[arg(required_unless_present = "partner", conflicts_with = "partner")]
+        id: Option<i64>,
+        #[arg(long)]
+        partner: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PartnerCommand {
     /// List the partners whose contracts are loaded.
     List,
+    /// Stop deliveries to a partner (its backlog waits).
+    Pause { partner: String },
+    /// Resume deliveries to a partner.
+    Resume { partner: String },
     /// Partner client credentials.
     Credentials {
         #[command(subcommand)]
@@ -127,6 +163,19 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 .build()?;
             runtime.block_on(app::serve(settings))?;
         }
+        Command::Worker => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(app::work(settings))?;
+        }
+        Command::Outbox { command } => outbox(&settings, command)?,
+        Command::Partner {
+            command: PartnerCommand::Pause { partner },
+        } => set_paused(&settings, &partner, true)?,
+        Command::Partner {
+            command: PartnerCommand::Resume { partner },
+        } => set_paused(&settings, &partner, false)?,
         Command::Migrate => {
             let db = app::open_database(&settings)?;
             println!("database {} is up to date", db.backend_name());
@@ -249,5 +298,91 @@ fn issue(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Resu
         println!("client_secret: {}", cred.client_secret);
         eprintln!("Store the secret now: it is kept only as a hash and cannot be shown again.");
     }
+    Ok(())
+}
+
+fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
+    let db = app::open_database(settings)?;
+    let mut conn = db.get()?;
+    match command {
+        OutboxCommand::List {
+            partner,
+            status,
+            limit,
+        } => {
+            let status = (status != "all").then_some(status);
+            let filter = OutboxFilter {
+                partner,
+                status,
+                ticket_id: None,
+                after_id: None,
+                limit,
+            };
+            let rows = outbox_admin::list(&mut conn, &filter)?;
+            println!(
+                "{:>8} {:<12} {:<11} {:<16} {:<10} {:>8} {:>6}  LAST ERROR",
+                "ID", "PARTNER", "TICKET", "EVENT", "STATUS", "ATTEMPTS", "HTTP"
+            );
+            for r in &rows {
+                println!(
+                    "{:>8} {:<12} {:<11} {:<16} {:<10} {:>8} {:>6}  {}",
+                    r.id,
+                    r.partner,
+                    r.ticket.as_deref().unwrap_or("-"),
+                    r.event,
+                    r.status,
+                    r.attempts,
+                    r.last_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r.last_error.as_deref().unwrap_or("")
+                );
+            }
+            eprintln!(
+                "{} row{}",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" }
+            );
+        }
+        OutboxCommand::Show { id } => match outbox_admin::show(&mut conn, id)? {
+            Some(d) => println!("{}", serde_json::to_string_pretty(&d)?),
+            None => anyhow::bail!("no outbox row {id}"),
+        },
+        OutboxCommand::Replay { id: Some(id), .. } => {
+            if !outbox_admin::replay(&mut conn, id)? {
+                anyhow::bail!("outbox row {id} is not a dead letter");
+            }
+            println!("replayed 1 dead letter ({id}); a running processor picks it up within its poll interval");
+        }
+        OutboxCommand::Replay {
+            partner: Some(p), ..
+        } => {
+            let n = outbox_admin::replay_partner(&mut conn, &p)?;
+            println!(
+                "replayed {n} dead letter{} of {p}, in their original order",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        OutboxCommand::Replay { .. } => anyhow::bail!("give an outbox id or --partner"),
+    }
+    Ok(())
+}
+
+fn set_paused(settings: &Settings, partner: &str, paused: bool) -> anyhow::Result<()> {
+    let registry = app::load_contracts(settings)?;
+    if registry.get(partner).is_none() {
+        anyhow::bail!("no contract for partner `{partner}`");
+    }
+    let db = app::open_database(settings)?;
+    let mut conn = db.get()?;
+    outbox_admin::set_paused(&mut conn, partner, paused)?;
+    println!(
+        "deliveries to {partner} {}",
+        if paused {
+            "paused: its backlog waits"
+        } else {
+            "resumed"
+        }
+    );
     Ok(())
 }

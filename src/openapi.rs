@@ -2,7 +2,7 @@
 //! partner whose ticket schemas are generated from its contract — so the names, enums, limits
 //! and required fields a partner reads are the ones the gateway enforces.
 
-use crate::api::{self, admin, oauth, problem, tickets};
+use crate::api::{self, admin, oauth, ops, problem, tickets};
 use crate::contract::{Contract, FieldSpec, FieldType, UnknownFields, Workflow};
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -27,6 +27,14 @@ use utoipa::{Modify, OpenApi};
         tickets::list,
         admin::transactions,
         admin::partners,
+        ops::outbox_list,
+        ops::outbox_show,
+        ops::replay_one,
+        ops::replay_partner,
+        ops::pause,
+        ops::resume,
+        ops::ticket_sync,
+        ops::metrics,
         api::healthz,
         api::readyz,
     ),

@@ -31,3 +31,16 @@ pub fn random_token(n: usize) -> Result<String, openssl::error::ErrorStack> {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)
 }
+
+/// Percent-encodes one URL path segment (RFC 3986 unreserved characters stay).
+pub fn encode_path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

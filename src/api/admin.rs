@@ -39,6 +39,27 @@ pub struct TransactionView {
     pub ticket: Option<String>,
 }
 
+pub fn transaction_view(r: crate::store::models::TransactionRow) -> TransactionView {
+    TransactionView {
+        id: r.id,
+        at: crate::util::ms_to_rfc3339(r.at),
+        partner: r.partner,
+        request_id: r.request_id,
+        method: r.method,
+        path: r.path,
+        payload_sha256: r.payload_sha256,
+        result: r.result,
+        status: r.status,
+        error_codes: r
+            .error_codes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        ticket: r.ticket_number,
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TransactionPage {
     pub items: Vec<TransactionView>,
@@ -94,27 +115,7 @@ pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         let next_before = (rows.len() as i64 == limit)
             .then(|| rows.last().map(|r| r.id))
             .flatten();
-        let items = rows
-            .into_iter()
-            .map(|r| TransactionView {
-                id: r.id,
-                at: crate::util::ms_to_rfc3339(r.at),
-                partner: r.partner,
-                request_id: r.request_id,
-                method: r.method,
-                path: r.path,
-                payload_sha256: r.payload_sha256,
-                result: r.result,
-                status: r.status,
-                error_codes: r
-                    .error_codes
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                ticket: r.ticket_number,
-            })
-            .collect();
+        let items = rows.into_iter().map(transaction_view).collect();
         Ok(HttpResponse::Ok().json(TransactionPage { items, next_before }))
     }
     .await;

@@ -11,6 +11,10 @@ use tracing::Instrument;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The partner a request was authenticated as (for metrics).
+#[derive(Debug, Clone)]
+pub struct PartnerId(pub String);
+
 /// The id of the request being served.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -58,6 +62,24 @@ pub async fn middleware(
             .insert(HeaderName::from_static(REQUEST_ID), v);
     }
     let status = res.status().as_u16();
+    if res.request().path().starts_with(super::BASE) {
+        if let Some(state) = res
+            .request()
+            .app_data::<actix_web::web::Data<super::AppState>>()
+        {
+            let partner = res
+                .request()
+                .extensions()
+                .get::<PartnerId>()
+                .map(|p| p.0.clone())
+                .unwrap_or_else(|| "-".into());
+            state
+                .metrics
+                .inbound
+                .with_label_values(&[partner.as_str(), &status.to_string()])
+                .inc();
+        }
+    }
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -68,9 +90,10 @@ pub async fn middleware(
     Ok(res)
 }
 
-/// Adds the partner to the current request span.
-pub fn record_partner(partner: &str) {
+/// Adds the partner to the current request span and to the request (for metrics).
+pub fn record_partner(req: &HttpRequest, partner: &str) {
     tracing::Span::current().record("partner", partner);
+    req.extensions_mut().insert(PartnerId(partner.to_string()));
 }
 
 /// Adds the ticket to the current request span.

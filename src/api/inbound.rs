@@ -39,7 +39,11 @@ fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
 }
 
 /// A partner token's contract; operator tokens are refused.
-pub fn partner_of(state: &AppState, principal: &Principal) -> Result<Arc<Contract>, ApiError> {
+pub fn partner_of(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> Result<Arc<Contract>, ApiError> {
     if principal.scope != Scope::Tickets {
         return Err(ApiError::PartnerOnly);
     }
@@ -49,7 +53,7 @@ pub fn partner_of(state: &AppState, principal: &Principal) -> Result<Arc<Contrac
         .get(id)
         .cloned()
         .ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
-    record_partner(&contract.id);
+    record_partner(req, &contract.id);
     Ok(contract)
 }
 

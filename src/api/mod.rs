@@ -4,11 +4,13 @@ pub mod admin;
 pub mod context;
 pub mod inbound;
 pub mod oauth;
+pub mod ops;
 pub mod problem;
 pub mod tickets;
 
 use crate::config::Settings;
 use crate::contract::Registry;
+use crate::ops::metrics::Metrics;
 use crate::store::Db;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
@@ -16,6 +18,7 @@ use problem::ApiError;
 use serde::{Deserialize, Serialize};
 use std::net::TcpListener;
 use std::sync::Arc;
+use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 pub const BASE: &str = "/api/ebond/v1";
@@ -27,6 +30,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The generic OpenAPI document, rendered once.
     pub openapi: serde_json::Value,
+    pub metrics: Metrics,
+    /// Wakes the in-process outbox processor after a write that fanned out.
+    pub wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -36,6 +42,8 @@ impl AppState {
             registry,
             settings,
             openapi: crate::openapi::generic_document(),
+            metrics: Metrics::new(),
+            wake: Arc::new(Notify::new()),
         }
     }
 }
@@ -61,6 +69,7 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(ops::metrics))
         .service(
             web::scope(BASE)
                 .route("/oauth/token", web::post().to(oauth::token))
@@ -87,7 +96,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .route("/admin/transactions", web::get().to(admin::transactions))
-                .route("/admin/partners", web::get().to(admin::partners)),
+                .route("/admin/partners", web::get().to(admin::partners))
+                .route("/admin/partners/{id}/pause", web::post().to(ops::pause))
+                .route("/admin/partners/{id}/resume", web::post().to(ops::resume))
+                .route("/admin/outbox", web::get().to(ops::outbox_list))
+                .route("/admin/outbox/replay", web::post().to(ops::replay_partner))
+                .route("/admin/outbox/{id}", web::get().to(ops::outbox_show))
+                .route("/admin/outbox/{id}/replay", web::post().to(ops::replay_one))
+                .route(
+                    "/admin/tickets/{number}/sync",
+                    web::get().to(ops::ticket_sync),
+                ),
         );
 }
 

@@ -192,7 +192,7 @@ async fn write(
     };
     let result: Result<_, ApiError> = async {
         let principal = authenticate(state, &req).await?;
-        let contract = partner_of(state, &principal)?;
+        let contract = partner_of(state, &req, &principal)?;
         partner = Some(contract.id.clone());
         require_json(&req)?;
         let body = read_body(&req, payload, state.settings.limits.max_body_bytes).await?;
@@ -243,6 +243,9 @@ async fn write(
     match result {
         Ok(outcome) => {
             record_ticket(&outcome.ticket_number);
+            if !outcome.fanned_out_to.is_empty() {
+                state.wake.notify_one();
+            }
             let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
             let mut resp = HttpResponse::build(status);
             resp.insert_header((header::ETAG, etag(outcome.version)));
@@ -254,7 +257,10 @@ async fn write(
                 {
                     resp.insert_header((
                         header::LOCATION,
-                        format!("/api/ebond/v1/tickets/{}", urlencode_segment(pid)),
+                        format!(
+                            "/api/ebond/v1/tickets/{}",
+                            crate::util::encode_path_segment(pid)
+                        ),
                     ));
                 }
             }
@@ -361,18 +367,6 @@ fn idempotency_key(
     Ok(Some(IdempotencyKey { key, request_hash }))
 }
 
-fn urlencode_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[utoipa::path(
     get, path = "/api/ebond/v1/tickets/{partner_ticket_id}", tag = "tickets",
     params(
@@ -397,7 +391,7 @@ pub async fn read(
     let mut partner = None;
     let result: Result<HttpResponse, ApiError> = async {
         let principal = authenticate(&state, &req).await?;
-        let contract = partner_of(&state, &principal)?;
+        let contract = partner_of(&state, &req, &principal)?;
         partner = Some(contract.id.clone());
         let (p, r) = (contract.id.clone(), reference.clone());
         let (ticket, xref) = state
@@ -494,7 +488,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     let mut partner = None;
     let result: Result<HttpResponse, ApiError> = async {
         let principal = authenticate(&state, &req).await?;
-        let contract = partner_of(&state, &principal)?;
+        let contract = partner_of(&state, &req, &principal)?;
         partner = Some(contract.id.clone());
         let q: ListQuery = serde_urlencoded::from_str(req.query_string())
             .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;

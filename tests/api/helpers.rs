@@ -46,6 +46,59 @@ macro_rules! backend_test {
     };
 }
 
+/// Declares one delivery test per backend: fake partners are started, the example contracts
+/// are rewritten to point at them, and the gateway runs its outbox processor with fast timing.
+/// `$tweak` adjusts the settings further.
+#[macro_export]
+macro_rules! delivery_test {
+    ($name:ident, $tweak:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run(backend: $crate::helpers::Backend) {
+                let partners = $crate::fakes::Partners::start().await;
+                let contracts = tempfile::tempdir().unwrap();
+                partners.write_contracts(contracts.path(), "[\"100ms\", \"200ms\", \"300ms\"]");
+                let dir = contracts.path().to_path_buf();
+                let app = $crate::helpers::TestApp::spawn_with(backend, |s| {
+                    $crate::helpers::delivering(s, dir);
+                    ($tweak)(s);
+                })
+                .await;
+                ($body)(app, partners).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
+                    eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
+                    return;
+                }
+                run($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+/// Settings for a gateway that delivers to the fake partners, fast.
+pub fn delivering(s: &mut Settings, contracts: PathBuf) {
+    s.contracts_dir = contracts;
+    s.outbox.in_process = true;
+    s.outbox.poll_interval_ms = 20;
+    s.outbox.lease_secs = 3;
+    s.outbox.connect_timeout_ms = 500;
+    s.outbox.request_timeout_ms = 1_500;
+    s.outbox.breaker_threshold = 1_000;
+    s.outbox.alert_interval_secs = 1;
+    s.outbox.alert_min_attempts = 1;
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -57,6 +110,7 @@ pub struct TestApp {
     pub settings: Settings,
     _tmp: tempfile::TempDir,
     _pg: Option<PgTestDb>,
+    _processor: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A throw-away PostgreSQL database, dropped with the test.
@@ -135,9 +189,16 @@ impl TestApp {
                 Some(guard)
             }
         };
+        // Delivery is off unless a test turns it on (the example partners are not reachable).
+        settings.outbox.in_process = false;
         tweak(&mut settings);
         let state = ebond::app::state(settings.clone()).expect("gateway state");
         let db = state.db.clone();
+        let processor = if settings.outbox.in_process {
+            Some(ebond::app::spawn_processor(&state).expect("processor").0)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(&settings.bind).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let server = ebond::api::server(state, listener).expect("server");
@@ -152,6 +213,7 @@ impl TestApp {
             settings,
             _tmp: tmp,
             _pg: pg,
+            _processor: processor,
         }
     }
 

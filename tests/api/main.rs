@@ -1,10 +1,12 @@
 //! Black-box tests: the real gateway on a random port, real HTTP, a fresh database per test,
 //! on SQLite always and on PostgreSQL when `EBOND_TEST_DATABASE_URL` is set.
 
+mod fakes;
 mod helpers;
 
 mod auth;
 mod contracts;
+mod delivery;
 mod e2e;
 mod openapi;
 mod tickets;

@@ -1,0 +1,18 @@
+//! Retention: delivered outbox rows and their attempts are purged after a configurable age.
+//! Dead letters stay until replayed or purged on purpose.
+
+use crate::store::outbox::OutboxRepo;
+use crate::store::{Db, StoreError};
+use crate::with_conn;
+
+/// Deletes delivered rows older than `days`; returns how many.
+pub async fn purge(db: &Db, days: u64) -> Result<usize, StoreError> {
+    let before = crate::util::now_ms() - (days as i64) * 86_400_000;
+    let n = db
+        .run(move |conn| with_conn!(conn, c => c.purge_delivered(before)).map_err(StoreError::from))
+        .await?;
+    if n > 0 {
+        tracing::info!(rows = n, days, "retention: purged delivered outbox rows");
+    }
+    Ok(n)
+}

@@ -1,0 +1,138 @@
+//! Operator actions on the outbox, shared by the CLI and the admin API: list, inspect and
+//! replay dead letters; pause and resume a partner.
+
+use crate::store::models::{AttemptRow, OutboxRow};
+use crate::store::outbox::{OutboxFilter, OutboxRepo};
+use crate::store::tickets::TicketRepo;
+use crate::store::{DbConn, StoreError};
+use crate::{with_conn, write_tx};
+use serde::Serialize;
+use serde_json::Value;
+
+/// An outbox row as operators see it.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct OutboxView {
+    pub id: i64,
+    pub partner: String,
+    pub ticket: Option<String>,
+    pub event: String,
+    pub delivery_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: String,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub last_response: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub at: String,
+    pub duration_ms: i64,
+    pub http_status: Option<i32>,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub worker: String,
+}
+
+/// A row with its payload and every attempt.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct OutboxDetail {
+    #[serde(flatten)]
+    pub row: OutboxView,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub attempts: Vec<AttemptView>,
+}
+
+pub fn view(row: &OutboxRow) -> OutboxView {
+    let ticket = serde_json::from_str::<Value>(&row.payload)
+        .ok()
+        .and_then(|p| p["ticket"]["number"].as_str().map(str::to_string));
+    OutboxView {
+        id: row.id,
+        partner: row.partner.clone(),
+        ticket,
+        event: row.event.clone(),
+        delivery_id: row.delivery_id.clone(),
+        status: row.status.clone(),
+        attempts: row.attempts,
+        next_attempt_at: crate::util::ms_to_rfc3339(row.next_attempt_at),
+        last_status: row.last_status,
+        last_error: row.last_error.clone(),
+        last_response: row.last_response.clone(),
+        created_at: crate::util::ms_to_rfc3339(row.created_at),
+        delivered_at: row.delivered_at.map(crate::util::ms_to_rfc3339),
+    }
+}
+
+pub fn attempt_view(a: &AttemptRow) -> AttemptView {
+    AttemptView {
+        attempt: a.attempt,
+        at: crate::util::ms_to_rfc3339(a.started_at),
+        duration_ms: a.duration_ms,
+        http_status: a.http_status,
+        outcome: a.outcome.clone(),
+        error_class: a.error_class.clone(),
+        response_excerpt: a.response_excerpt.clone(),
+        worker: a.worker.clone(),
+    }
+}
+
+pub fn list(conn: &mut DbConn, filter: &OutboxFilter) -> Result<Vec<OutboxView>, StoreError> {
+    let rows = with_conn!(conn, c => c.list_outbox(filter))?;
+    Ok(rows.iter().map(view).collect())
+}
+
+/// Rows of one ticket (by hub number), oldest first.
+pub fn of_ticket(conn: &mut DbConn, number: &str) -> Result<Option<Vec<OutboxDetail>>, StoreError> {
+    let Some(ticket) = with_conn!(conn, c => c.ticket_by_number(number))? else {
+        return Ok(None);
+    };
+    let rows = with_conn!(conn, c => c.outbox_of_ticket(ticket.id))?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(d) = show(conn, r.id)? {
+            out.push(d);
+        }
+    }
+    Ok(Some(out))
+}
+
+pub fn show(conn: &mut DbConn, id: i64) -> Result<Option<OutboxDetail>, StoreError> {
+    let Some(row) = with_conn!(conn, c => c.outbox_row(id))? else {
+        return Ok(None);
+    };
+    let attempts = with_conn!(conn, c => c.attempts_of(id))?;
+    Ok(Some(OutboxDetail {
+        row: view(&row),
+        payload: serde_json::from_str(&row.payload).unwrap_or(Value::Null),
+        attempts: attempts.iter().map(attempt_view).collect(),
+    }))
+}
+
+/// Replays one dead letter. `Ok(false)`: no dead letter with that id.
+pub fn replay(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {
+    let now = crate::util::now_ms();
+    Ok(write_tx!(conn, c => c.replay(id, now))?)
+}
+
+/// Replays every dead letter of a partner; they go out in their original order.
+pub fn replay_partner(conn: &mut DbConn, partner: &str) -> Result<usize, StoreError> {
+    let now = crate::util::now_ms();
+    Ok(write_tx!(conn, c => c.replay_partner(partner, now))?)
+}
+
+pub fn set_paused(conn: &mut DbConn, partner: &str, paused: bool) -> Result<(), StoreError> {
+    let now = crate::util::now_ms();
+    Ok(with_conn!(conn, c => c.set_paused(partner, paused, now))?)
+}
+
+pub fn paused(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
+    Ok(with_conn!(conn, c => c.paused_partners())?)
+}

@@ -1,0 +1,149 @@
+//! Outbound authentication per contract: OAuth 2.0 client credentials through the `oauth2`
+//! crate (token cached, refreshed before expiry and once more after a 401), HTTP Basic, API-key
+//! header. Secrets come from their references at use.
+
+use crate::contract::OutboundAuth;
+use crate::secrets::{self, SecretError};
+use oauth2::basic::BasicClient;
+use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("token endpoint: {0}")]
+    Token(String),
+}
+
+#[derive(Debug)]
+struct Cached {
+    token: String,
+    refresh_at: Instant,
+}
+
+/// OAuth2 access tokens per partner, shared by every delivery of this process.
+#[derive(Debug)]
+pub struct TokenCache {
+    http: reqwest::Client,
+    tokens: Mutex<HashMap<String, Cached>>,
+}
+
+impl TokenCache {
+    pub fn new(timeout: Duration) -> TokenCache {
+        // No redirects on the token endpoint (the oauth2 crate's advice against SSRF).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        TokenCache {
+            http,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets a partner's token (after the partner answered 401).
+    pub async fn invalidate(&self, partner: &str) {
+        self.tokens.lock().await.remove(partner);
+    }
+
+    /// Adds the contract's credentials to `req`.
+    pub async fn authorize(
+        &self,
+        partner: &str,
+        auth: &OutboundAuth,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, CredentialError> {
+        Ok(match auth {
+            OutboundAuth::None => req,
+            OutboundAuth::Basic { username, password } => {
+                req.basic_auth(username, Some(secrets::resolve(password)?.expose()))
+            }
+            OutboundAuth::ApiKey { header, key } => {
+                req.header(header.as_str(), secrets::resolve(key)?.expose())
+            }
+            OutboundAuth::OAuth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => {
+                let token = self
+                    .bearer(
+                        partner,
+                        token_url,
+                        client_id,
+                        client_secret,
+                        scope.as_deref(),
+                    )
+                    .await?;
+                req.bearer_auth(token)
+            }
+        })
+    }
+
+    async fn bearer(
+        &self,
+        partner: &str,
+        token_url: &str,
+        client_id: &str,
+        secret_ref: &crate::contract::SecretRef,
+        scope: Option<&str>,
+    ) -> Result<String, CredentialError> {
+        // Held across the fetch so concurrent deliveries wait for one token request.
+        let mut tokens = self.tokens.lock().await;
+        if let Some(c) = tokens.get(partner) {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let secret = secrets::resolve(secret_ref)?;
+        let client = BasicClient::new(ClientId::new(client_id.to_string()))
+            .set_client_secret(ClientSecret::new(secret.expose().to_string()))
+            .set_token_uri(
+                TokenUrl::new(token_url.to_string())
+                    .map_err(|e| CredentialError::Token(e.to_string()))?,
+            );
+        let mut request = client.exchange_client_credentials();
+        if let Some(s) = scope {
+            for part in s.split_whitespace() {
+                request = request.add_scope(Scope::new(part.to_string()));
+            }
+        }
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| CredentialError::Token(describe(&e)))?;
+        let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
+        // Refresh once 80 % of the lifetime has passed, so no request carries a dying token.
+        let refresh_at = Instant::now() + lifetime.mul_f64(0.8);
+        let token = response.access_token().secret().clone();
+        tokens.insert(
+            partner.to_string(),
+            Cached {
+                token: token.clone(),
+                refresh_at,
+            },
+        );
+        tracing::info!(
+            partner,
+            expires_in_secs = lifetime.as_secs(),
+            "outbound OAuth2 token fetched"
+        );
+        Ok(token)
+    }
+}
+
+fn describe<E: std::error::Error>(e: &E) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

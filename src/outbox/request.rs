@@ -1,0 +1,152 @@
+//! Canonical outbox payload → the partner's HTTP request: its field names and values (the
+//! contract's read map), journal entries at its work-note / comment fields, and the create or
+//! update endpoint depending on whether the partner's ticket id is known.
+
+use crate::contract::{Contract, Outbound, Target};
+use crate::domain::Ticket;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone)]
+pub struct PartnerRequest {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub body: Vec<u8>,
+    /// True when this is the first push (the create endpoint).
+    pub creates: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the outbox payload is unreadable: {0}")]
+    Payload(String),
+    #[error("no partner ticket id yet and the contract has no create_url")]
+    NoCreateEndpoint,
+    #[error("the contract has no update_url")]
+    NoUpdateEndpoint,
+}
+
+/// The ticket snapshot of an outbox payload as a canonical ticket.
+pub fn snapshot_ticket(payload: &Value) -> Result<Ticket, BuildError> {
+    let snap = payload
+        .get("ticket")
+        .and_then(Value::as_object)
+        .ok_or_else(|| BuildError::Payload("no ticket".into()))?;
+    let text = |k: &str| {
+        snap.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let values: Map<String, Value> = snap
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "number" | "version" | "created_at" | "updated_at" | "created_by" | "updated_by"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Ticket {
+        id: 0,
+        number: text("number"),
+        version: snap
+            .get("version")
+            .and_then(Value::as_i64)
+            .unwrap_or_default(),
+        created_at: 0,
+        updated_at: 0,
+        created_by: text("created_by"),
+        updated_by: text("updated_by"),
+        values,
+    })
+}
+
+pub fn build(
+    contract: &Contract,
+    outbound: &Outbound,
+    payload: &Value,
+    partner_ticket_id: Option<&str>,
+) -> Result<PartnerRequest, BuildError> {
+    let ticket = snapshot_ticket(payload)?;
+    let mut body = contract.render(&ticket, partner_ticket_id);
+    // Journal entries travel once, with the change that added them.
+    let mut notes: Map<String, Value> = Map::new();
+    for entry in payload
+        .get("journal")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let target = match entry.get("kind").and_then(Value::as_str) {
+            Some("work_note") => Target::WorkNote,
+            Some("comment") => Target::Comment,
+            _ => continue,
+        };
+        let Some(spec) = contract.fields.iter().find(|f| f.target == target) else {
+            continue;
+        };
+        let text = entry
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let slot = notes
+            .entry(spec.pointer.as_str().to_string())
+            .or_insert(Value::String(String::new()));
+        if let Value::String(s) = slot {
+            if !s.is_empty() {
+                s.push_str("\n\n");
+            }
+            s.push_str(text);
+        }
+    }
+    for (ptr, text) in notes {
+        if let Some(spec) = contract.fields.iter().find(|f| f.pointer.as_str() == ptr) {
+            spec.pointer.set(&mut body, text);
+        }
+    }
+    let bytes = serde_json::to_vec(&body).map_err(|e| BuildError::Payload(e.to_string()))?;
+    let method =
+        |m: &str| reqwest::Method::from_bytes(m.as_bytes()).unwrap_or(reqwest::Method::POST);
+    match partner_ticket_id {
+        Some(pid) => {
+            let template = outbound
+                .update_url
+                .as_deref()
+                .ok_or(BuildError::NoUpdateEndpoint)?;
+            Ok(PartnerRequest {
+                method: method(&outbound.update_method),
+                url: template.replace(
+                    "{partner_ticket_id}",
+                    &crate::util::encode_path_segment(pid),
+                ),
+                body: bytes,
+                creates: false,
+            })
+        }
+        None => {
+            let url = outbound
+                .create_url
+                .clone()
+                .ok_or(BuildError::NoCreateEndpoint)?;
+            Ok(PartnerRequest {
+                method: method(&outbound.create_method),
+                url,
+                body: bytes,
+                creates: true,
+            })
+        }
+    }
+}
+
+/// The partner's new ticket id from a create response, at the contract's `id_pointer`
+/// (a string or a number).
+pub fn created_id(outbound: &Outbound, response: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(response).ok()?;
+    let v = outbound.id_pointer.as_ref()?.get(&doc)?;
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
