@@ -114,7 +114,7 @@ pub struct TestApp {
 }
 
 /// A throw-away PostgreSQL database, dropped with the test.
-struct PgTestDb {
+pub struct PgTestDb {
     admin_url: String,
     name: String,
 }
@@ -131,7 +131,7 @@ impl Drop for PgTestDb {
     }
 }
 
-fn pg_database(admin_url: &str) -> (String, PgTestDb) {
+pub fn pg_database(admin_url: &str) -> (String, PgTestDb) {
     let name = format!("ebond_test_{}", uuid::Uuid::new_v4().simple());
     let mut c = PgConnection::establish(admin_url).expect("connect to EBOND_TEST_DATABASE_URL");
     diesel::sql_query(format!("CREATE DATABASE \"{name}\""))

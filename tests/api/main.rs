@@ -9,5 +9,6 @@ mod contracts;
 mod delivery;
 mod e2e;
 mod openapi;
+mod processes;
 mod tickets;
 mod validation;

@@ -1,0 +1,329 @@
+//! The gateway as separate processes: killed with SIGKILL mid-delivery and restarted, and two
+//! `ebond worker` processes sharing one PostgreSQL queue.
+
+use crate::fakes::{Partners, Received};
+use crate::helpers::{pg_database, servicenow_incident, Backend, TestApp};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wiremock::ResponseTemplate;
+
+/// A child process killed when dropped (a failing test leaves nothing running).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ebond(args: &[&str], env: &HashMap<String, String>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebond"));
+    cmd.args(args)
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn gateway_env(
+    contracts: &Path,
+    data: &Path,
+    database_url: &str,
+    port: u16,
+) -> HashMap<String, String> {
+    [
+        ("EBOND_BIND", format!("127.0.0.1:{port}")),
+        ("EBOND_DATABASE_URL", database_url.to_string()),
+        ("EBOND_CONTRACTS_DIR", contracts.display().to_string()),
+        ("EBOND_DATA_DIR", data.display().to_string()),
+        ("EBOND_PBKDF2_ITERATIONS", "1000".into()),
+        ("EBOND_OUTBOX_POLL_MS", "20".into()),
+        ("EBOND_OUTBOX_LEASE_SECS", "3".into()),
+        ("EBOND_OUTBOX_CONNECT_TIMEOUT_MS", "500".into()),
+        ("EBOND_OUTBOX_REQUEST_TIMEOUT_MS", "2000".into()),
+        ("EBOND_WORKERS", "1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gateway at {base} never became ready");
+}
+
+/// Collapses immediate repeats of one webhook-id (a redelivery) into one entry.
+fn collapse(list: &[Received]) -> Vec<Received> {
+    let mut out: Vec<Received> = Vec::new();
+    for r in list {
+        if out
+            .last()
+            .is_none_or(|l| l.header("webhook-id") != r.header("webhook-id"))
+        {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+async fn crash_case(backend: Backend) {
+    let partners = Partners::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let contracts = tmp.path().join("contracts");
+    partners.write_contracts(&contracts, "[\"200ms\", \"200ms\", \"200ms\", \"200ms\"]");
+    let _pg;
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", tmp.path().join("ebond.db").display()),
+        Backend::Postgres => {
+            let admin = std::env::var("EBOND_TEST_DATABASE_URL").unwrap();
+            let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin))
+                .await
+                .unwrap();
+            _pg = guard;
+            url
+        }
+    };
+    let port = free_port();
+    let env = gateway_env(&contracts, &tmp.path().join("data"), &database_url, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut gateway = Proc(ebond(&["serve"], &env).spawn().unwrap());
+    wait_healthy(&http, &base).await;
+
+    // Credentials through the CLI, a token through the API: a newcomer's path.
+    let out = ebond(
+        &["partner", "credentials", "issue", "servicenow", "--json"],
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cred: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token: Value = http
+        .post(format!("{base}/api/ebond/v1/oauth/token"))
+        .basic_auth(
+            cred["client_id"].as_str().unwrap(),
+            cred["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+
+    // Acme answers slowly, so a delivery is in flight when the gateway dies.
+    partners.acme.script(
+        1_000,
+        |_| true,
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"ticket_number": "ACME-60001"}))
+            .set_delay(Duration::from_millis(700)),
+    );
+    let mut inc = servicenow_incident("INC0000701");
+    inc["assignment_group"] = json!("Acme L2");
+    let post = http
+        .post(format!("{base}/api/ebond/v1/tickets"))
+        .bearer_auth(&token)
+        .json(&inc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 201);
+    for i in 1..=4 {
+        let r = http
+            .patch(format!("{base}/api/ebond/v1/tickets/INC0000701"))
+            .bearer_auth(&token)
+            .json(&json!({"short_description": format!("update {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    partners
+        .acme
+        .wait_for(20, "two deliveries started", |r| r.len() >= 2)
+        .await;
+    gateway.0.kill().unwrap(); // SIGKILL
+    gateway.0.wait().unwrap();
+    let at_crash = partners.acme.received().len();
+
+    let _gateway = Proc(ebond(&["serve"], &env).spawn().unwrap());
+    wait_healthy(&http, &base).await;
+    let got = partners
+        .acme
+        .wait_for(30, "every event after the restart", |r| {
+            let ids: std::collections::HashSet<&str> =
+                r.iter().map(|x| x.header("webhook-id")).collect();
+            ids.len() >= 5
+        })
+        .await;
+    assert!(got.len() > at_crash);
+    let collapsed = collapse(&got);
+    let summaries: Vec<&str> = collapsed
+        .iter()
+        .map(|r| r.body["summary"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "Email delivery delayed",
+            "update 1",
+            "update 2",
+            "update 3",
+            "update 4"
+        ],
+        "in order, each at least once"
+    );
+    assert!(
+        got.len() > collapsed.len(),
+        "the delivery cut by the crash was made again (same webhook-id)"
+    );
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &got {
+        *seen.entry(r.header("webhook-id").to_string()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_mid_delivery_loses_nothing_sqlite() {
+    crash_case(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_mid_delivery_loses_nothing_postgres() {
+    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
+        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
+        return;
+    }
+    crash_case(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_postgres_never_deliver_twice() {
+    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
+        eprintln!("EBOND_TEST_DATABASE_URL not set: this test needs PostgreSQL");
+        return;
+    }
+    let partners = Partners::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let contracts = tmp.path().join("contracts");
+    partners.write_contracts(&contracts, "[\"200ms\"]");
+    let dir = contracts.clone();
+    // The API in this process (not delivering); two worker processes deliver.
+    let app = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.contracts_dir = dir;
+        s.outbox.in_process = false;
+    })
+    .await;
+    let mut env = gateway_env(
+        &contracts,
+        &tmp.path().join("data"),
+        &app.settings.database_url,
+        0,
+    );
+    env.insert("EBOND_OUTBOX_CONCURRENCY".into(), "2".into());
+    partners.acme.script(
+        10_000,
+        |r| r.method == "PUT",
+        ResponseTemplate::new(200).set_delay(Duration::from_millis(30)),
+    );
+    let _w1 = Proc(ebond(&["worker"], &env).spawn().unwrap());
+    let _w2 = Proc(ebond(&["worker"], &env).spawn().unwrap());
+
+    let snow = app.token(Some("servicenow")).await;
+    for t in 0..12 {
+        let n = format!("INC00008{t:02}");
+        let mut inc = servicenow_incident(&n);
+        inc["assignment_group"] = json!("Acme L2");
+        assert_eq!(app.post("/tickets", &snow, &inc).await.0, 201);
+        for u in 1..=2 {
+            let (s, _) = app
+                .patch(
+                    &format!("/tickets/{n}"),
+                    &snow,
+                    &json!({"short_description": format!("{n} update {u}")}),
+                )
+                .await;
+            assert_eq!(s, 200);
+        }
+    }
+    let got = partners
+        .acme
+        .wait_for(40, "36 deliveries", |r| r.len() >= 36)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = if partners.acme.received().len() > got.len() {
+        partners.acme.received()
+    } else {
+        got
+    };
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_id
+            .entry(r.header("webhook-id").to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 36);
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "a delivery was made twice"
+    );
+    // Per ticket, in commit order.
+    let mut per_ticket: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &got {
+        per_ticket
+            .entry(r.ticket().to_string())
+            .or_default()
+            .push(r.body["summary"].as_str().unwrap_or("").to_string());
+    }
+    for (ticket, list) in &per_ticket {
+        assert_eq!(list[0], "Email delivery delayed", "{ticket}");
+        assert!(
+            list[1].ends_with("update 1") && list[2].ends_with("update 2"),
+            "{ticket}: {list:?}"
+        );
+    }
+    // Both workers took part.
+    let admin = app.token(None).await;
+    let mut workers = std::collections::HashSet::new();
+    for t in 1..=12 {
+        let (_, sync, _) = app
+            .get(&format!("/admin/tickets/EB{t:07}/sync"), &admin)
+            .await;
+        for row in sync["outbound"]["acme-msp"].as_array().unwrap() {
+            for a in row["attempts"].as_array().unwrap() {
+                workers.insert(a["worker"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(workers.len(), 2, "{workers:?}");
+}
