@@ -9,7 +9,7 @@ use crate::contract::Contract;
 use crate::store::audit::AuditRepo;
 use crate::store::models::TransactionRow;
 use crate::sync::AuditInfo;
-use crate::with_conn;
+use crate::{with_conn, write_tx};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
@@ -172,7 +172,7 @@ pub async fn audit(
     let outcome = state
         .db
         .run(move |conn| {
-            with_conn!(conn, c => {
+            write_tx!(conn, c => {
                 let ticket = match (&partner, &reference) {
                     (Some(p), Some(r)) => crate::sync::read::resolve(c, p, r).ok().map(|(t, _)| (t.id, t.number)),
                     _ => None,

@@ -6,7 +6,7 @@
 use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{tokens, AuthError};
-use crate::with_conn;
+use crate::{with_conn, write_tx};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::Engine;
@@ -127,15 +127,15 @@ async fn grant(
     let issued = state
         .db
         .run(move |conn| {
-            with_conn!(conn, c => tokens::grant(c, &client_id, &client_secret, scope.as_deref(), iterations, |partner| {
-                match partner {
-                    None => Ok(default_ttl),
-                    Some(p) => registry
-                        .get(p)
-                        .map(|contract| contract.token_ttl_secs.unwrap_or(default_ttl))
-                        .ok_or_else(|| AuthError::UnknownPartner(p.to_string())),
-                }
-            }))
+            let client = with_conn!(conn, c => tokens::verify_client(c, &client_id, &client_secret, scope.as_deref(), iterations))?;
+            let ttl = match client.partner.as_deref() {
+                None => default_ttl,
+                Some(p) => registry
+                    .get(p)
+                    .map(|contract| contract.token_ttl_secs.unwrap_or(default_ttl))
+                    .ok_or_else(|| AuthError::UnknownPartner(p.to_string()))?,
+            };
+            write_tx!(conn, c => tokens::issue_token(c, client, ttl))
         })
         .await;
     match &issued {

@@ -47,16 +47,23 @@ pub struct IssuedToken {
     pub partner: Option<String>,
 }
 
-/// The client-credentials grant: checks the secret (slow hash) and stores a new token's hash.
-/// `ttl_for` gives the lifetime for the credential's partner (from its contract).
-pub fn grant<C: CredentialRepo>(
+/// A client that proved its secret.
+#[derive(Debug)]
+pub struct VerifiedClient {
+    pub credential_id: i64,
+    pub partner: Option<String>,
+    pub scope: Scope,
+}
+
+/// First half of the client-credentials grant: reads the credential and checks the secret
+/// against its slow hash. Read-only, so it runs outside any write transaction.
+pub fn verify_client<C: CredentialRepo>(
     c: &mut C,
     client_id: &str,
     client_secret: &str,
     requested_scope: Option<&str>,
     iterations: u32,
-    ttl_for: impl Fn(Option<&str>) -> Result<i64, AuthError>,
-) -> Result<IssuedToken, AuthError> {
+) -> Result<VerifiedClient, AuthError> {
     let Some(cred) = c.credential_by_client_id(client_id)? else {
         // Spend the same time as a real check so unknown ids cannot be told apart by timing.
         let _ = password::hash(client_secret, iterations)?;
@@ -75,22 +82,34 @@ pub fn grant<C: CredentialRepo>(
             )));
         }
     }
-    let ttl = ttl_for(cred.partner.as_deref())?;
+    Ok(VerifiedClient {
+        credential_id: cred.id,
+        partner: cred.partner,
+        scope,
+    })
+}
+
+/// Second half: stores a new token's hash and returns the token.
+pub fn issue_token<C: CredentialRepo>(
+    c: &mut C,
+    client: VerifiedClient,
+    ttl_secs: i64,
+) -> Result<IssuedToken, AuthError> {
     let access_token = random_token(32)?;
     let now = now_ms();
     c.insert_token(&AccessTokenRow {
         token_hash: sha256_hex(access_token.as_bytes()),
-        credential_id: cred.id,
-        partner: cred.partner.clone(),
-        scope: scope.as_str().to_string(),
-        expires_at: now + ttl * 1000,
+        credential_id: client.credential_id,
+        partner: client.partner.clone(),
+        scope: client.scope.as_str().to_string(),
+        expires_at: now + ttl_secs * 1000,
         created_at: now,
     })?;
     Ok(IssuedToken {
         access_token,
-        expires_in: ttl,
-        scope,
-        partner: cred.partner,
+        expires_in: ttl_secs,
+        scope: client.scope,
+        partner: client.partner,
     })
 }
 

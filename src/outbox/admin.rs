@@ -130,7 +130,7 @@ pub fn replay_partner(conn: &mut DbConn, partner: &str) -> Result<usize, StoreEr
 
 pub fn set_paused(conn: &mut DbConn, partner: &str, paused: bool) -> Result<(), StoreError> {
     let now = crate::util::now_ms();
-    Ok(with_conn!(conn, c => c.set_paused(partner, paused, now))?)
+    Ok(write_tx!(conn, c => c.set_paused(partner, paused, now))?)
 }
 
 pub fn paused(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {

@@ -16,6 +16,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -42,18 +43,26 @@ pub enum StoreError {
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 
-/// A pooled connection to whichever backend is configured.
+/// A pooled connection to whichever backend is configured. A SQLite connection carries the
+/// process-wide write lock (see [`write_tx!`]).
 pub enum DbConn {
-    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Sqlite(
+        PooledConnection<ConnectionManager<SqliteConnection>>,
+        WriteLock,
+    ),
     Postgres(PooledConnection<ConnectionManager<PgConnection>>),
 }
+
+/// Serialises this process's SQLite write transactions: waiting threads queue on a mutex
+/// instead of SQLite's sleep-and-retry busy handler, which starves under load.
+pub type WriteLock = Arc<Mutex<()>>;
 
 /// Runs `$body` with `$c` bound to the concrete `&mut` connection of either backend.
 #[macro_export]
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::DbConn::Sqlite(pooled) => {
+            $crate::store::DbConn::Sqlite(pooled, _) => {
                 let $c: &mut ::diesel::SqliteConnection = &mut *pooled;
                 $body
             }
@@ -72,7 +81,8 @@ macro_rules! with_conn {
 macro_rules! write_tx {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::DbConn::Sqlite(pooled) => {
+            $crate::store::DbConn::Sqlite(pooled, lock) => {
+                let _writer = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let conn: &mut ::diesel::SqliteConnection = &mut *pooled;
                 conn.immediate_transaction(|$c| $body)
             }
@@ -142,14 +152,14 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
 /// The database handle shared by the whole process (cheap to clone).
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteLock),
     Postgres(PgPool),
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Db::Sqlite(_) => "Db::Sqlite",
+            Db::Sqlite(..) => "Db::Sqlite",
             Db::Postgres(_) => "Db::Postgres",
         })
     }
@@ -183,20 +193,20 @@ impl Db {
                 .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms }))
                 .build(ConnectionManager::<SqliteConnection>::new(path))
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(pool, Arc::new(Mutex::new(()))))
         }
     }
 
     pub fn backend_name(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
 
     pub fn get(&self) -> Result<DbConn, StoreError> {
         Ok(match self {
-            Db::Sqlite(p) => DbConn::Sqlite(p.get()?),
+            Db::Sqlite(p, lock) => DbConn::Sqlite(p.get()?, lock.clone()),
             Db::Postgres(p) => DbConn::Postgres(p.get()?),
         })
     }
@@ -205,7 +215,7 @@ impl Db {
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.get()?;
         let applied = match &mut conn {
-            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+            DbConn::Sqlite(c, _) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
             DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
         };
         applied.map_err(|e| StoreError::Migration(e.to_string()))
