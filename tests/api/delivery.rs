@@ -690,3 +690,51 @@ async fn alerts_metrics_and_signed_ops_webhook_postgres() {
     }
     alerts_case(crate::helpers::Backend::Postgres).await;
 }
+
+crate::backend_test!(
+    retention_purges_old_deliveries_keeps_dead_letters,
+    |app: TestApp| async move {
+        use diesel::prelude::*;
+        use ebond::store::schema::outbox;
+        let enovia = app.token(Some("enovia")).await;
+        for i in 1..=3 {
+            app.post(
+                "/tickets",
+                &enovia,
+                &enovia_issue(&format!("ISS-000090{i}")),
+            )
+            .await;
+        }
+        // Three rows for ServiceNow: one delivered long ago, one delivered just now, one dead.
+        let db = app.db.clone();
+        let now = ebond::util::now_ms();
+        tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().unwrap();
+        ebond::with_conn!(&mut conn, c => {
+            let ids: Vec<i64> = outbox::table.order(outbox::id).select(outbox::id).load(c).unwrap();
+            let set = |c: &mut _, id: i64, status: &str, at: i64| {
+                diesel::update(outbox::table.find(id))
+                    .set((outbox::status.eq(status), outbox::delivered_at.eq(Some(at))))
+                    .execute(c)
+                    .unwrap();
+            };
+            set(c, ids[0], "delivered", now - 31 * 86_400_000);
+            set(c, ids[1], "delivered", now - 1_000);
+            set(c, ids[2], "dead", now - 90 * 86_400_000);
+        })
+    })
+    .await
+    .unwrap();
+        let purged = ebond::ops::retention::purge(&app.db, 30).await.unwrap();
+        assert_eq!(purged, 1);
+        let admin = app.token(None).await;
+        let (_, page, _) = app.get("/admin/outbox?limit=10", &admin).await;
+        let statuses: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["delivered", "dead"], "{page}");
+    }
+);
