@@ -313,8 +313,8 @@ impl TestApp {
         )
     }
 
-    /// `(partner, event)` of every outbox row of ticket `number`, oldest first.
-    pub async fn outbox(&self, number: &str) -> Vec<(String, String)> {
+    /// Every outbox row of ticket `number`, oldest first.
+    pub async fn outbox_rows(&self, number: &str) -> Vec<ebond::store::models::OutboxRow> {
         let db = self.db.clone();
         let number = number.to_string();
         tokio::task::spawn_blocking(move || {
@@ -326,27 +326,20 @@ impl TestApp {
         })
         .await
         .expect("join")
-        .into_iter()
-        .map(|r| (r.partner, r.event))
-        .collect()
+    }
+
+    /// `(partner, event)` of every outbox row of ticket `number`, oldest first.
+    pub async fn outbox(&self, number: &str) -> Vec<(String, String)> {
+        self.outbox_rows(number).await.into_iter().map(|r| (r.partner, r.event)).collect()
     }
 
     /// Full outbox payloads of ticket `number`.
     pub async fn outbox_payloads(&self, number: &str) -> Vec<Value> {
-        let db = self.db.clone();
-        let number = number.to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.get().expect("conn");
-            with_conn!(&mut conn, c => {
-                let t = c.ticket_by_number(&number).expect("query").expect("ticket exists");
-                c.outbox_of_ticket(t.id).expect("outbox")
-            })
-        })
-        .await
-        .expect("join")
-        .into_iter()
-        .map(|r| serde_json::from_str(&r.payload).expect("payload json"))
-        .collect()
+        self.outbox_rows(number)
+            .await
+            .into_iter()
+            .map(|r| serde_json::from_str(&r.payload).expect("payload json"))
+            .collect()
     }
 
     pub async fn ticket_count(&self) -> i64 {
