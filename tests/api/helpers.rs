@@ -330,7 +330,11 @@ impl TestApp {
 
     /// `(partner, event)` of every outbox row of ticket `number`, oldest first.
     pub async fn outbox(&self, number: &str) -> Vec<(String, String)> {
-        self.outbox_rows(number).await.into_iter().map(|r| (r.partner, r.event)).collect()
+        self.outbox_rows(number)
+            .await
+            .into_iter()
+            .map(|r| (r.partner, r.event))
+            .collect()
     }
 
     /// Full outbox payloads of ticket `number`.
