@@ -67,28 +67,19 @@ async fn main() {
         settings.outbox.poll_interval_ms = 50;
     }
     let state = ebond::app::state(settings.clone()).expect("gateway");
-    let _processor = if opts.outbound {
-        Some(ebond::app::spawn_processor(&state).expect("processor"))
-    } else {
-        None
-    };
+    let _processor = if opts.outbound { Some(ebond::app::spawn_processor(&state).expect("processor")) } else { None };
     let backend = state.db.backend_name();
     let db = state.db.clone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!(
-        "http://{}/api/ebond/v1",
-        listener.local_addr().expect("addr")
-    );
+    let base = format!("http://{}/api/ebond/v1", listener.local_addr().expect("addr"));
     tokio::spawn(ebond::api::server(state, listener).expect("server"));
 
     let cred = {
         let mut conn = db.get().expect("conn");
-        ebond::with_conn!(&mut conn, c => ebond::auth::tokens::issue_credential(c, Some("servicenow"), 1000)).expect("cred")
+        ebond::with_conn!(&mut conn, c => ebond::auth::tokens::issue_credential(c, Some("servicenow"), 1000))
+            .expect("cred")
     };
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(opts.concurrency)
-        .build()
-        .expect("client");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build().expect("client");
     let token: Value = http
         .post(format!("{base}/oauth/token"))
         .basic_auth(&cred.client_id, Some(&cred.client_secret))
@@ -99,15 +90,11 @@ async fn main() {
         .json()
         .await
         .expect("token json");
-    let token = token["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string();
+    let token = token["access_token"].as_str().expect("access_token").to_string();
     // A run may reuse a PostgreSQL database: number tickets after what is there.
     let offset = ebond::util::now_ms() % 1_000_000;
-    let numbers: Vec<String> = (0..opts.tickets)
-        .map(|i| format!("INC{:07}", (offset as usize * 10 + i) % 10_000_000))
-        .collect();
+    let numbers: Vec<String> =
+        (0..opts.tickets).map(|i| format!("INC{:07}", (offset as usize * 10 + i) % 10_000_000)).collect();
     for n in &numbers {
         let resp = http
             .post(format!("{base}/tickets"))
@@ -135,8 +122,7 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..opts.concurrency {
-        let (http, token, base, numbers) =
-            (http.clone(), token.clone(), base.clone(), numbers.clone());
+        let (http, token, base, numbers) = (http.clone(), token.clone(), base.clone(), numbers.clone());
         let accepted_at = accepted_at.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -152,16 +138,11 @@ async fn main() {
                     "work_notes": format!("worker {worker} note {i}"),
                 });
                 let t = Instant::now();
-                let status = match http
-                    .patch(format!("{base}/tickets/{n}"))
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                };
+                let status =
+                    match http.patch(format!("{base}/tickets/{n}")).bearer_auth(&token).json(&body).send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
                 if status == 200 {
                     accepted_at.lock().unwrap().insert(summary, Instant::now());
                 }
@@ -201,19 +182,11 @@ async fn main() {
         }
         let receipts = receipts.lock().unwrap();
         let accepted = accepted_at.lock().unwrap();
-        let mut lags: Vec<Duration> = accepted
-            .iter()
-            .filter_map(|(k, at)| receipts.get(k).map(|r| r.saturating_duration_since(*at)))
-            .collect();
+        let mut lags: Vec<Duration> =
+            accepted.iter().filter_map(|(k, at)| receipts.get(k).map(|r| r.saturating_duration_since(*at))).collect();
         lags.sort();
-        let last = accepted
-            .keys()
-            .filter_map(|k| receipts.get(k))
-            .max()
-            .copied();
-        let span = last
-            .map(|l| l.duration_since(started).as_secs_f64())
-            .unwrap_or(elapsed);
+        let last = accepted.keys().filter_map(|k| receipts.get(k)).max().copied();
+        let span = last.map(|l| l.duration_since(started).as_secs_f64()).unwrap_or(elapsed);
         println!(
             "deliveries/s: {:.0} ({} of {} updates received)",
             lags.len() as f64 / span,
@@ -241,25 +214,22 @@ async fn start_sink(receipts: Receipts) -> String {
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let server = HttpServer::new(move || {
         let (receipts, counter) = (receipts.clone(), counter.clone());
-        App::new().default_service(web::to(
-            move |req: actix_web::HttpRequest, body: web::Bytes| {
-                let (receipts, counter) = (receipts.clone(), counter.clone());
-                async move {
-                    let now = Instant::now();
-                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    if let Some(s) = v["summary"].as_str() {
-                        receipts.lock().unwrap().entry(s.to_string()).or_insert(now);
-                    }
-                    if req.method() == actix_web::http::Method::POST {
-                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        HttpResponse::Created()
-                            .json(json!({"ticket_number": format!("ACME-{:07}", n)}))
-                    } else {
-                        HttpResponse::Ok().finish()
-                    }
+        App::new().default_service(web::to(move |req: actix_web::HttpRequest, body: web::Bytes| {
+            let (receipts, counter) = (receipts.clone(), counter.clone());
+            async move {
+                let now = Instant::now();
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if let Some(s) = v["summary"].as_str() {
+                    receipts.lock().unwrap().entry(s.to_string()).or_insert(now);
                 }
-            },
-        ))
+                if req.method() == actix_web::http::Method::POST {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    HttpResponse::Created().json(json!({"ticket_number": format!("ACME-{:07}", n)}))
+                } else {
+                    HttpResponse::Ok().finish()
+                }
+            }
+        }))
     })
     .workers(1)
     .listen(listener)
@@ -278,23 +248,12 @@ fn bench_contracts(dir: &std::path::Path, sink: &str) -> std::path::PathBuf {
     std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret");
     let pw = dir.join("password");
     std::fs::write(&pw, "bench").expect("secret");
-    for f in [
-        "workflow.toml",
-        "servicenow.toml",
-        "enovia.toml",
-        "acme-msp.toml",
-    ] {
+    for f in ["workflow.toml", "servicenow.toml", "enovia.toml", "acme-msp.toml"] {
         let text = std::fs::read_to_string(src.join(f))
             .expect("example contract")
             .replace("https://itsm.acme-msp.example", sink)
-            .replace(
-                "rate_limit_per_minute = 60",
-                "rate_limit_per_minute = 1000000",
-            )
-            .replace(
-                "env:EBOND_ACME_SIGNING_SECRET",
-                &format!("file:{}", secret.display()),
-            )
+            .replace("rate_limit_per_minute = 60", "rate_limit_per_minute = 1000000")
+            .replace("env:EBOND_ACME_SIGNING_SECRET", &format!("file:{}", secret.display()))
             .replace("env:EBOND_ACME_PASSWORD", &format!("file:{}", pw.display()));
         std::fs::write(out.join(f), text).expect("write contract");
     }

@@ -28,20 +28,8 @@ pub fn load_contracts(settings: &Settings) -> anyhow::Result<Registry> {
 /// Opens the configured database (creating the SQLite file if needed) and migrates it.
 pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
     let url = settings.effective_database_url();
-    let db = Db::connect(
-        &url,
-        settings.database.pool_size,
-        settings.database.busy_timeout_ms,
-    )
-    .with_context(|| {
-        format!(
-            "opening the {} database",
-            if url.starts_with("postgres") {
-                "PostgreSQL"
-            } else {
-                "SQLite"
-            }
-        )
+    let db = Db::connect(&url, settings.database.pool_size, settings.database.busy_timeout_ms).with_context(|| {
+        format!("opening the {} database", if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" })
     })?;
     let applied = db.migrate().context("applying migrations")?;
     if !applied.is_empty() {
@@ -60,14 +48,12 @@ pub fn state(settings: Settings) -> anyhow::Result<AppState> {
 /// The outbox processor over the same database, contracts, metrics and wake-up signal as
 /// `state`.
 pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
-    let alerts = Alerts::new(&state.settings.alerts, state.metrics.clone())
-        .context("alert webhook secret")?;
+    let alerts = Alerts::new(&state.settings.alerts, state.metrics.clone()).context("alert webhook secret")?;
     if state.db.backend_name() == "sqlite" {
         tracing::info!("SQLite: this process is the only one delivering");
     }
     let lease_ms = state.settings.outbox.lease_secs * 1000;
-    let request_ms =
-        state.settings.outbox.request_timeout_ms + state.settings.outbox.connect_timeout_ms;
+    let request_ms = state.settings.outbox.request_timeout_ms + state.settings.outbox.connect_timeout_ms;
     if lease_ms <= request_ms {
         anyhow::bail!(
             "outbox.lease_secs ({} s) must be longer than connect + request timeout ({} ms), or a slow delivery would be leased twice",
@@ -81,14 +67,13 @@ pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
         state.settings.outbox.clone(),
         state.metrics.clone(),
         Arc::new(alerts),
+        state.secrets.clone(),
         state.wake.clone(),
     )))
 }
 
 /// Starts the processor in the background; send `true` on the returned channel to stop it.
-pub fn spawn_processor(
-    state: &AppState,
-) -> anyhow::Result<(watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+pub fn spawn_processor(state: &AppState) -> anyhow::Result<(watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
     let processor = processor(state)?;
     let (stop, stopped) = watch::channel(false);
     let handle = tokio::spawn(processor.run(stopped));
@@ -101,11 +86,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.bind.clone();
     let state = state(settings)?;
     let listener = TcpListener::bind(&bind).with_context(|| format!("binding {bind}"))?;
-    let delivering = if state.settings.outbox.in_process {
-        Some(spawn_processor(&state)?)
-    } else {
-        None
-    };
+    let delivering = if state.settings.outbox.in_process { Some(spawn_processor(&state)?) } else { None };
     tracing::info!(
         address = %listener.local_addr()?,
         database = state.db.backend_name(),
@@ -136,14 +117,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Address the HTTP server listens on.
@@ -24,6 +24,39 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub outbox: OutboxSettings,
     pub alerts: AlertSettings,
+    pub tls: TlsSettings,
+    pub security: SecuritySettings,
+}
+
+impl std::fmt::Debug for Settings {
+    /// The database URL's password is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url_password(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("contracts_dir", &self.contracts_dir)
+            .field("log_format", &self.log_format)
+            .field("workers", &self.workers)
+            .field("limits", &self.limits)
+            .field("auth", &self.auth)
+            .field("database", &self.database)
+            .field("outbox", &self.outbox)
+            .field("alerts", &self.alerts)
+            .field("tls", &self.tls)
+            .field("security", &self.security)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -106,6 +139,69 @@ impl Default for OutboxSettings {
     }
 }
 
+/// HTTPS and mutual TLS (OpenSSL). Plain HTTP only when no certificate is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM certificate chain (server certificate first).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub key_file: Option<PathBuf>,
+    /// `1.2` (default) or `1.3`.
+    pub min_version: String,
+    /// PEM bundle of CAs whose client certificates are accepted (enables mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse the TLS handshake without a client certificate (otherwise per partner contract).
+    pub require_client_cert: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            cert_file: None,
+            key_file: None,
+            min_version: "1.2".into(),
+            client_ca_file: None,
+            require_client_cert: false,
+        }
+    }
+}
+
+/// Abuse controls and secrets at rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed; from anyone else it is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Failed authentications (per client id or per source address) within the window that
+    /// lock the client out.
+    pub lockout_threshold: i64,
+    pub lockout_window_secs: i64,
+    /// How long a lockout lasts after the last failure.
+    pub lockout_secs: i64,
+    /// Deepest JSON nesting accepted in a request body.
+    pub max_json_depth: usize,
+    /// Tolerance for signed inbound events' `webhook-timestamp`, in seconds.
+    pub webhook_tolerance_secs: i64,
+    /// Master key file for secrets stored in the database (created 0600 on first use).
+    /// Empty: `<data_dir>/master.key`. `EBOND_MASTER_KEY` (base64, 32 bytes) takes precedence.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            trusted_proxies: Vec::new(),
+            lockout_threshold: 10,
+            lockout_window_secs: 900,
+            lockout_secs: 900,
+            max_json_depth: 32,
+            webhook_tolerance_secs: 300,
+            master_key_file: None,
+        }
+    }
+}
+
 /// Operational alerts: an optional webhook, signed with the Standard Webhooks scheme.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -138,53 +234,38 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             outbox: OutboxSettings::default(),
             alerts: AlertSettings::default(),
+            tls: TlsSettings::default(),
+            security: SecuritySettings::default(),
         }
     }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_body_bytes: 256 * 1024,
-            max_page_size: 500,
-            default_page_size: 100,
-        }
+        Limits { max_body_bytes: 256 * 1024, max_page_size: 500, default_page_size: 100 }
     }
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        AuthSettings {
-            pbkdf2_iterations: 600_000,
-            default_token_ttl_secs: 3600,
-        }
+        AuthSettings { pbkdf2_iterations: 600_000, default_token_ttl_secs: 3600 }
     }
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings {
-            pool_size: 16,
-            busy_timeout_ms: 5000,
-        }
+        DatabaseSettings { pool_size: 16, busy_timeout_ms: 5000 }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}={value:?}: {message}")]
-    Env {
-        name: &'static str,
-        value: String,
-        message: String,
-    },
+    Env { name: &'static str, value: String, message: String },
 }
 
 impl Settings {
@@ -200,14 +281,9 @@ impl Settings {
     }
 
     fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
     }
 
     /// Applies `EBOND_*` overrides; `get` is the environment (injectable for tests).
@@ -216,11 +292,7 @@ impl Settings {
         where
             T::Err: std::fmt::Display,
         {
-            value.parse().map_err(|e: T::Err| ConfigError::Env {
-                name,
-                value,
-                message: e.to_string(),
-            })
+            value.parse().map_err(|e: T::Err| ConfigError::Env { name, value, message: e.to_string() })
         }
         if let Some(v) = get("EBOND_BIND") {
             self.bind = v;
@@ -286,6 +358,34 @@ impl Settings {
         if let Some(v) = get("EBOND_RETENTION_DAYS") {
             self.outbox.retention_days = parse("EBOND_RETENTION_DAYS", v)?;
         }
+        if let Some(v) = get("EBOND_TLS_CERT_FILE") {
+            self.tls.cert_file = Some(v.into());
+        }
+        if let Some(v) = get("EBOND_TLS_KEY_FILE") {
+            self.tls.key_file = Some(v.into());
+        }
+        if let Some(v) = get("EBOND_TLS_MIN_VERSION") {
+            self.tls.min_version = v;
+        }
+        if let Some(v) = get("EBOND_TLS_CLIENT_CA_FILE") {
+            self.tls.client_ca_file = Some(v.into());
+        }
+        if let Some(v) = get("EBOND_TLS_REQUIRE_CLIENT_CERT") {
+            self.tls.require_client_cert = parse("EBOND_TLS_REQUIRE_CLIENT_CERT", v)?;
+        }
+        if let Some(v) = get("EBOND_TRUSTED_PROXIES") {
+            self.security.trusted_proxies =
+                v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("EBOND_LOCKOUT_THRESHOLD") {
+            self.security.lockout_threshold = parse("EBOND_LOCKOUT_THRESHOLD", v)?;
+        }
+        if let Some(v) = get("EBOND_LOCKOUT_SECS") {
+            self.security.lockout_secs = parse("EBOND_LOCKOUT_SECS", v)?;
+        }
+        if let Some(v) = get("EBOND_MASTER_KEY_FILE") {
+            self.security.master_key_file = Some(v.into());
+        }
         if let Some(v) = get("EBOND_ALERT_WEBHOOK_URL") {
             self.alerts.webhook_url = Some(v);
         }
@@ -326,11 +426,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_hides_the_database_password() {
+        let s = Settings { database_url: "postgres://ebond:s3cr3t@db/ebond".into(), ..Default::default() };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cr3t") && shown.contains("postgres://ebond:***@db/ebond"), "{shown}");
+    }
+
+    #[test]
     fn bad_env_value_is_named() {
         let mut s = Settings::default();
-        let err = s
-            .apply_env(|n| (n == "EBOND_MAX_BODY_BYTES").then(|| "lots".to_string()))
-            .unwrap_err();
+        let err = s.apply_env(|n| (n == "EBOND_MAX_BODY_BYTES").then(|| "lots".to_string())).unwrap_err();
         assert!(err.to_string().contains("EBOND_MAX_BODY_BYTES"));
     }
 }

@@ -11,11 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "ebond",
-    version,
-    about = "eBond gateway: keeps tickets in step across partners' ticketing systems"
-)]
+#[command(name = "ebond", version, about = "eBond gateway: keeps tickets in step across partners' ticketing systems")]
 struct Cli {
     /// Settings file (default: ./ebond.toml when present). EBOND_* variables override it.
     #[arg(long, global = true, env = "EBOND_CONFIG")]
@@ -100,6 +96,11 @@ enum PartnerCommand {
     Pause { partner: String },
     /// Resume deliveries to a partner.
     Resume { partner: String },
+    /// Secrets stored encrypted in the database.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Partner client credentials.
     Credentials {
         #[command(subcommand)]
@@ -115,7 +116,35 @@ enum CredentialsCommand {
         /// Print {"client_id": …, "client_secret": …}.
         #[arg(long)]
         json: bool,
+        /// Tokens of this credential may only read.
+        #[arg(long)]
+        read_only: bool,
     },
+    /// Give PARTNER's newest credential a new secret; the old one works for the overlap.
+    Rotate {
+        partner: String,
+        /// How long the old secret keeps working, e.g. 24h, 30m, 0s.
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+        /// Rotate this credential rather than the newest.
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke PARTNER's credentials (or one): every token they issued stops at once.
+    Revoke {
+        partner: String,
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Store a secret for PARTNER under NAME, read from standard input, encrypted with the
+    /// master key; contracts refer to it as `db:NAME`.
+    Set { partner: String, name: String },
 }
 
 #[derive(Subcommand)]
@@ -158,31 +187,21 @@ fn main() -> ExitCode {
 fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(app::serve(settings))?;
         }
         Command::Worker => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(app::work(settings))?;
         }
         Command::Outbox { command } => outbox(&settings, command)?,
-        Command::Partner {
-            command: PartnerCommand::Pause { partner },
-        } => set_paused(&settings, &partner, true)?,
-        Command::Partner {
-            command: PartnerCommand::Resume { partner },
-        } => set_paused(&settings, &partner, false)?,
+        Command::Partner { command: PartnerCommand::Pause { partner } } => set_paused(&settings, &partner, true)?,
+        Command::Partner { command: PartnerCommand::Resume { partner } } => set_paused(&settings, &partner, false)?,
         Command::Migrate => {
             let db = app::open_database(&settings)?;
             println!("database {} is up to date", db.backend_name());
         }
-        Command::Contracts {
-            command: ContractsCommand::Check { dir },
-        } => {
+        Command::Contracts { command: ContractsCommand::Check { dir } } => {
             let mut settings = settings;
             if let Some(dir) = dir {
                 settings.contracts_dir = dir;
@@ -203,11 +222,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     for e in &errors {
                         eprintln!("{e}");
                     }
-                    eprintln!(
-                        "{} error{} found",
-                        errors.len(),
-                        if errors.len() == 1 { "" } else { "s" }
-                    );
+                    eprintln!("{} error{} found", errors.len(), if errors.len() == 1 { "" } else { "s" });
                     return Ok(ExitCode::FAILURE);
                 }
             }
@@ -225,16 +240,12 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 }
                 println!("OpenAPI documents under {} are current", dir.display());
             } else {
-                for p in openapi::write_documents(&dir, &registry)
-                    .context("writing OpenAPI documents")?
-                {
+                for p in openapi::write_documents(&dir, &registry).context("writing OpenAPI documents")? {
                     println!("wrote {p}");
                 }
             }
         }
-        Command::Partner {
-            command: PartnerCommand::List,
-        } => {
+        Command::Partner { command: PartnerCommand::List } => {
             let registry = app::load_contracts(&settings)?;
             let db = app::open_database(&settings)?;
             let mut conn = db.get()?;
@@ -244,42 +255,20 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 "PARTNER", "NAME", "CONTRACT", "CREATE", "SUBSCRIBES"
             );
             for c in registry.partners() {
-                let subscribes = c
-                    .outbound
-                    .as_ref()
-                    .is_some_and(|o| !o.subscriptions.is_empty());
-                let active = creds
-                    .iter()
-                    .filter(|k| k.partner.as_deref() == Some(&c.id) && k.revoked_at.is_none())
-                    .count();
+                let subscribes = c.outbound.as_ref().is_some_and(|o| !o.subscriptions.is_empty());
+                let active =
+                    creds.iter().filter(|k| k.partner.as_deref() == Some(&c.id) && k.revoked_at.is_none()).count();
                 println!(
                     "{:<14} {:<44} {:<9} {:<7} {:<11} {active}",
                     c.id, c.name, c.version, c.access.create, subscribes
                 );
             }
         }
-        Command::Partner {
-            command:
-                PartnerCommand::Credentials {
-                    command: CredentialsCommand::Issue { partner, json },
-                },
-        } => {
-            let registry = app::load_contracts(&settings)?;
-            if registry.get(&partner).is_none() {
-                let known: Vec<&str> = registry.partners().map(|c| c.id.as_str()).collect();
-                anyhow::bail!(
-                    "no contract for partner `{partner}`; known partners: {}",
-                    known.join(", ")
-                );
-            }
-            issue(&settings, Some(&partner), json)?;
+        Command::Partner { command: PartnerCommand::Credentials { command } } => credentials(&settings, command)?,
+        Command::Partner { command: PartnerCommand::Secret { command: SecretCommand::Set { partner, name } } } => {
+            set_secret(&settings, &partner, &name)?
         }
-        Command::Admin {
-            command:
-                AdminCommand::Credentials {
-                    command: AdminCredentialsCommand::Issue { json },
-                },
-        } => {
+        Command::Admin { command: AdminCommand::Credentials { command: AdminCredentialsCommand::Issue { json } } } => {
             issue(&settings, None, json)?;
         }
     }
@@ -287,10 +276,15 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 fn issue(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Result<()> {
+    issue_scoped(settings, partner, false, json)
+}
+
+fn issue_scoped(settings: &Settings, partner: Option<&str>, read_only: bool, json: bool) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
     let mut conn = db.get()?;
     let iterations = settings.auth.pbkdf2_iterations;
-    let cred = with_conn!(&mut conn, c => auth::tokens::issue_credential(c, partner, iterations))?;
+    let cred =
+        ebond::write_tx!(&mut conn, c => auth::tokens::issue_credential_scoped(c, partner, read_only, iterations))?;
     if json {
         println!("{}", serde_json::to_string(&cred)?);
     } else {
@@ -305,19 +299,9 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
     let mut conn = db.get()?;
     match command {
-        OutboxCommand::List {
-            partner,
-            status,
-            limit,
-        } => {
+        OutboxCommand::List { partner, status, limit } => {
             let status = (status != "all").then_some(status);
-            let filter = OutboxFilter {
-                partner,
-                status,
-                ticket_id: None,
-                after_id: None,
-                limit,
-            };
+            let filter = OutboxFilter { partner, status, ticket_id: None, after_id: None, limit };
             let rows = outbox_admin::list(&mut conn, &filter)?;
             println!(
                 "{:>8} {:<12} {:<11} {:<16} {:<10} {:>8} {:>6}  LAST ERROR",
@@ -332,17 +316,11 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
                     r.event,
                     r.status,
                     r.attempts,
-                    r.last_status
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    r.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                     r.last_error.as_deref().unwrap_or("")
                 );
             }
-            eprintln!(
-                "{} row{}",
-                rows.len(),
-                if rows.len() == 1 { "" } else { "s" }
-            );
+            eprintln!("{} row{}", rows.len(), if rows.len() == 1 { "" } else { "s" });
         }
         OutboxCommand::Show { id } => match outbox_admin::show(&mut conn, id)? {
             Some(d) => println!("{}", serde_json::to_string_pretty(&d)?),
@@ -354,14 +332,9 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
             }
             println!("replayed 1 dead letter ({id}); a running processor picks it up within its poll interval");
         }
-        OutboxCommand::Replay {
-            partner: Some(p), ..
-        } => {
+        OutboxCommand::Replay { partner: Some(p), .. } => {
             let n = outbox_admin::replay_partner(&mut conn, &p)?;
-            println!(
-                "replayed {n} dead letter{} of {p}, in their original order",
-                if n == 1 { "" } else { "s" }
-            );
+            println!("replayed {n} dead letter{} of {p}, in their original order", if n == 1 { "" } else { "s" });
         }
         OutboxCommand::Replay { .. } => anyhow::bail!("give an outbox id or --partner"),
     }
@@ -376,13 +349,88 @@ fn set_paused(settings: &Settings, partner: &str, paused: bool) -> anyhow::Resul
     let db = app::open_database(settings)?;
     let mut conn = db.get()?;
     outbox_admin::set_paused(&mut conn, partner, paused)?;
-    println!(
-        "deliveries to {partner} {}",
-        if paused {
-            "paused: its backlog waits"
-        } else {
-            "resumed"
+    println!("deliveries to {partner} {}", if paused { "paused: its backlog waits" } else { "resumed" });
+    Ok(())
+}
+
+fn known_partner(settings: &Settings, partner: &str) -> anyhow::Result<()> {
+    let registry = app::load_contracts(settings)?;
+    if registry.get(partner).is_none() {
+        let known: Vec<&str> = registry.partners().map(|c| c.id.as_str()).collect();
+        anyhow::bail!("no contract for partner `{partner}`; known partners: {}", known.join(", "));
+    }
+    Ok(())
+}
+
+fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Result<()> {
+    match command {
+        CredentialsCommand::Issue { partner, json, read_only } => {
+            known_partner(settings, &partner)?;
+            issue_scoped(settings, Some(&partner), read_only, json)
         }
-    );
+        CredentialsCommand::Rotate { partner, overlap, client_id, json } => {
+            known_partner(settings, &partner)?;
+            let overlap_secs = parse_duration_secs(&overlap)
+                .ok_or_else(|| anyhow::anyhow!("--overlap `{overlap}` is not a duration such as 24h, 30m or 0s"))?;
+            let db = app::open_database(settings)?;
+            let mut conn = db.get()?;
+            let iterations = settings.auth.pbkdf2_iterations;
+            let rotated = ebond::write_tx!(&mut conn, c => auth::tokens::rotate(c, &partner, client_id.as_deref(), overlap_secs, iterations))?;
+            let Some(cred) = rotated else { anyhow::bail!("{partner} has no live credential to rotate") };
+            if json {
+                println!("{}", serde_json::to_string(&cred)?);
+            } else {
+                println!("client_id:     {}", cred.client_id);
+                println!("client_secret: {}", cred.client_secret);
+                eprintln!(
+                    "The previous secret keeps working for {overlap}. Store the new one now: it cannot be shown again."
+                );
+            }
+            Ok(())
+        }
+        CredentialsCommand::Revoke { partner, client_id } => {
+            let db = app::open_database(settings)?;
+            let mut conn = db.get()?;
+            let now = ebond::util::now_ms();
+            let n = ebond::write_tx!(&mut conn, c => c.revoke(&partner, client_id.as_deref(), now))?;
+            println!(
+                "revoked {n} credential{} of {partner}; their tokens no longer work",
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+    }
+}
+
+fn parse_duration_secs(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    Some(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return None,
+    })
+}
+
+fn set_secret(settings: &Settings, partner: &str, name: &str) -> anyhow::Result<()> {
+    use std::io::Read;
+    known_partner(settings, partner)?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        anyhow::bail!("secret names are letters, digits, `_` and `-`");
+    }
+    let mut value = String::new();
+    std::io::stdin().read_to_string(&mut value).context("reading the secret from standard input")?;
+    let value = value.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        anyhow::bail!("standard input was empty: pipe the secret in, e.g. `printf %s \"$SECRET\" | ebond partner secret set {partner} {name}`");
+    }
+    let db = app::open_database(settings)?;
+    let secrets = ebond::secrets::Secrets::new(db, settings);
+    secrets.store(partner, name, value)?;
+    println!("stored secret `{name}` for {partner} (AES-256-GCM); refer to it as db:{name}");
     Ok(())
 }

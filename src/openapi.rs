@@ -2,7 +2,7 @@
 //! partner whose ticket schemas are generated from its contract — so the names, enums, limits
 //! and required fields a partner reads are the ones the gateway enforces.
 
-use crate::api::{self, admin, oauth, ops, problem, tickets};
+use crate::api::{self, admin, events, oauth, ops, problem, tickets};
 use crate::contract::{Contract, FieldSpec, FieldType, UnknownFields, Workflow};
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -25,6 +25,8 @@ use utoipa::{Modify, OpenApi};
         tickets::add_work_note,
         tickets::read,
         tickets::list,
+        events::receive,
+        admin::auth_events,
         admin::transactions,
         admin::partners,
         ops::outbox_list,
@@ -80,20 +82,13 @@ pub fn partner_document(generic: &Value, contract: &Contract, workflow: &Workflo
     doc["info"]["version"] = json!(contract.version);
     doc["info"]["description"] = json!(describe(contract, workflow));
     let strict = contract.unknown_fields == UnknownFields::Reject;
-    let writable: Vec<&FieldSpec> = contract
-        .fields
-        .iter()
-        .filter(|f| contract.may_write(&f.target.name()))
-        .collect();
+    let writable: Vec<&FieldSpec> = contract.fields.iter().filter(|f| contract.may_write(&f.target.name())).collect();
     let readable: Vec<&FieldSpec> = contract
         .fields
         .iter()
         .filter(|f| {
             contract.may_read(&f.target.name())
-                && !matches!(
-                    f.target,
-                    crate::contract::Target::WorkNote | crate::contract::Target::Comment
-                )
+                && !matches!(f.target, crate::contract::Target::WorkNote | crate::contract::Target::Comment)
         })
         .collect();
     let schemas = &mut doc["components"]["schemas"];
@@ -122,16 +117,9 @@ fn describe(contract: &Contract, workflow: &Workflow) -> String {
         .collect();
     format!(
         "{}\n\nContract version {}. Allowed state transitions: {}.",
-        contract
-            .description
-            .clone()
-            .unwrap_or_else(|| contract.name.clone()),
+        contract.description.clone().unwrap_or_else(|| contract.name.clone()),
         contract.version,
-        if transitions.is_empty() {
-            "none".to_string()
-        } else {
-            transitions.join(", ")
-        }
+        if transitions.is_empty() { "none".to_string() } else { transitions.join(", ") }
     )
 }
 
@@ -143,12 +131,7 @@ fn label(contract: &Contract, state: &str) -> String {
 }
 
 /// A (possibly nested) object schema for `fields`, nesting by JSON Pointer.
-fn object_schema(
-    fields: &[&FieldSpec],
-    with_required: bool,
-    strict: bool,
-    nullable: bool,
-) -> Value {
+fn object_schema(fields: &[&FieldSpec], with_required: bool, strict: bool, nullable: bool) -> Value {
     let mut root = json!({"type": "object", "properties": {}});
     if strict {
         root["additionalProperties"] = json!(false);
@@ -162,9 +145,7 @@ fn object_schema(
                 node["properties"] = json!({});
             }
             if with_required && f.required_on_create {
-                let req = node
-                    .as_object_mut()
-                    .map(|o| o.entry("required").or_insert_with(|| json!([])));
+                let req = node.as_object_mut().map(|o| o.entry("required").or_insert_with(|| json!([])));
                 if let Some(Value::Array(list)) = req {
                     if !list.contains(&json!(token)) {
                         list.push(json!(token));
@@ -196,14 +177,7 @@ fn field_schema(f: &FieldSpec, nullable: bool) -> Value {
         FieldType::Integer => "integer",
         FieldType::Boolean => "boolean",
     };
-    s.insert(
-        "type".into(),
-        if nullable {
-            json!([base, "null"])
-        } else {
-            json!(base)
-        },
-    );
+    s.insert("type".into(), if nullable { json!([base, "null"]) } else { json!(base) });
     if let Some(n) = f.min_length {
         s.insert("minLength".into(), json!(n));
     }
@@ -247,10 +221,7 @@ pub fn checked_in_documents(registry: &crate::contract::Registry) -> Vec<(String
     let generic = generic_document();
     let mut out = vec![("ebond.json".to_string(), pretty(&generic))];
     for c in registry.partners() {
-        out.push((
-            format!("partners/{}.json", c.id),
-            pretty(&partner_document(&generic, c, &registry.workflow)),
-        ));
+        out.push((format!("partners/{}.json", c.id), pretty(&partner_document(&generic, c, &registry.workflow))));
     }
     out
 }
@@ -262,10 +233,7 @@ fn pretty(v: &Value) -> String {
 }
 
 /// Writes the documents under `dir`; returns the paths written.
-pub fn write_documents(
-    dir: &Path,
-    registry: &crate::contract::Registry,
-) -> std::io::Result<Vec<String>> {
+pub fn write_documents(dir: &Path, registry: &crate::contract::Registry) -> std::io::Result<Vec<String>> {
     let mut written = Vec::new();
     for (rel, text) in checked_in_documents(registry) {
         let path = dir.join(&rel);
@@ -282,9 +250,7 @@ pub fn write_documents(
 pub fn stale_documents(dir: &Path, registry: &crate::contract::Registry) -> Vec<String> {
     checked_in_documents(registry)
         .into_iter()
-        .filter(|(rel, text)| {
-            std::fs::read_to_string(dir.join(rel)).ok().as_deref() != Some(text.as_str())
-        })
+        .filter(|(rel, text)| std::fs::read_to_string(dir.join(rel)).ok().as_deref() != Some(text.as_str()))
         .map(|(rel, _)| dir.join(rel).display().to_string())
         .collect()
 }

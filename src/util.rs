@@ -9,9 +9,7 @@ pub fn now_ms() -> i64 {
 
 /// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
 pub fn ms_to_rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Lower-case hex SHA-256 of `data`.

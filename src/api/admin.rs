@@ -50,12 +50,7 @@ pub fn transaction_view(r: crate::store::models::TransactionRow) -> TransactionV
         payload_sha256: r.payload_sha256,
         result: r.result,
         status: r.status,
-        error_codes: r
-            .error_codes
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        error_codes: r.error_codes.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
         ticket: r.ticket_number,
     }
 }
@@ -81,11 +76,8 @@ pub struct TransactionPage {
 pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let result: Result<HttpResponse, ApiError> = async {
         require_admin(&state, &req).await?;
-        let q: TransactionQuery =
-            serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::BadRequest {
-                code: "bad-query",
-                detail: format!("query string: {e}"),
-            })?;
+        let q: TransactionQuery = serde_urlencoded::from_str(req.query_string())
+            .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
         if let Some(r) = &q.result {
             if !["accepted", "rejected", "replayed"].contains(&r.as_str()) {
                 return Err(ApiError::BadRequest {
@@ -94,10 +86,8 @@ pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpR
                 });
             }
         }
-        let limit = q
-            .limit
-            .unwrap_or(state.settings.limits.default_page_size)
-            .clamp(1, state.settings.limits.max_page_size);
+        let limit =
+            q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
         let filter = TransactionFilter {
             partner: q.partner,
             ticket_number: q.ticket,
@@ -108,13 +98,10 @@ pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         let rows = state
             .db
             .run(move |conn| {
-                with_conn!(conn, c => c.query_transactions(&filter))
-                    .map_err(crate::store::StoreError::from)
+                with_conn!(conn, c => c.query_transactions(&filter)).map_err(crate::store::StoreError::from)
             })
             .await?;
-        let next_before = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| r.id))
-            .flatten();
+        let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
         let items = rows.into_iter().map(transaction_view).collect();
         Ok(HttpResponse::Ok().json(TransactionPage { items, next_before }))
     }
@@ -145,10 +132,7 @@ pub fn summaries(state: &AppState) -> Vec<PartnerSummary> {
             may_create: c.access.create,
             write: c.access.write.iter().cloned().collect(),
             read: c.access.read.iter().cloned().collect(),
-            subscribes: c
-                .outbound
-                .as_ref()
-                .is_some_and(|o| !o.subscriptions.is_empty()),
+            subscribes: c.outbound.as_ref().is_some_and(|o| !o.subscriptions.is_empty()),
         })
         .collect()
 }
@@ -167,4 +151,74 @@ pub async fn partners(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
         Ok(()) => HttpResponse::Ok().json(summaries(&state)),
         Err(e) => e.error_response(),
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuthEventQuery {
+    pub client_id: Option<String>,
+    /// success, failure or refused (locked out).
+    pub outcome: Option<String>,
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// One authentication attempt (never the secret).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthEventView {
+    pub id: i64,
+    pub at: String,
+    pub client_id: Option<String>,
+    pub source: String,
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthEventPage {
+    pub items: Vec<AuthEventView>,
+    pub next_before: Option<i64>,
+}
+
+#[utoipa::path(
+    get, path = "/api/ebond/v1/admin/auth-events", tag = "admin",
+    params(AuthEventQuery),
+    responses(
+        (status = 200, description = "Authentication attempts, newest first", body = AuthEventPage),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn auth_events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    use crate::store::credentials::CredentialRepo;
+    let result: Result<HttpResponse, ApiError> = async {
+        require_admin(&state, &req).await?;
+        let q: AuthEventQuery = serde_urlencoded::from_str(req.query_string())
+            .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
+        let limit =
+            q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
+        let rows = state
+            .db
+            .run(move |conn| {
+                with_conn!(conn, c => c.list_auth_events(q.client_id.as_deref(), q.outcome.as_deref(), q.before, limit))
+                    .map_err(crate::store::StoreError::from)
+            })
+            .await?;
+        let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+        let items = rows
+            .into_iter()
+            .map(|r| AuthEventView {
+                id: r.id,
+                at: crate::util::ms_to_rfc3339(r.at),
+                client_id: r.client_id,
+                source: r.source,
+                outcome: r.outcome,
+                reason: r.reason,
+            })
+            .collect();
+        Ok(HttpResponse::Ok().json(AuthEventPage { items, next_before }))
+    }
+    .await;
+    result.unwrap_or_else(|e| e.error_response())
 }

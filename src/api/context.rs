@@ -21,18 +21,13 @@ pub struct RequestId(pub String);
 
 impl RequestId {
     pub fn of(req: &HttpRequest) -> String {
-        req.extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default()
+        req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
     }
 }
 
 fn acceptable(id: &str) -> bool {
     (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 pub async fn middleware(
@@ -58,35 +53,19 @@ pub async fn middleware(
     let started = std::time::Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(REQUEST_ID), v);
+        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
     }
+    let tls = res.request().connection_info().scheme() == "https";
+    security_headers(res.headers_mut(), tls);
     let status = res.status().as_u16();
     if res.request().path().starts_with(super::BASE) {
-        if let Some(state) = res
-            .request()
-            .app_data::<actix_web::web::Data<super::AppState>>()
-        {
-            let partner = res
-                .request()
-                .extensions()
-                .get::<PartnerId>()
-                .map(|p| p.0.clone())
-                .unwrap_or_else(|| "-".into());
-            state
-                .metrics
-                .inbound
-                .with_label_values(&[partner.as_str(), &status.to_string()])
-                .inc();
+        if let Some(state) = res.request().app_data::<actix_web::web::Data<super::AppState>>() {
+            let partner =
+                res.request().extensions().get::<PartnerId>().map(|p| p.0.clone()).unwrap_or_else(|| "-".into());
+            state.metrics.inbound.with_label_values(&[partner.as_str(), &status.to_string()]).inc();
         }
     }
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "request completed"
-        )
-    });
+    span.in_scope(|| tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "request completed"));
     Ok(res)
 }
 
@@ -99,4 +78,22 @@ pub fn record_partner(req: &HttpRequest, partner: &str) {
 /// Adds the ticket to the current request span.
 pub fn record_ticket(ticket: &str) {
     tracing::Span::current().record("ticket", ticket);
+}
+
+/// Headers that keep browsers from sniffing, framing or caching partner data.
+fn security_headers(h: &mut actix_web::http::header::HeaderMap, tls: bool) {
+    use actix_web::http::header;
+    let set = |h: &mut header::HeaderMap, name: header::HeaderName, value: &'static str| {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'");
+    set(h, header::CACHE_CONTROL, "no-store");
+    if tls {
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
 }

@@ -15,46 +15,126 @@ use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 use std::sync::Arc;
 
-/// Authenticates the bearer token of `req`.
+/// Authenticates the bearer token of `req`. Failures are recorded as authentication events.
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ApiError> {
-    let token = bearer_token(req)?;
-    let principal = state
-        .db
-        .run(move |conn| with_conn!(conn, c => tokens::check(c, &token)))
-        .await?;
-    Ok(principal)
+    let checked = match bearer_token(req) {
+        Ok(token) => state.db.run(move |conn| with_conn!(conn, c => tokens::check(c, &token))).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &checked {
+        let reason = match e {
+            AuthError::MissingToken => "missing_token",
+            AuthError::InvalidToken => "invalid_token",
+            _ => "error",
+        };
+        let source =
+            crate::auth::network::client_ip(req, &state.trusted_proxies).map(|i| i.to_string()).unwrap_or_default();
+        record_auth_event(state, None, source, "failure", reason).await;
+    }
+    Ok(checked?)
 }
 
-fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(AuthError::MissingToken)?;
+/// Appends an authentication event (never the secret or token).
+pub async fn record_auth_event(
+    state: &AppState,
+    client_id: Option<String>,
+    source: String,
+    outcome: &'static str,
+    reason: &'static str,
+) {
+    let row = crate::store::models::AuthEventRow {
+        id: 0,
+        at: crate::util::now_ms(),
+        client_id: client_id.map(|c| c.chars().take(200).collect()),
+        source,
+        outcome: outcome.into(),
+        reason: reason.into(),
+    };
+    let result = state
+        .db
+        .run(move |conn| {
+            use crate::store::credentials::CredentialRepo;
+            write_tx!(conn, c => c.insert_auth_event(&row)).map_err(crate::store::StoreError::from)
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record the authentication event");
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<String, AuthError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::MissingToken)?;
     let value = value.to_str().map_err(|_| AuthError::InvalidToken)?;
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::InvalidToken)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(AuthError::MissingToken.into());
+        return Err(AuthError::MissingToken);
     }
     Ok(token.trim().to_string())
 }
 
-/// A partner token's contract; operator tokens are refused.
+/// A partner token's contract, after every per-partner control: scope (`write` needs a
+/// read-write token), source network, pinned client certificate, and rate limit. Operator
+/// tokens are refused.
 pub fn partner_of(
     state: &AppState,
     req: &HttpRequest,
     principal: &Principal,
+    write: bool,
 ) -> Result<Arc<Contract>, ApiError> {
-    if principal.scope != Scope::Tickets {
-        return Err(ApiError::PartnerOnly);
+    match principal.scope {
+        Scope::Tickets => {}
+        Scope::TicketsRead if !write => {}
+        Scope::TicketsRead => return Err(AuthError::ReadOnly.into()),
+        Scope::Admin => return Err(ApiError::PartnerOnly),
     }
     let id = principal.partner.as_deref().ok_or(ApiError::PartnerOnly)?;
-    let contract = state
-        .registry
-        .get(id)
-        .cloned()
-        .ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
+    let contract = state.registry.get(id).cloned().ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
     record_partner(req, &contract.id);
+    check_partner_transport(state, req, &contract)?;
     Ok(contract)
+}
+
+/// Source network, client certificate pin and inbound rate limit of `contract`.
+pub fn check_partner_transport(state: &AppState, req: &HttpRequest, contract: &Contract) -> Result<(), ApiError> {
+    if !contract.source_networks.is_empty() {
+        let ip = crate::auth::network::client_ip(req, &state.trusted_proxies);
+        if !ip.is_some_and(|ip| contract.source_allowed(ip)) {
+            let shown = ip.map(|i| i.to_string()).unwrap_or_else(|| "an unknown address".into());
+            tracing::warn!(source = %shown, "request from outside the partner's networks refused");
+            return Err(AuthError::SourceNotAllowed(shown).into());
+        }
+    }
+    if !contract.client_cert_sha256.is_empty() {
+        match crate::auth::network::client_cert(req) {
+            Some(fp)
+                if contract
+                    .client_cert_sha256
+                    .iter()
+                    .any(|pin| crate::util::constant_time_eq(pin.as_bytes(), fp.as_bytes())) => {}
+            Some(_) => {
+                tracing::warn!("client certificate does not match the partner's pinned certificates");
+                return Err(AuthError::ClientCertificate(
+                    "the client certificate is not one pinned for this partner".into(),
+                )
+                .into());
+            }
+            None if contract.require_client_cert => {
+                return Err(AuthError::ClientCertificate(
+                    "this partner must present its client certificate (mutual TLS)".into(),
+                )
+                .into())
+            }
+            None => {}
+        }
+    }
+    if let Err(wait) = state.limiter.check(&contract.id, contract.inbound_rate_per_minute) {
+        return Err(AuthError::RateLimited {
+            per_minute: contract.inbound_rate_per_minute,
+            retry_after_secs: wait.as_secs().max(1),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Operators only.
@@ -69,58 +149,70 @@ pub async fn require_admin(state: &AppState, req: &HttpRequest) -> Result<(), Ap
 
 /// `application/json` or any `application/*+json`; anything else (or nothing) is 415.
 pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType {
-            got: if ct.is_empty() {
-                "(none)".into()
-            } else {
-                ct.to_string()
-            },
-        })
+        Err(ApiError::UnsupportedMediaType { got: if ct.is_empty() { "(none)".into() } else { ct.to_string() } })
     }
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes.
-pub async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            code: "bad-body",
-            detail: format!("could not read the body: {e}"),
-        })?;
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest { code: "bad-body", detail: format!("could not read the body: {e}") })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Nesting depth of a JSON text (brackets outside strings), without parsing it.
+fn json_depth(body: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parses JSON, pointing at the line and column of a syntax error; refuses bodies nested deeper
+/// than `max_depth` before parsing them.
+pub fn parse_json_limited(body: &[u8], max_depth: usize) -> Result<serde_json::Value, ApiError> {
+    if json_depth(body) > max_depth {
+        return Err(ApiError::BadRequest {
+            code: "json-too-deep",
+            detail: format!("the body nests JSON more than {max_depth} levels deep"),
+        });
+    }
+    parse_json(body)
 }
 
 /// Parses JSON, pointing at the line and column of a syntax error.
@@ -135,12 +227,7 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson {
         line: e.line(),
         column: e.column(),
-        message: e
-            .to_string()
-            .split(" at line")
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        message: e.to_string().split(" at line").next().unwrap_or_default().to_string(),
     })
 }
 
@@ -148,11 +235,7 @@ pub fn audit_info(req: &HttpRequest, body: &[u8]) -> AuditInfo {
     AuditInfo {
         request_id: RequestId::of(req),
         method: req.method().to_string(),
-        path: req
-            .uri()
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| req.path().to_string()),
+        path: req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_else(|| req.path().to_string()),
         payload_sha256: crate::util::sha256_hex(body),
     }
 }
@@ -197,5 +280,15 @@ pub async fn audit(
         .await;
     if let Err(e) = outcome {
         tracing::error!(error = %e, "could not write the transaction log row");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(super::json_depth(br#"{"a": [1, {"b": "[[[{{{"}]}"#), 3);
+        assert_eq!(super::json_depth(br#"{"a": "\"{"}"#), 1);
+        assert_eq!(super::json_depth(b"[[[[[]]]]]"), 5);
     }
 }

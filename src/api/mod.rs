@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod context;
+pub mod events;
 pub mod inbound;
 pub mod oauth;
 pub mod ops;
@@ -33,24 +34,45 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Wakes the in-process outbox processor after a write that fanned out.
     pub wake: Arc<Notify>,
+    pub secrets: crate::secrets::Secrets,
+    /// Per-partner inbound rate limits.
+    pub limiter: crate::auth::limits::RateLimiter,
+    /// Who may set `X-Forwarded-For`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl AppState {
     pub fn new(db: Db, registry: Arc<Registry>, settings: Arc<Settings>) -> AppState {
+        let trusted_proxies = settings
+            .security
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| tracing::error!(proxy = %p, "trusted_proxies: not a network; ignored"))
+                    .ok()
+            })
+            .collect();
         AppState {
+            secrets: crate::secrets::Secrets::new(db.clone(), &settings),
             db,
             registry,
             settings,
             openapi: crate::openapi::generic_document(),
             metrics: Metrics::new(),
             wake: Arc::new(Notify::new()),
+            limiter: crate::auth::limits::RateLimiter::default(),
+            trusted_proxies,
         }
     }
 }
 
-/// Starts serving on `listener` (already bound). The returned server runs when awaited.
+/// Starts serving on `listener` (already bound): HTTPS when `tls` has a certificate, else
+/// plain HTTP. The returned server runs when awaited.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.settings.workers;
+    let tls = crate::auth::tls::acceptor(&state.settings.tls).map_err(|e| std::io::Error::other(e.to_string()))?;
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -58,11 +80,30 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
             .wrap(from_fn(context::middleware))
             .configure(routes)
             .default_service(web::to(not_found))
-    });
+    })
+    .on_connect(remember_client_cert)
+    // A slow request head is cut off (header count is capped by actix at 96).
+    .client_request_timeout(std::time::Duration::from_secs(10));
     if workers > 0 {
         server = server.workers(workers);
     }
-    Ok(server.listen(listener)?.shutdown_timeout(10).run())
+    let server = match tls {
+        Some(builder) => server.listen_openssl(listener, builder)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.shutdown_timeout(10).run())
+}
+
+/// Hands the fingerprint of a TLS client certificate to every request on the connection.
+fn remember_client_cert(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    use actix_tls::accept::openssl::TlsStream;
+    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+        if let Some(cert) = tls.ssl().peer_certificate() {
+            if let Ok(digest) = cert.digest(openssl::hash::MessageDigest::sha256()) {
+                ext.insert(crate::auth::network::ClientCert { sha256: hex::encode(digest) });
+            }
+        }
+    }
 }
 
 /// Every route of the gateway.
@@ -73,11 +114,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope(BASE)
                 .route("/oauth/token", web::post().to(oauth::token))
+                .route("/events", web::post().to(events::receive))
+                .route("/admin/auth-events", web::get().to(admin::auth_events))
                 .route("/openapi.json", web::get().to(openapi_generic))
-                .route(
-                    "/partners/{id}/openapi.json",
-                    web::get().to(openapi_partner),
-                )
+                .route("/partners/{id}/openapi.json", web::get().to(openapi_partner))
                 .service(
                     web::resource("/tickets")
                         .route(web::post().to(tickets::create))
@@ -103,10 +143,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/admin/outbox/replay", web::post().to(ops::replay_partner))
                 .route("/admin/outbox/{id}", web::get().to(ops::outbox_show))
                 .route("/admin/outbox/{id}/replay", web::post().to(ops::replay_one))
-                .route(
-                    "/admin/tickets/{number}/sync",
-                    web::get().to(ops::ticket_sync),
-                ),
+                .route("/admin/tickets/{number}/sync", web::get().to(ops::ticket_sync)),
         );
 }
 
@@ -115,12 +152,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::MethodNotAllowed(format!(
-        "{} is not supported on {}",
-        req.method(),
-        req.path()
-    ))
-    .error_response()
+    ApiError::MethodNotAllowed(format!("{} is not supported on {}", req.method(), req.path())).error_response()
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -132,10 +164,7 @@ pub struct Health {
 
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is alive", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health {
-        status: "ok".into(),
-        checks: vec![],
-    })
+    HttpResponse::Ok().json(Health { status: "ok".into(), checks: vec![] })
 }
 
 #[utoipa::path(
@@ -148,10 +177,7 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db = state.db.clone();
     let ping = tokio::task::spawn_blocking(move || db.ping()).await;
-    let mut checks = vec![format!(
-        "contracts: {} partners",
-        state.registry.partners().count()
-    )];
+    let mut checks = vec![format!("contracts: {} partners", state.registry.partners().count())];
     let ok = match ping {
         Ok(Ok(())) => {
             checks.push(format!("database: {} reachable", state.db.backend_name()));
@@ -164,10 +190,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
         Err(_) => false,
     };
-    let body = Health {
-        status: if ok { "ok" } else { "unavailable" }.into(),
-        checks,
-    };
+    let body = Health { status: if ok { "ok" } else { "unavailable" }.into(), checks };
     if ok {
         HttpResponse::Ok().json(body)
     } else {
@@ -186,8 +209,6 @@ async fn openapi_partner(state: web::Data<AppState>, path: web::Path<String>) ->
             contract,
             &state.registry.workflow,
         )),
-        None => {
-            ApiError::NotFound(format!("no partner `{path}` has a contract here")).error_response()
-        }
+        None => ApiError::NotFound(format!("no partner `{path}` has a contract here")).error_response(),
     }
 }

@@ -6,6 +6,7 @@
 use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{tokens, AuthError};
+use crate::store::credentials::CredentialRepo;
 use crate::{with_conn, write_tx};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -69,24 +70,12 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
     }
 }
 
-async fn grant(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<TokenResponse, ApiError> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        return Err(AuthError::InvalidRequest(
-            "send the token request as application/x-www-form-urlencoded".into(),
-        )
-        .into());
+async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<TokenResponse, ApiError> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(
+            AuthError::InvalidRequest("send the token request as application/x-www-form-urlencoded".into()).into()
+        );
     }
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| AuthError::InvalidRequest(format!("unreadable form body: {e}")))?;
@@ -100,55 +89,89 @@ async fn grant(
         Some("client_credentials") => {}
         Some(_) => return Err(AuthError::UnsupportedGrantType.into()),
         None => {
-            return Err(AuthError::InvalidRequest(
-                "grant_type is missing; send grant_type=client_credentials".into(),
+            return Err(
+                AuthError::InvalidRequest("grant_type is missing; send grant_type=client_credentials".into()).into()
             )
-            .into())
         }
     }
     let basic = basic_credentials(req)?;
-    let (client_id, client_secret) =
-        match (basic, fields.get("client_id"), fields.get("client_secret")) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(AuthError::InvalidRequest(
-                    "authenticate with HTTP Basic or with form fields, not both".into(),
-                )
-                .into())
-            }
-            (Some(pair), None, None) => pair,
-            (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
-            _ => return Err(AuthError::InvalidClient.into()),
-        };
+    let (client_id, client_secret) = match (basic, fields.get("client_id"), fields.get("client_secret")) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(
+                AuthError::InvalidRequest("authenticate with HTTP Basic or with form fields, not both".into()).into()
+            )
+        }
+        (Some(pair), None, None) => pair,
+        (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+        _ => return Err(AuthError::InvalidClient.into()),
+    };
     let scope = fields.get("scope").cloned();
+    let source = crate::auth::network::client_ip(req, &state.trusted_proxies)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into());
+
+    // Lockout: too many recent failures for this client id or from this address.
+    let sec = state.settings.security.clone();
+    let (id2, src2) = (client_id.clone(), source.clone());
+    let now = crate::util::now_ms();
+    let (failures, last) = state
+        .db
+        .run(move |conn| {
+            with_conn!(conn, c => c.recent_failures(Some(&id2), &src2, now - sec.lockout_window_secs * 1000))
+                .map_err(crate::store::StoreError::from)
+        })
+        .await?;
+    if failures >= state.settings.security.lockout_threshold {
+        let until = last.unwrap_or(now) + state.settings.security.lockout_secs * 1000;
+        if until > now {
+            record(state, Some(&client_id), &source, "refused", "locked_out").await;
+            tracing::warn!(client_id = %client_id, source = %source, failures, "token refused: locked out");
+            return Err(AuthError::LockedOut((until - now + 999) / 1000).into());
+        }
+    }
+
     let registry = state.registry.clone();
     let default_ttl = state.settings.auth.default_token_ttl_secs;
     let iterations = state.settings.auth.pbkdf2_iterations;
-    let id_for_log = client_id.clone();
+    let id = client_id.clone();
     let issued = state
         .db
         .run(move |conn| {
-            let client = with_conn!(conn, c => tokens::verify_client(c, &client_id, &client_secret, scope.as_deref(), iterations))?;
+            let client = match with_conn!(conn, c => tokens::verify_client(c, &id, &client_secret, scope.as_deref(), iterations)) {
+                Ok(client) => client,
+                Err((e, reason)) => return Ok(Err((e, reason))),
+            };
             let ttl = match client.partner.as_deref() {
                 None => default_ttl,
-                Some(p) => registry
-                    .get(p)
-                    .map(|contract| contract.token_ttl_secs.unwrap_or(default_ttl))
-                    .ok_or_else(|| AuthError::UnknownPartner(p.to_string()))?,
+                Some(p) => match registry.get(p) {
+                    Some(contract) => contract.token_ttl_secs.unwrap_or(default_ttl),
+                    None => return Ok(Err((AuthError::UnknownPartner(p.to_string()), "unknown_partner"))),
+                },
             };
-            write_tx!(conn, c => tokens::issue_token(c, client, ttl))
+            write_tx!(conn, c => tokens::issue_token(c, client, ttl)).map(Ok)
         })
         .await;
-    match &issued {
-        Ok(t) => tracing::info!(client_id = %id_for_log, partner = ?t.partner, "token issued"),
-        Err(e) => tracing::warn!(client_id = %id_for_log, error = %e, "token refused"),
-    }
-    let issued = issued?;
+    let issued = match issued {
+        Ok(Ok(t)) => t,
+        Ok(Err((e, reason))) => {
+            record(state, Some(&client_id), &source, "failure", reason).await;
+            tracing::warn!(client_id = %client_id, source = %source, reason, "token refused");
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    record(state, Some(&client_id), &source, "success", "token_issued").await;
+    tracing::info!(client_id = %client_id, partner = ?issued.partner, "token issued");
     Ok(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer".into(),
         expires_in: issued.expires_in,
         scope: issued.scope.as_str().into(),
     })
+}
+
+async fn record(state: &AppState, client_id: Option<&str>, source: &str, outcome: &'static str, reason: &'static str) {
+    super::inbound::record_auth_event(state, client_id.map(str::to_string), source.to_string(), outcome, reason).await
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`, if present.
@@ -161,14 +184,11 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
         return Err(AuthError::InvalidClient.into());
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(AuthError::InvalidRequest(
-            "use HTTP Basic client authentication on the token endpoint".into(),
-        )
-        .into());
+        return Err(
+            AuthError::InvalidRequest("use HTTP Basic client authentication on the token endpoint".into()).into()
+        );
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|_| AuthError::InvalidClient)?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| AuthError::InvalidClient)?;
     let text = String::from_utf8(raw).map_err(|_| AuthError::InvalidClient)?;
     let (id, secret) = text.split_once(':').ok_or(AuthError::InvalidClient)?;
     Ok(Some((form_decode(id), form_decode(secret))))
@@ -185,16 +205,10 @@ fn form_decode(s: &str) -> String {
 fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
     let (status, error) = match &e {
         ApiError::Auth(AuthError::InvalidClient) => (StatusCode::UNAUTHORIZED, "invalid_client"),
-        ApiError::Auth(AuthError::UnknownPartner(_)) => {
-            (StatusCode::UNAUTHORIZED, "invalid_client")
-        }
-        ApiError::Auth(AuthError::UnsupportedGrantType) => {
-            (StatusCode::BAD_REQUEST, "unsupported_grant_type")
-        }
+        ApiError::Auth(AuthError::UnknownPartner(_)) => (StatusCode::UNAUTHORIZED, "invalid_client"),
+        ApiError::Auth(AuthError::UnsupportedGrantType) => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
         ApiError::Auth(AuthError::InvalidScope(_)) => (StatusCode::BAD_REQUEST, "invalid_scope"),
-        ApiError::Auth(AuthError::InvalidRequest(_)) => {
-            (StatusCode::BAD_REQUEST, "invalid_request")
-        }
+        ApiError::Auth(AuthError::InvalidRequest(_)) => (StatusCode::BAD_REQUEST, "invalid_request"),
         other => return other.error_response(),
     };
     let problem = e.problem();
@@ -209,12 +223,11 @@ fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
     if status == StatusCode::UNAUTHORIZED {
         let used_basic = req.headers().get(header::AUTHORIZATION).is_some();
-        let challenge = if used_basic {
-            "Basic realm=\"ebond\""
-        } else {
-            "Basic realm=\"ebond\", charset=\"UTF-8\""
-        };
+        let challenge = if used_basic { "Basic realm=\"ebond\"" } else { "Basic realm=\"ebond\", charset=\"UTF-8\"" };
         resp.insert_header((header::WWW_AUTHENTICATE, challenge));
+    }
+    if let ApiError::Auth(AuthError::LockedOut(secs)) = &e {
+        resp.insert_header((header::RETRY_AFTER, secs.to_string()));
     }
     resp.json(body)
 }

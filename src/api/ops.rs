@@ -23,19 +23,11 @@ fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let partners: Vec<String> = state.registry.partners().map(|c| c.id.clone()).collect();
-    match state
-        .db
-        .run(|conn| with_conn!(conn, c => c.outbox_stats()).map_err(StoreError::from))
-        .await
-    {
-        Ok(stats) => state
-            .metrics
-            .set_outbox(&partners, &stats, crate::util::now_ms()),
+    match state.db.run(|conn| with_conn!(conn, c => c.outbox_stats()).map_err(StoreError::from)).await {
+        Ok(stats) => state.metrics.set_outbox(&partners, &stats, crate::util::now_ms()),
         Err(e) => tracing::warn!(error = %e, "metrics: outbox figures unavailable"),
     }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -69,12 +61,8 @@ pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     respond(
         async {
             require_admin(&state, &req).await?;
-            let q: OutboxQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
-                ApiError::BadRequest {
-                    code: "bad-query",
-                    detail: format!("query string: {e}"),
-                }
-            })?;
+            let q: OutboxQuery = serde_urlencoded::from_str(req.query_string())
+                .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
             if let Some(s) = &q.status {
                 if !["pending", "in_flight", "delivered", "dead"].contains(&s.as_str()) {
                     return Err(ApiError::BadRequest {
@@ -87,20 +75,10 @@ pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
                 .limit
                 .unwrap_or(state.settings.limits.default_page_size)
                 .clamp(1, state.settings.limits.max_page_size);
-            let filter = OutboxFilter {
-                partner: q.partner,
-                status: q.status,
-                ticket_id: None,
-                after_id: q.after,
-                limit,
-            };
-            let items = state
-                .db
-                .run(move |conn| outbox_admin::list(conn, &filter))
-                .await?;
-            let next_after = (items.len() as i64 == limit)
-                .then(|| items.last().map(|r| r.id))
-                .flatten();
+            let filter =
+                OutboxFilter { partner: q.partner, status: q.status, ticket_id: None, after_id: q.after, limit };
+            let items = state.db.run(move |conn| outbox_admin::list(conn, &filter)).await?;
+            let next_after = (items.len() as i64 == limit).then(|| items.last().map(|r| r.id)).flatten();
             Ok(HttpResponse::Ok().json(OutboxPage { items, next_after }))
         }
         .await,
@@ -116,20 +94,12 @@ pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     ),
     security(("bearer" = []))
 )]
-pub async fn outbox_show(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-) -> HttpResponse {
+pub async fn outbox_show(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
     let id = path.into_inner();
     respond(
         async {
             require_admin(&state, &req).await?;
-            match state
-                .db
-                .run(move |conn| outbox_admin::show(conn, id))
-                .await?
-            {
+            match state.db.run(move |conn| outbox_admin::show(conn, id)).await? {
                 Some(d) => Ok(HttpResponse::Ok().json(d)),
                 None => Err(ApiError::NotFound(format!("no outbox row {id}"))),
             }
@@ -152,20 +122,12 @@ pub struct ReplayResult {
     ),
     security(("bearer" = []))
 )]
-pub async fn replay_one(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-) -> HttpResponse {
+pub async fn replay_one(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
     let id = path.into_inner();
     respond(
         async {
             require_admin(&state, &req).await?;
-            if state
-                .db
-                .run(move |conn| outbox_admin::replay(conn, id))
-                .await?
-            {
+            if state.db.run(move |conn| outbox_admin::replay(conn, id)).await? {
                 tracing::info!(outbox_id = id, "dead letter replayed");
                 state.wake.notify_one();
                 Ok(HttpResponse::Ok().json(ReplayResult { replayed: 1 }))
@@ -197,20 +159,13 @@ pub async fn replay_partner(state: web::Data<AppState>, req: HttpRequest) -> Htt
     respond(
         async {
             require_admin(&state, &req).await?;
-            let q: ReplayQuery = serde_urlencoded::from_str(req.query_string()).map_err(|_| {
-                ApiError::BadRequest {
-                    code: "bad-query",
-                    detail: "give ?partner=<id>".into(),
-                }
-            })?;
+            let q: ReplayQuery = serde_urlencoded::from_str(req.query_string())
+                .map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "give ?partner=<id>".into() })?;
             if state.registry.get(&q.partner).is_none() {
                 return Err(ApiError::NotFound(format!("no partner `{}`", q.partner)));
             }
             let partner = q.partner.clone();
-            let n = state
-                .db
-                .run(move |conn| outbox_admin::replay_partner(conn, &partner))
-                .await?;
+            let n = state.db.run(move |conn| outbox_admin::replay_partner(conn, &partner)).await?;
             tracing::info!(partner = %q.partner, replayed = n, "dead letters replayed");
             state.wake.notify_one();
             Ok(HttpResponse::Ok().json(ReplayResult { replayed: n }))
@@ -225,12 +180,7 @@ pub struct PartnerControl {
     pub paused: bool,
 }
 
-async fn set_paused(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: String,
-    paused: bool,
-) -> HttpResponse {
+async fn set_paused(state: web::Data<AppState>, req: HttpRequest, id: String, paused: bool) -> HttpResponse {
     respond(
         async {
             require_admin(&state, &req).await?;
@@ -238,16 +188,10 @@ async fn set_paused(
                 return Err(ApiError::NotFound(format!("no partner `{id}`")));
             }
             let p = id.clone();
-            state
-                .db
-                .run(move |conn| outbox_admin::set_paused(conn, &p, paused))
-                .await?;
+            state.db.run(move |conn| outbox_admin::set_paused(conn, &p, paused)).await?;
             tracing::info!(partner = %id, paused, "partner delivery switch changed");
             state.wake.notify_one();
-            Ok(HttpResponse::Ok().json(PartnerControl {
-                partner: id,
-                paused,
-            }))
+            Ok(HttpResponse::Ok().json(PartnerControl { partner: id, paused }))
         }
         .await,
     )
@@ -260,11 +204,7 @@ async fn set_paused(
               (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn pause(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
+pub async fn pause(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     set_paused(state, req, path.into_inner(), true).await
 }
 
@@ -275,11 +215,7 @@ pub async fn pause(
               (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn resume(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
+pub async fn resume(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     set_paused(state, req, path.into_inner(), false).await
 }
 
@@ -302,11 +238,7 @@ pub struct SyncTimeline {
     ),
     security(("bearer" = []))
 )]
-pub async fn ticket_sync(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
+pub async fn ticket_sync(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let number = path.into_inner();
     respond(
         async {
@@ -318,11 +250,8 @@ pub async fn ticket_sync(
                     let Some(rows) = outbox_admin::of_ticket(conn, &n)? else {
                         return Ok(None);
                     };
-                    let filter = TransactionFilter {
-                        ticket_number: Some(n.clone()),
-                        limit: 1000,
-                        ..Default::default()
-                    };
+                    let filter =
+                        TransactionFilter { ticket_number: Some(n.clone()), limit: 1000, ..Default::default() };
                     let mut tx = with_conn!(conn, c => c.query_transactions(&filter))?;
                     tx.reverse();
                     Ok::<_, StoreError>(Some((rows, tx)))

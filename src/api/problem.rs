@@ -39,11 +39,7 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("malformed JSON at line {line}, column {column}: {message}")]
-    MalformedJson {
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    MalformedJson { line: usize, column: usize, message: String },
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("{0}")]
@@ -95,126 +91,67 @@ impl ApiError {
             ApiError::MalformedJson { .. } => (S::BAD_REQUEST, "malformed-json", "Malformed JSON"),
             ApiError::BadRequest { code, .. } => (S::BAD_REQUEST, code, "Bad request"),
             ApiError::Auth(a) => match a {
-                AuthError::InvalidRequest(_) => {
-                    (S::BAD_REQUEST, "invalid-request", "Invalid token request")
-                }
-                AuthError::UnsupportedGrantType => (
-                    S::BAD_REQUEST,
-                    "unsupported-grant-type",
-                    "Unsupported grant type",
-                ),
+                AuthError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid-request", "Invalid token request"),
+                AuthError::UnsupportedGrantType => (S::BAD_REQUEST, "unsupported-grant-type", "Unsupported grant type"),
                 AuthError::InvalidScope(_) => (S::BAD_REQUEST, "invalid-scope", "Invalid scope"),
-                AuthError::InvalidClient => (
-                    S::UNAUTHORIZED,
-                    "invalid-client",
-                    "Client authentication failed",
-                ),
-                AuthError::MissingToken => {
-                    (S::UNAUTHORIZED, "missing-token", "Authentication required")
-                }
-                AuthError::InvalidToken => {
-                    (S::UNAUTHORIZED, "invalid-token", "Invalid or expired token")
-                }
-                AuthError::InsufficientScope(_) => {
-                    (S::FORBIDDEN, "insufficient-scope", "Insufficient scope")
-                }
-                AuthError::UnknownPartner(_) => {
-                    (S::FORBIDDEN, "unknown-partner", "Unknown partner")
-                }
-                AuthError::Store(_) | AuthError::Crypto(_) => {
-                    (S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
-                }
+                AuthError::InvalidClient => (S::UNAUTHORIZED, "invalid-client", "Client authentication failed"),
+                AuthError::MissingToken => (S::UNAUTHORIZED, "missing-token", "Authentication required"),
+                AuthError::InvalidToken => (S::UNAUTHORIZED, "invalid-token", "Invalid or expired token"),
+                AuthError::InsufficientScope(_) => (S::FORBIDDEN, "insufficient-scope", "Insufficient scope"),
+                AuthError::UnknownPartner(_) => (S::FORBIDDEN, "unknown-partner", "Unknown partner"),
+                AuthError::LockedOut(_) => (S::TOO_MANY_REQUESTS, "locked-out", "Temporarily locked out"),
+                AuthError::Signature(_) => (S::UNAUTHORIZED, "invalid-signature", "Invalid webhook signature"),
+                AuthError::ReadOnly => (S::FORBIDDEN, "read-only-token", "Read-only token"),
+                AuthError::SourceNotAllowed(_) => (S::FORBIDDEN, "source-not-allowed", "Source address not allowed"),
+                AuthError::ClientCertificate(_) => (S::FORBIDDEN, "client-certificate", "Client certificate refused"),
+                AuthError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate-limited", "Rate limit exceeded"),
+                AuthError::Store(_) | AuthError::Crypto(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
             ApiError::AdminOnly => (S::FORBIDDEN, "admin-only", "Operator endpoint"),
             ApiError::PartnerOnly => (S::FORBIDDEN, "partner-only", "Partner endpoint"),
-            ApiError::ForbiddenFields(_) => (
-                S::FORBIDDEN,
-                "forbidden-fields",
-                "Fields not writable by this partner",
-            ),
-            ApiError::Validation(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                "validation-failed",
-                "The payload breaks the contract",
-            ),
+            ApiError::ForbiddenFields(_) => (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner"),
+            ApiError::Validation(_) => {
+                (S::UNPROCESSABLE_ENTITY, "validation-failed", "The payload breaks the contract")
+            }
             ApiError::Sync(s) => match s {
-                SyncError::NotFound { .. } => {
-                    (S::NOT_FOUND, "ticket-not-found", "Ticket not found")
+                SyncError::NotFound { .. } => (S::NOT_FOUND, "ticket-not-found", "Ticket not found"),
+                SyncError::CreateForbidden => (S::FORBIDDEN, "create-forbidden", "Partner may not create tickets"),
+                SyncError::Duplicate { .. } => (S::CONFLICT, "duplicate-ticket", "Ticket already exists"),
+                SyncError::PartnerIdTaken { .. } => {
+                    (S::CONFLICT, "partner-ticket-id-taken", "Partner ticket id in use")
                 }
-                SyncError::CreateForbidden => (
-                    S::FORBIDDEN,
-                    "create-forbidden",
-                    "Partner may not create tickets",
-                ),
-                SyncError::Duplicate { .. } => {
-                    (S::CONFLICT, "duplicate-ticket", "Ticket already exists")
+                SyncError::PartnerIdImmutable { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "partner-ticket-id-immutable", "Partner ticket id cannot change")
                 }
-                SyncError::PartnerIdTaken { .. } => (
-                    S::CONFLICT,
-                    "partner-ticket-id-taken",
-                    "Partner ticket id in use",
-                ),
-                SyncError::PartnerIdImmutable { .. } => (
-                    S::UNPROCESSABLE_ENTITY,
-                    "partner-ticket-id-immutable",
-                    "Partner ticket id cannot change",
-                ),
-                SyncError::TransitionForbidden { .. } => (
-                    S::FORBIDDEN,
-                    "transition-forbidden",
-                    "Transition not allowed for this partner",
-                ),
-                SyncError::Workflow(WorkflowViolation::NoSuchTransition { .. }) => (
-                    S::UNPROCESSABLE_ENTITY,
-                    "invalid-transition",
-                    "Transition not in the workflow",
-                ),
-                SyncError::Workflow(WorkflowViolation::NotInitial { .. }) => (
-                    S::UNPROCESSABLE_ENTITY,
-                    "invalid-initial-state",
-                    "Tickets cannot start in this state",
-                ),
-                SyncError::MissingRequired { .. } => (
-                    S::UNPROCESSABLE_ENTITY,
-                    "missing-required-fields",
-                    "Target state requires more fields",
-                ),
-                SyncError::StaleVersion { .. } => (
-                    S::PRECONDITION_FAILED,
-                    "stale-version",
-                    "The ticket has changed",
-                ),
-                SyncError::IdempotencyMismatch => (
-                    S::UNPROCESSABLE_ENTITY,
-                    "idempotency-key-reused",
-                    "Idempotency-Key reused with another request",
-                ),
-                SyncError::WorkNoteForbidden => (
-                    S::FORBIDDEN,
-                    "forbidden-fields",
-                    "Fields not writable by this partner",
-                ),
-                SyncError::Store(StoreError::Pool(_)) => {
-                    (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+                SyncError::TransitionForbidden { .. } => {
+                    (S::FORBIDDEN, "transition-forbidden", "Transition not allowed for this partner")
                 }
+                SyncError::Workflow(WorkflowViolation::NoSuchTransition { .. }) => {
+                    (S::UNPROCESSABLE_ENTITY, "invalid-transition", "Transition not in the workflow")
+                }
+                SyncError::Workflow(WorkflowViolation::NotInitial { .. }) => {
+                    (S::UNPROCESSABLE_ENTITY, "invalid-initial-state", "Tickets cannot start in this state")
+                }
+                SyncError::MissingRequired { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "missing-required-fields", "Target state requires more fields")
+                }
+                SyncError::Replayed { .. } => (S::CONFLICT, "webhook-replayed", "Event already accepted"),
+                SyncError::StaleVersion { .. } => (S::PRECONDITION_FAILED, "stale-version", "The ticket has changed"),
+                SyncError::IdempotencyMismatch => {
+                    (S::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency-Key reused with another request")
+                }
+                SyncError::WorkNoteForbidden => {
+                    (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner")
+                }
+                SyncError::Store(StoreError::Pool(_)) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
                 SyncError::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
-            ApiError::PayloadTooLarge { .. } => (
-                S::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-            ),
-            ApiError::UnsupportedMediaType { .. } => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            ),
+            ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            ApiError::UnsupportedMediaType { .. } => {
+                (S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
             ApiError::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
-            ApiError::MethodNotAllowed(_) => (
-                S::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-            ),
+            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             ApiError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -280,14 +217,8 @@ impl ApiError {
 
 fn sync_detail(s: &SyncError, extra: &mut Map<String, Value>) -> String {
     match s {
-        SyncError::Duplicate {
-            number,
-            partner_ticket_id,
-        }
-        | SyncError::PartnerIdTaken {
-            number,
-            partner_ticket_id,
-        } => {
+        SyncError::Duplicate { number, partner_ticket_id }
+        | SyncError::PartnerIdTaken { number, partner_ticket_id } => {
             extra.insert("ticket".into(), json!(number));
             extra.insert("partner_ticket_id".into(), json!(partner_ticket_id));
             s.to_string()
@@ -301,23 +232,20 @@ fn sync_detail(s: &SyncError, extra: &mut Map<String, Value>) -> String {
             extra.insert("from".into(), json!(from));
             extra.insert("to".into(), json!(to));
             extra.insert("allowed".into(), json!(allowed));
-            format!(
-                "{s}; from `{from}` this partner may move to: {}",
-                list_or_none(allowed)
-            )
+            format!("{s}; from `{from}` this partner may move to: {}", list_or_none(allowed))
         }
         SyncError::Workflow(WorkflowViolation::NoSuchTransition { from, to, allowed }) => {
             extra.insert("from".into(), json!(from));
             extra.insert("to".into(), json!(to));
             extra.insert("allowed".into(), json!(allowed));
-            format!("the workflow has no transition from `{from}` to `{to}`; from `{from}` it allows: {}", list_or_none(allowed))
+            format!(
+                "the workflow has no transition from `{from}` to `{to}`; from `{from}` it allows: {}",
+                list_or_none(allowed)
+            )
         }
         SyncError::Workflow(WorkflowViolation::NotInitial { state, initial }) => {
             extra.insert("allowed".into(), json!(initial));
-            format!(
-                "a ticket cannot be created in state `{state}`; start it in: {}",
-                initial.join(", ")
-            )
+            format!("a ticket cannot be created in state `{state}`; start it in: {}", initial.join(", "))
         }
         SyncError::MissingRequired { state, fields } => {
             extra.insert("fields".into(), json!(fields));
@@ -327,9 +255,7 @@ fn sync_detail(s: &SyncError, extra: &mut Map<String, Value>) -> String {
             extra.insert("current_version".into(), json!(current));
             format!("If-Match named version {given}, but the ticket is at version {current}; re-read it and retry")
         }
-        SyncError::Store(_) => {
-            "an internal error occurred; quote the request id to the operator".into()
-        }
+        SyncError::Store(_) => "an internal error occurred; quote the request id to the operator".into(),
         other => other.to_string(),
     }
 }
@@ -360,13 +286,19 @@ impl ResponseError for ApiError {
                 ApiError::Auth(AuthError::MissingToken) => String::new(),
                 _ => ", error=\"invalid_token\"".into(),
             };
-            resp.insert_header((
-                header::WWW_AUTHENTICATE,
-                format!("Bearer realm=\"ebond\"{err}"),
-            ));
+            resp.insert_header((header::WWW_AUTHENTICATE, format!("Bearer realm=\"ebond\"{err}")));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header((header::RETRY_AFTER, "1"));
+        }
+        match self {
+            ApiError::Auth(AuthError::RateLimited { retry_after_secs, .. }) => {
+                resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Auth(AuthError::LockedOut(secs)) => {
+                resp.insert_header((header::RETRY_AFTER, secs.max(&1).to_string()));
+            }
+            _ => {}
         }
         resp.json(self.problem())
     }

@@ -1,9 +1,7 @@
 //! `/api/ebond/v1/tickets`: partners create, update, annotate and read their tickets.
 
 use super::context::record_ticket;
-use super::inbound::{
-    audit, audit_info, authenticate, parse_json, partner_of, read_body, require_json,
-};
+use super::inbound::{audit, audit_info, authenticate, parse_json_limited, partner_of, read_body, require_json};
 use super::problem::{ApiError, Problem};
 use super::AppState;
 use crate::contract::inbound::{FieldError, Mapped, Op};
@@ -110,11 +108,7 @@ enum Kind {
     ),
     security(("bearer" = []))
 )]
-pub async fn create(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+pub async fn create(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     write(&state, req, payload, Kind::Create).await
 }
 
@@ -178,12 +172,7 @@ pub async fn add_work_note(
 
 /// The write pipeline: auth → content type → bounded body → JSON → contract → one
 /// transaction. Rejections are audited here; accepted writes inside their transaction.
-async fn write(
-    state: &AppState,
-    req: HttpRequest,
-    payload: web::Payload,
-    kind: Kind,
-) -> HttpResponse {
+async fn write(state: &AppState, req: HttpRequest, payload: web::Payload, kind: Kind) -> HttpResponse {
     let mut partner = None;
     let mut info = audit_info(&req, b"");
     let reference = match &kind {
@@ -192,30 +181,20 @@ async fn write(
     };
     let result: Result<_, ApiError> = async {
         let principal = authenticate(state, &req).await?;
-        let contract = partner_of(state, &req, &principal)?;
+        let contract = partner_of(state, &req, &principal, true)?;
         partner = Some(contract.id.clone());
         require_json(&req)?;
         let body = read_body(&req, payload, state.settings.limits.max_body_bytes).await?;
         info = audit_info(&req, &body);
-        let json = parse_json(&body)?;
+        let json = parse_json_limited(&body, state.settings.security.max_json_depth)?;
         let (op, mapped) = match &kind {
             Kind::Create => (WriteOp::Create, contract.map_inbound(&json, Op::Create)?),
-            Kind::Update(r) => (
-                WriteOp::Update {
-                    reference: r.clone(),
-                },
-                contract.map_inbound(&json, Op::Update)?,
-            ),
+            Kind::Update(r) => (WriteOp::Update { reference: r.clone() }, contract.map_inbound(&json, Op::Update)?),
             Kind::WorkNote(r) => {
                 if !contract.may_write(crate::domain::fields::WORK_NOTE) {
                     return Err(ApiError::Sync(crate::sync::SyncError::WorkNoteForbidden));
                 }
-                (
-                    WriteOp::Update {
-                        reference: r.clone(),
-                    },
-                    work_note(json)?,
-                )
+                (WriteOp::Update { reference: r.clone() }, work_note(json)?)
             }
         };
         let if_match = if_match(&req)?;
@@ -250,17 +229,10 @@ async fn write(
             let mut resp = HttpResponse::build(status);
             resp.insert_header((header::ETAG, etag(outcome.version)));
             if status == StatusCode::CREATED {
-                if let Some(pid) = outcome
-                    .body
-                    .get("partner_ticket_id")
-                    .and_then(Value::as_str)
-                {
+                if let Some(pid) = outcome.body.get("partner_ticket_id").and_then(Value::as_str) {
                     resp.insert_header((
                         header::LOCATION,
-                        format!(
-                            "/api/ebond/v1/tickets/{}",
-                            crate::util::encode_path_segment(pid)
-                        ),
+                        format!("/api/ebond/v1/tickets/{}", crate::util::encode_path_segment(pid)),
                     ));
                 }
             }
@@ -271,16 +243,7 @@ async fn write(
         }
         Err(e) => {
             let status = e.status_code().as_u16();
-            audit(
-                state,
-                info,
-                partner,
-                reference,
-                "rejected",
-                status,
-                e.audit_codes(),
-            )
-            .await;
+            audit(state, info, partner, reference, "rejected", status, e.audit_codes()).await;
             e.error_response()
         }
     }
@@ -312,11 +275,7 @@ fn work_note(json: Value) -> Result<Mapped, ApiError> {
         )
     })?;
     Ok(Mapped {
-        journal: vec![JournalInput {
-            kind: JournalKind::WorkNote,
-            body: body.text,
-            entry_id: body.entry_id,
-        }],
+        journal: vec![JournalInput { kind: JournalKind::WorkNote, body: body.text, entry_id: body.entry_id }],
         ..Mapped::default()
     })
 }
@@ -339,31 +298,20 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         return Ok(None);
     }
     let s = s.strip_prefix("W/").unwrap_or(s);
-    s.trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| bad())
+    s.trim_matches('"').parse::<i64>().map(Some).map_err(|_| bad())
 }
 
-fn idempotency_key(
-    req: &HttpRequest,
-    info: &AuditInfo,
-) -> Result<Option<IdempotencyKey>, ApiError> {
+fn idempotency_key(req: &HttpRequest, info: &AuditInfo) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
-    let key = v
-        .to_str()
-        .ok()
-        .map(|k| k.trim().trim_matches('"').to_string())
-        .filter(|k| (1..=255).contains(&k.len()));
+    let key = v.to_str().ok().map(|k| k.trim().trim_matches('"').to_string()).filter(|k| (1..=255).contains(&k.len()));
     let key = key.ok_or_else(|| ApiError::BadRequest {
         code: "bad-idempotency-key",
         detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
     })?;
-    let request_hash = crate::util::sha256_hex(
-        format!("{} {}\n{}", info.method, info.path, info.payload_sha256).as_bytes(),
-    );
+    let request_hash =
+        crate::util::sha256_hex(format!("{} {}\n{}", info.method, info.path, info.payload_sha256).as_bytes());
     Ok(Some(IdempotencyKey { key, request_hash }))
 }
 
@@ -381,52 +329,35 @@ fn idempotency_key(
     ),
     security(("bearer" = []))
 )]
-pub async fn read(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
+pub async fn read(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let reference = path.into_inner();
     let info = audit_info(&req, b"");
     let mut partner = None;
     let result: Result<HttpResponse, ApiError> = async {
         let principal = authenticate(&state, &req).await?;
-        let contract = partner_of(&state, &req, &principal)?;
+        let contract = partner_of(&state, &req, &principal, false)?;
         partner = Some(contract.id.clone());
         let (p, r) = (contract.id.clone(), reference.clone());
-        let (ticket, xref) = state
-            .db
-            .run(move |conn| with_conn!(conn, c => crate::sync::read::resolve(c, &p, &r)))
-            .await?;
+        let (ticket, xref) =
+            state.db.run(move |conn| with_conn!(conn, c => crate::sync::read::resolve(c, &p, &r))).await?;
         record_ticket(&ticket.number);
         let tag = etag(ticket.version);
         let unchanged = req
             .headers()
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*")
-            });
+            .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*"));
         if unchanged {
-            return Ok(HttpResponse::NotModified()
-                .insert_header((header::ETAG, tag))
-                .finish());
+            return Ok(HttpResponse::NotModified().insert_header((header::ETAG, tag)).finish());
         }
         let view = view(&contract, &ticket, xref.partner_ticket_id.as_deref());
-        Ok(HttpResponse::Ok()
-            .insert_header((header::ETAG, tag))
-            .json(view))
+        Ok(HttpResponse::Ok().insert_header((header::ETAG, tag)).json(view))
     }
     .await;
     finish_read(&state, info, partner, Some(reference), result).await
 }
 
-fn view(
-    contract: &crate::contract::Contract,
-    ticket: &crate::domain::Ticket,
-    pid: Option<&str>,
-) -> TicketView {
+fn view(contract: &crate::contract::Contract, ticket: &crate::domain::Ticket, pid: Option<&str>) -> TicketView {
     TicketView {
         number: ticket.number.clone(),
         partner_ticket_id: pid.map(str::to_string),
@@ -445,29 +376,11 @@ async fn finish_read(
 ) -> HttpResponse {
     match result {
         Ok(resp) => {
-            audit(
-                state,
-                info,
-                partner,
-                reference,
-                "accepted",
-                resp.status().as_u16(),
-                String::new(),
-            )
-            .await;
+            audit(state, info, partner, reference, "accepted", resp.status().as_u16(), String::new()).await;
             resp
         }
         Err(e) => {
-            audit(
-                state,
-                info,
-                partner,
-                reference,
-                "rejected",
-                e.status_code().as_u16(),
-                e.audit_codes(),
-            )
-            .await;
+            audit(state, info, partner, reference, "rejected", e.status_code().as_u16(), e.audit_codes()).await;
             e.error_response()
         }
     }
@@ -488,11 +401,12 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     let mut partner = None;
     let result: Result<HttpResponse, ApiError> = async {
         let principal = authenticate(&state, &req).await?;
-        let contract = partner_of(&state, &req, &principal)?;
+        let contract = partner_of(&state, &req, &principal, false)?;
         partner = Some(contract.id.clone());
         let q: ListQuery = serde_urlencoded::from_str(req.query_string())
             .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
-        q.validate().map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "limit must be at least 1".into() })?;
+        q.validate()
+            .map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "limit must be at least 1".into() })?;
         let max = state.settings.limits.max_page_size;
         let limit = q.limit.unwrap_or(state.settings.limits.default_page_size).min(max);
         let since = match &q.updated_since {
@@ -506,7 +420,10 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         };
         let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
         let p = contract.id.clone();
-        let rows = state.db.run(move |conn| with_conn!(conn, c => crate::sync::read::list(c, &p, since, after, limit))).await?;
+        let rows = state
+            .db
+            .run(move |conn| with_conn!(conn, c => crate::sync::read::list(c, &p, since, after, limit)))
+            .await?;
         let next_cursor = (rows.len() as i64 == limit)
             .then(|| rows.last().map(|(t, _)| B64URL.encode(format!("{}:{}", t.updated_at, t.id))))
             .flatten();
@@ -518,10 +435,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
 }
 
 fn decode_cursor(s: &str) -> Result<(i64, i64), ApiError> {
-    let bad = || ApiError::BadRequest {
-        code: "bad-cursor",
-        detail: "cursor is not one this server issued".into(),
-    };
+    let bad = || ApiError::BadRequest { code: "bad-cursor", detail: "cursor is not one this server issued".into() };
     let raw = B64URL.decode(s).map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
     let (a, b) = text.split_once(':').ok_or_else(bad)?;

@@ -2,7 +2,10 @@
 //! client-credentials grant, and bearer-token checks (a fast SHA-256 lookup that never touches
 //! the slow hash).
 
+pub mod limits;
+pub mod network;
 pub mod password;
+pub mod tls;
 pub mod tokens;
 
 /// What a token lets its holder do.
@@ -10,6 +13,8 @@ pub mod tokens;
 pub enum Scope {
     /// A partner's own tickets.
     Tickets,
+    /// A partner's own tickets, read only.
+    TicketsRead,
     /// Operator endpoints under `/admin`.
     Admin,
 }
@@ -18,6 +23,7 @@ impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Tickets => "tickets",
+            Scope::TicketsRead => "tickets:read",
             Scope::Admin => "admin",
         }
     }
@@ -25,6 +31,7 @@ impl Scope {
     pub fn parse(s: &str) -> Option<Scope> {
         match s {
             "tickets" => Some(Scope::Tickets),
+            "tickets:read" => Some(Scope::TicketsRead),
             "admin" => Some(Scope::Admin),
             _ => None,
         }
@@ -50,9 +57,7 @@ pub enum AuthError {
     UnsupportedGrantType,
     #[error("{0}")]
     InvalidScope(String),
-    #[error(
-        "no bearer token: send `Authorization: Bearer <token>` from POST /api/ebond/v1/oauth/token"
-    )]
+    #[error("no bearer token: send `Authorization: Bearer <token>` from POST /api/ebond/v1/oauth/token")]
     MissingToken,
     #[error("the access token is invalid or expired")]
     InvalidToken,
@@ -60,6 +65,18 @@ pub enum AuthError {
     InsufficientScope(&'static str),
     #[error("the partner `{0}` of this credential has no contract loaded")]
     UnknownPartner(String),
+    #[error("too many failed attempts: locked out for {0} more seconds")]
+    LockedOut(i64),
+    #[error("this token is read-only")]
+    ReadOnly,
+    #[error("requests for this partner are not accepted from {0}")]
+    SourceNotAllowed(String),
+    #[error("{0}")]
+    ClientCertificate(String),
+    #[error("{0}")]
+    Signature(String),
+    #[error("rate limit of {per_minute} requests per minute exceeded")]
+    RateLimited { per_minute: u32, retry_after_secs: u64 },
     #[error("cryptographic failure: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
     #[error(transparent)]

@@ -11,28 +11,18 @@ pub fn hash(secret: &str, iterations: u32) -> Result<String, openssl::error::Err
     let mut salt = [0u8; 16];
     openssl::rand::rand_bytes(&mut salt)?;
     let dk = derive(secret.as_bytes(), &salt, iterations);
-    Ok(format!(
-        "{PREFIX}${iterations}${}${}",
-        B64.encode(salt),
-        B64.encode(dk)
-    ))
+    Ok(format!("{PREFIX}${iterations}${}${}", B64.encode(salt), B64.encode(dk)))
 }
 
 /// Constant-time check of `secret` against an encoded hash; malformed hashes never match.
 pub fn verify(secret: &str, encoded: &str) -> bool {
     let mut parts = encoded.split('$');
-    let (Some(PREFIX), Some(iter), Some(salt), Some(expected), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some(PREFIX), Some(iter), Some(salt), Some(expected), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
-    let (Ok(iterations), Ok(salt), Ok(expected)) =
-        (iter.parse::<u32>(), B64.decode(salt), B64.decode(expected))
-    else {
+    let (Ok(iterations), Ok(salt), Ok(expected)) = (iter.parse::<u32>(), B64.decode(salt), B64.decode(expected)) else {
         return false;
     };
     let dk = derive(secret.as_bytes(), &salt, iterations);
@@ -42,13 +32,7 @@ pub fn verify(secret: &str, encoded: &str) -> bool {
 fn derive(secret: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     let mut out = [0u8; 32];
     // Only fails on invalid parameters (iterations 0), which hash() never produces.
-    let _ = openssl::pkcs5::pbkdf2_hmac(
-        secret,
-        salt,
-        iterations.max(1) as usize,
-        MessageDigest::sha256(),
-        &mut out,
-    );
+    let _ = openssl::pkcs5::pbkdf2_hmac(secret, salt, iterations.max(1) as usize, MessageDigest::sha256(), &mut out);
     out
 }
 

@@ -18,9 +18,20 @@ pub fn issue_credential<C: CredentialRepo>(
     partner: Option<&str>,
     iterations: u32,
 ) -> Result<IssuedCredential, AuthError> {
-    let (prefix, scope) = match partner {
-        Some(p) => (p, Scope::Tickets),
-        None => ("admin", Scope::Admin),
+    issue_credential_scoped(c, partner, false, iterations)
+}
+
+/// As [`issue_credential`]; `read_only` partner credentials only ever get `tickets:read` tokens.
+pub fn issue_credential_scoped<C: CredentialRepo>(
+    c: &mut C,
+    partner: Option<&str>,
+    read_only: bool,
+    iterations: u32,
+) -> Result<IssuedCredential, AuthError> {
+    let (prefix, scope) = match (partner, read_only) {
+        (Some(p), false) => (p, Scope::Tickets),
+        (Some(p), true) => (p, Scope::TicketsRead),
+        (None, _) => ("admin", Scope::Admin),
     };
     let client_id = format!("{prefix}.{}", random_token(9)?);
     let client_secret = format!("ebs_{}", random_token(32)?);
@@ -32,10 +43,7 @@ pub fn issue_credential<C: CredentialRepo>(
         scope: scope.as_str(),
         created_at: now_ms(),
     })?;
-    Ok(IssuedCredential {
-        client_id,
-        client_secret,
-    })
+    Ok(IssuedCredential { client_id, client_secret })
 }
 
 /// A freshly issued access token.
@@ -56,37 +64,49 @@ pub struct VerifiedClient {
 }
 
 /// First half of the client-credentials grant: reads the credential and checks the secret
-/// against its slow hash. Read-only, so it runs outside any write transaction.
+/// against its slow hash (and, during a rotation's overlap, the previous one). Read-only, so
+/// it runs outside any write transaction. Errors carry a reason for the auth-event log.
 pub fn verify_client<C: CredentialRepo>(
     c: &mut C,
     client_id: &str,
     client_secret: &str,
     requested_scope: Option<&str>,
     iterations: u32,
-) -> Result<VerifiedClient, AuthError> {
-    let Some(cred) = c.credential_by_client_id(client_id)? else {
-        // Spend the same time as a real check so unknown ids cannot be told apart by timing.
-        let _ = password::hash(client_secret, iterations)?;
-        return Err(AuthError::InvalidClient);
-    };
-    if cred.revoked_at.is_some() || !password::verify(client_secret, &cred.secret_hash) {
-        return Err(AuthError::InvalidClient);
-    }
-    let scope = Scope::parse(&cred.scope).ok_or(AuthError::InvalidClient)?;
-    if let Some(req) = requested_scope {
-        let mut requested = req.split_whitespace();
-        if !requested.all(|s| s == scope.as_str()) {
-            return Err(AuthError::InvalidScope(format!(
-                "this client may only request the `{}` scope",
-                scope.as_str()
-            )));
+) -> Result<VerifiedClient, (AuthError, &'static str)> {
+    let cred = match c.credential_by_client_id(client_id) {
+        Ok(Some(cred)) => cred,
+        Ok(None) => {
+            // Spend the same time as a real check so unknown ids cannot be told apart by timing.
+            let _ = password::hash(client_secret, iterations);
+            return Err((AuthError::InvalidClient, "unknown_client"));
         }
+        Err(e) => return Err((e.into(), "database")),
+    };
+    let current = password::verify(client_secret, &cred.secret_hash);
+    let previous = !current
+        && cred.previous_valid_until.is_some_and(|until| until > now_ms())
+        && cred.previous_secret_hash.as_deref().is_some_and(|h| password::verify(client_secret, h));
+    if !current && !previous {
+        return Err((AuthError::InvalidClient, "bad_secret"));
     }
-    Ok(VerifiedClient {
-        credential_id: cred.id,
-        partner: cred.partner,
-        scope,
-    })
+    if cred.revoked_at.is_some() {
+        return Err((AuthError::InvalidClient, "revoked"));
+    }
+    let granted = Scope::parse(&cred.scope).ok_or((AuthError::InvalidClient, "bad_scope_record"))?;
+    let scope = match requested_scope.map(|r| r.split_whitespace().collect::<Vec<_>>()) {
+        None => granted,
+        Some(req) if req.is_empty() => granted,
+        // A read-write partner credential may ask for a read-only token.
+        Some(req) if req == ["tickets:read"] && granted == Scope::Tickets => Scope::TicketsRead,
+        Some(req) if req.iter().all(|s| *s == granted.as_str()) => granted,
+        Some(_) => {
+            return Err((
+                AuthError::InvalidScope(format!("this client may only request the `{}` scope", granted.as_str())),
+                "invalid_scope",
+            ))
+        }
+    };
+    Ok(VerifiedClient { credential_id: cred.id, partner: cred.partner, scope })
 }
 
 /// Second half: stores a new token's hash and returns the token.
@@ -105,22 +125,34 @@ pub fn issue_token<C: CredentialRepo>(
         expires_at: now + ttl_secs * 1000,
         created_at: now,
     })?;
-    Ok(IssuedToken {
-        access_token,
-        expires_in: ttl_secs,
-        scope: client.scope,
-        partner: client.partner,
-    })
+    Ok(IssuedToken { access_token, expires_in: ttl_secs, scope: client.scope, partner: client.partner })
 }
 
 /// Checks a bearer token: one indexed lookup by its SHA-256.
 pub fn check<C: CredentialRepo>(c: &mut C, token: &str) -> Result<Principal, AuthError> {
-    let row = c
-        .live_token(&sha256_hex(token.as_bytes()), now_ms())?
-        .ok_or(AuthError::InvalidToken)?;
+    let row = c.live_token(&sha256_hex(token.as_bytes()), now_ms())?.ok_or(AuthError::InvalidToken)?;
     let scope = Scope::parse(&row.scope).ok_or(AuthError::InvalidToken)?;
-    Ok(Principal {
-        partner: row.partner,
-        scope,
-    })
+    Ok(Principal { partner: row.partner, scope })
+}
+
+/// Gives the newest live credential of `partner` (or `client_id`) a new secret; the old secret
+/// keeps working for `overlap_secs`.
+pub fn rotate<C: CredentialRepo>(
+    c: &mut C,
+    partner: &str,
+    client_id: Option<&str>,
+    overlap_secs: i64,
+    iterations: u32,
+) -> Result<Option<IssuedCredential>, AuthError> {
+    let cred = c
+        .list_credentials()?
+        .into_iter()
+        .filter(|k| k.partner.as_deref() == Some(partner) && k.revoked_at.is_none())
+        .filter(|k| client_id.is_none_or(|id| k.client_id == id))
+        .max_by_key(|k| k.id);
+    let Some(cred) = cred else { return Ok(None) };
+    let client_secret = format!("ebs_{}", random_token(32)?);
+    let hash = password::hash(&client_secret, iterations)?;
+    c.rotate_secret(cred.id, &hash, &cred.secret_hash, now_ms() + overlap_secs * 1000)?;
+    Ok(Some(IssuedCredential { client_id: cred.client_id, client_secret }))
 }

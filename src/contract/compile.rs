@@ -18,29 +18,15 @@ struct Locator<'a> {
 
 impl<'a> Locator<'a> {
     fn new(file: &'a Path, text: &'a str) -> Self {
-        Locator {
-            file,
-            text,
-            errors: Vec::new(),
-        }
+        Locator { file, text, errors: Vec::new() }
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let start = span.start.min(self.text.len());
         let before = &self.text[..start];
         let line = before.matches('\n').count() + 1;
-        let column = before
-            .rsplit('\n')
-            .next()
-            .map(|l| l.chars().count())
-            .unwrap_or(0)
-            + 1;
-        self.errors.push(ContractError {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        });
+        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        self.errors.push(ContractError { file: self.file.to_path_buf(), line, column, message: message.into() });
     }
 
     fn at<T>(&mut self, spanned: &Spanned<T>, message: impl Into<String>) {
@@ -63,19 +49,10 @@ impl<'a> Locator<'a> {
 
 pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
     let mut errors = Vec::new();
-    let dir_error = |message: String| ContractError {
-        file: dir.to_path_buf(),
-        line: 0,
-        column: 0,
-        message,
-    };
+    let dir_error = |message: String| ContractError { file: dir.to_path_buf(), line: 0, column: 0, message };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) => {
-            return Err(vec![dir_error(format!(
-                "cannot read contracts folder: {e}"
-            ))])
-        }
+        Err(e) => return Err(vec![dir_error(format!("cannot read contracts folder: {e}"))]),
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -88,15 +65,14 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
             "workflow.toml is missing: it defines the canonical states and transitions".into(),
         )]);
     }
-    let workflow =
-        match read(&workflow_path).and_then(|text| compile_workflow(&workflow_path, &text)) {
-            Ok(w) => w,
-            Err(mut e) => {
-                // Partner contracts cannot be checked against a broken workflow.
-                errors.append(&mut e);
-                return Err(errors);
-            }
-        };
+    let workflow = match read(&workflow_path).and_then(|text| compile_workflow(&workflow_path, &text)) {
+        Ok(w) => w,
+        Err(mut e) => {
+            // Partner contracts cannot be checked against a broken workflow.
+            errors.append(&mut e);
+            return Err(errors);
+        }
+    };
     let mut partners: BTreeMap<String, Arc<Contract>> = BTreeMap::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in files.iter().filter(|f| **f != workflow_path) {
@@ -113,11 +89,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
                     let mut loc = Locator::new(file, &text);
                     loc.error(
                         id_span,
-                        format!(
-                            "duplicate partner id `{}`: already used by {}",
-                            contract.id,
-                            first.display()
-                        ),
+                        format!("duplicate partner id `{}`: already used by {}", contract.id, first.display()),
                     );
                     errors.append(&mut loc.errors);
                 } else {
@@ -137,32 +109,18 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
 
 fn read(path: &Path) -> Result<String, Vec<ContractError>> {
     std::fs::read_to_string(path).map_err(|e| {
-        vec![ContractError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        }]
+        vec![ContractError { file: path.to_path_buf(), line: 0, column: 0, message: format!("cannot read: {e}") }]
     })
 }
 
 fn compile_priority(loc: &mut Locator, raw: &raw::RawPriority) -> Option<[[i64; 3]; 3]> {
     let m = raw.matrix.get_ref();
-    let ok = m.len() == 3
-        && m.iter()
-            .all(|row| row.len() == 3 && row.iter().all(|p| (1..=5).contains(p)));
+    let ok = m.len() == 3 && m.iter().all(|row| row.len() == 3 && row.iter().all(|p| (1..=5).contains(p)));
     if !ok {
-        loc.at(
-            &raw.matrix,
-            "priority matrix must be 3 rows (impact 1–3) of 3 priorities (urgency 1–3), each 1–5",
-        );
+        loc.at(&raw.matrix, "priority matrix must be 3 rows (impact 1–3) of 3 priorities (urgency 1–3), each 1–5");
         return None;
     }
-    Some([
-        [m[0][0], m[0][1], m[0][2]],
-        [m[1][0], m[1][1], m[1][2]],
-        [m[2][0], m[2][1], m[2][2]],
-    ])
+    Some([[m[0][0], m[0][1], m[0][2]], [m[1][0], m[1][1], m[1][2]], [m[2][0], m[2][1], m[2][2]]])
 }
 
 pub(super) fn compile_workflow(path: &Path, text: &str) -> Result<Workflow, Vec<ContractError>> {
@@ -185,9 +143,7 @@ pub(super) fn compile_workflow(path: &Path, text: &str) -> Result<Workflow, Vec<
         };
         let mut requires = Vec::new();
         for r in &state.requires {
-            if fields::field(r.get_ref()).is_none()
-                && !r.get_ref().starts_with(fields::ATTRIBUTE_PREFIX)
-            {
+            if fields::field(r.get_ref()).is_none() && !r.get_ref().starts_with(fields::ATTRIBUTE_PREFIX) {
                 loc.at(r, unknown_canonical(r.get_ref()));
             } else {
                 requires.push(r.get_ref().clone());
@@ -201,10 +157,7 @@ pub(super) fn compile_workflow(path: &Path, text: &str) -> Result<Workflow, Vec<
         });
     }
     if states.is_empty() {
-        loc.at(
-            &raw.initial,
-            "the workflow declares no [states.<name>] tables",
-        );
+        loc.at(&raw.initial, "the workflow declares no [states.<name>] tables");
     }
     let known = |s: &str| states.iter().any(|d| d.name == s);
     let mut initial = Vec::new();
@@ -225,14 +178,7 @@ pub(super) fn compile_workflow(path: &Path, text: &str) -> Result<Workflow, Vec<
                 let mut ok = true;
                 for s in [from, to] {
                     if !known(s) {
-                        loc.at(
-                            t,
-                            format!(
-                                "transition `{}`: {}",
-                                t.get_ref(),
-                                unknown_state(s, &states)
-                            ),
-                        );
+                        loc.at(t, format!("transition `{}`: {}", t.get_ref(), unknown_state(s, &states)));
                         ok = false;
                     }
                 }
@@ -240,27 +186,13 @@ pub(super) fn compile_workflow(path: &Path, text: &str) -> Result<Workflow, Vec<
                     transitions.insert((from.to_string(), to.to_string()));
                 }
             }
-            _ => loc.at(
-                t,
-                format!(
-                    "transition `{}` must read `from -> to` with two state names",
-                    t.get_ref()
-                ),
-            ),
+            _ => loc.at(t, format!("transition `{}` must read `from -> to` with two state names", t.get_ref())),
         }
     }
-    let priority_matrix = raw
-        .priority
-        .as_ref()
-        .and_then(|p| compile_priority(&mut loc, p))
-        .unwrap_or(DEFAULT_PRIORITY_MATRIX);
+    let priority_matrix =
+        raw.priority.as_ref().and_then(|p| compile_priority(&mut loc, p)).unwrap_or(DEFAULT_PRIORITY_MATRIX);
     if loc.errors.is_empty() {
-        Ok(Workflow {
-            initial,
-            states,
-            transitions,
-            priority_matrix,
-        })
+        Ok(Workflow { initial, states, transitions, priority_matrix })
     } else {
         Err(loc.errors)
     }
@@ -274,17 +206,11 @@ fn parse_arrow(s: &str) -> Option<(&str, &str)> {
 
 fn unknown_state(name: &str, states: &[StateDef]) -> String {
     let names: Vec<&str> = states.iter().map(|s| s.name.as_str()).collect();
-    format!(
-        "unknown state `{name}`; workflow states are: {}",
-        names.join(", ")
-    )
+    format!("unknown state `{name}`; workflow states are: {}", names.join(", "))
 }
 
 fn unknown_canonical(name: &str) -> String {
-    format!(
-        "unknown canonical field `{name}`; known: {}",
-        fields::all_target_names().join(", ")
-    )
+    format!("unknown canonical field `{name}`; known: {}", fields::all_target_names().join(", "))
 }
 
 fn parse_target(name: &str) -> Option<Target> {
@@ -311,11 +237,7 @@ fn toml_to_json(v: &toml::Value) -> Option<Value> {
 }
 
 /// Is `v` a valid canonical value for `target`? Returns a reason when not.
-pub(super) fn check_canonical(
-    target: &Target,
-    v: &Value,
-    workflow: &Workflow,
-) -> Result<(), String> {
+pub(super) fn check_canonical(target: &Target, v: &Value, workflow: &Workflow) -> Result<(), String> {
     let Target::Field(f) = target else {
         return match (target, v) {
             (Target::Attribute(_), _) => Ok(()),
@@ -324,35 +246,23 @@ pub(super) fn check_canonical(
         };
     };
     match (f.ty, v) {
-        (CanonicalType::String { max_len }, Value::String(s)) if s.chars().count() <= max_len => {
-            Ok(())
+        (CanonicalType::String { max_len }, Value::String(s)) if s.chars().count() <= max_len => Ok(()),
+        (CanonicalType::String { max_len }, _) => {
+            Err(format!("`{}` takes text of at most {max_len} characters", f.name))
         }
-        (CanonicalType::String { max_len }, _) => Err(format!(
-            "`{}` takes text of at most {max_len} characters",
-            f.name
-        )),
         (CanonicalType::Integer { min, max }, Value::Number(n))
             if n.as_i64().is_some_and(|i| (min..=max).contains(&i)) =>
         {
             Ok(())
         }
-        (CanonicalType::Integer { min, max }, _) => {
-            Err(format!("`{}` takes an integer from {min} to {max}", f.name))
-        }
+        (CanonicalType::Integer { min, max }, _) => Err(format!("`{}` takes an integer from {min} to {max}", f.name)),
         (CanonicalType::State, Value::String(s)) if workflow.state(s).is_some() => Ok(()),
-        (CanonicalType::State, _) => Err(format!(
-            "`state` takes a workflow state: {}",
-            workflow.state_names().join(", ")
-        )),
+        (CanonicalType::State, _) => {
+            Err(format!("`state` takes a workflow state: {}", workflow.state_names().join(", ")))
+        }
         (CanonicalType::Enum(allowed), Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
-        (CanonicalType::Enum(allowed), _) => {
-            Err(format!("`{}` takes one of: {}", f.name, allowed.join(", ")))
-        }
-        (CanonicalType::Datetime, Value::String(s))
-            if chrono::DateTime::parse_from_rfc3339(s).is_ok() =>
-        {
-            Ok(())
-        }
+        (CanonicalType::Enum(allowed), _) => Err(format!("`{}` takes one of: {}", f.name, allowed.join(", "))),
+        (CanonicalType::Datetime, Value::String(s)) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => Ok(()),
         (CanonicalType::Datetime, _) => Err(format!("`{}` takes an RFC 3339 timestamp", f.name)),
     }
 }
@@ -395,26 +305,14 @@ fn compile_contract(
     let id = raw.partner.id.get_ref().clone();
     let id_ok = !id.is_empty()
         && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !id_ok {
-        loc.at(
-            &raw.partner.id,
-            "partner id must be 1–64 characters of a-z, 0-9, `-` or `_`",
-        );
+        loc.at(&raw.partner.id, "partner id must be 1–64 characters of a-z, 0-9, `-` or `_`");
     }
     let default_kind = match &raw.partner.default_kind {
         Some(k) if fields::KINDS.contains(&k.get_ref().as_str()) => k.get_ref().clone(),
         Some(k) => {
-            loc.at(
-                k,
-                format!(
-                    "unknown ticket kind `{}`; use one of: {}",
-                    k.get_ref(),
-                    fields::KINDS.join(", ")
-                ),
-            );
+            loc.at(k, format!("unknown ticket kind `{}`; use one of: {}", k.get_ref(), fields::KINDS.join(", ")));
             String::new()
         }
         None => "incident".to_string(),
@@ -431,46 +329,63 @@ fn compile_contract(
     for m in &raw.auth.methods {
         match m.get_ref().as_str() {
             "client_credentials" => auth_methods.push(m.get_ref().clone()),
-            other => loc.at(
-                m,
-                format!("unknown auth method `{other}`; supported: client_credentials"),
-            ),
+            other => loc.at(m, format!("unknown auth method `{other}`; supported: client_credentials")),
         }
     }
     if auth_methods.is_empty() {
         auth_methods.push("client_credentials".into());
     }
-    let unknown_fields = match raw
-        .inbound
-        .unknown_fields
-        .as_ref()
-        .map(|u| u.get_ref().as_str())
-    {
+    let mut source_networks = Vec::new();
+    for n in &raw.auth.source_networks {
+        let text = n.get_ref();
+        let parsed = text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => source_networks.push(net),
+            Err(_) => {
+                loc.at(n, format!("`{text}` is not a network; write a CIDR such as 203.0.113.0/24 or an address"))
+            }
+        }
+    }
+    let mut client_cert_sha256 = Vec::new();
+    for f in &raw.auth.client_cert_sha256 {
+        let hex: String = f.get_ref().chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+        if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            client_cert_sha256.push(hex);
+        } else {
+            loc.at(f, "client_cert_sha256 entries are SHA-256 fingerprints: 64 hex digits, colons allowed");
+        }
+    }
+    if raw.auth.require_client_cert && client_cert_sha256.is_empty() {
+        loc.at(
+            &raw.partner.id,
+            "require_client_cert = true needs at least one client_cert_sha256 fingerprint in [auth]",
+        );
+    }
+    let inbound_rate_per_minute = match &raw.auth.rate_limit_per_minute {
+        Some(r) if (1..=1_000_000).contains(r.get_ref()) => *r.get_ref() as u32,
+        Some(r) => {
+            loc.at(r, "rate_limit_per_minute must be between 1 and 1000000");
+            600
+        }
+        None => 600,
+    };
+    let webhook_secret = raw.auth.webhook_secret.as_ref().and_then(|s| check_secret_ref(&mut loc, "webhook_secret", s));
+    let unknown_fields = match raw.inbound.unknown_fields.as_ref().map(|u| u.get_ref().as_str()) {
         None | Some("reject") => UnknownFields::Reject,
         Some("ignore") => UnknownFields::Ignore,
         Some(other) => {
             if let Some(u) = &raw.inbound.unknown_fields {
-                loc.at(
-                    u,
-                    format!("unknown_fields must be `reject` or `ignore`, not `{other}`"),
-                );
+                loc.at(u, format!("unknown_fields must be `reject` or `ignore`, not `{other}`"));
             }
             UnknownFields::Reject
         }
     };
 
-    let fields: Vec<FieldSpec> = raw
-        .fields
-        .iter()
-        .filter_map(|f| compile_field(&mut loc, f, workflow))
-        .collect();
+    let fields: Vec<FieldSpec> = raw.fields.iter().filter_map(|f| compile_field(&mut loc, f, workflow)).collect();
     let mut pointers: BTreeMap<&str, ()> = BTreeMap::new();
     for (f, rf) in fields.iter().zip(raw.fields.iter()) {
         if pointers.insert(f.pointer.as_str(), ()).is_some() {
-            loc.at(
-                &rf.pointer,
-                format!("pointer `{}` is declared twice", f.pointer.as_str()),
-            );
+            loc.at(&rf.pointer, format!("pointer `{}` is declared twice", f.pointer.as_str()));
         }
     }
 
@@ -484,13 +399,10 @@ fn compile_contract(
     for w in raw.access.write.iter().chain(raw.access.read.iter()) {
         let t = w.get_ref();
         // Compared with the raw fields, so a field refused above does not cascade into this.
-        let mapped = raw.fields.iter().any(|f| f.canonical.get_ref() == t)
-            || raw.rules.iter().any(|r| r.target.get_ref() == t);
+        let mapped =
+            raw.fields.iter().any(|f| f.canonical.get_ref() == t) || raw.rules.iter().any(|r| r.target.get_ref() == t);
         if parse_target(t).is_some() && !mapped {
-            loc.at(
-                w,
-                format!("`{t}` is listed in [access] but no [[fields]] entry or rule maps it"),
-            );
+            loc.at(w, format!("`{t}` is listed in [access] but no [[fields]] entry or rule maps it"));
         }
     }
 
@@ -500,19 +412,9 @@ fn compile_contract(
             rules.push(rule);
         }
     }
-    let priority_matrix = raw
-        .priority
-        .as_ref()
-        .and_then(|p| compile_priority(&mut loc, p));
-    let outbound = raw
-        .outbound
-        .as_ref()
-        .map(|o| compile_outbound(&mut loc, o, workflow));
-    if access.create
-        && !fields
-            .iter()
-            .any(|f| f.target == Target::PartnerTicketId && f.required_on_create)
-    {
+    let priority_matrix = raw.priority.as_ref().and_then(|p| compile_priority(&mut loc, p));
+    let outbound = raw.outbound.as_ref().map(|o| compile_outbound(&mut loc, o, workflow));
+    if access.create && !fields.iter().any(|f| f.target == Target::PartnerTicketId && f.required_on_create) {
         loc.at(
             &raw.partner.id,
             "a partner that may create tickets needs a field mapped to `partner_ticket_id` with required_on_create = true",
@@ -531,12 +433,11 @@ fn compile_contract(
         default_kind,
         token_ttl_secs,
         auth_methods,
-        source_networks: raw
-            .auth
-            .source_networks
-            .iter()
-            .map(|s| s.get_ref().clone())
-            .collect(),
+        source_networks,
+        client_cert_sha256,
+        require_client_cert: raw.auth.require_client_cert,
+        inbound_rate_per_minute,
+        webhook_secret,
         unknown_fields,
         fields,
         rules,
@@ -568,12 +469,7 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
         "datetime" => Some(FieldType::Datetime),
         "boolean" => Some(FieldType::Boolean),
         other => {
-            loc.at(
-                &f.ty,
-                format!(
-                    "unknown type `{other}`; use string, text, integer, enum, datetime or boolean"
-                ),
-            );
+            loc.at(&f.ty, format!("unknown type `{other}`; use string, text, integer, enum, datetime or boolean"));
             None
         }
     };
@@ -588,28 +484,15 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
         (Target::WorkNote | Target::Comment, FieldType::String | FieldType::Text) => true,
         (Target::Field(cf), t) => matches!(
             (cf.ty, t),
-            (
-                CanonicalType::String { .. },
-                FieldType::String | FieldType::Text | FieldType::Enum
-            ) | (
-                CanonicalType::Integer { .. },
-                FieldType::Integer | FieldType::Enum
-            ) | (
-                CanonicalType::State | CanonicalType::Enum(_),
-                FieldType::Enum
-            ) | (CanonicalType::Datetime, FieldType::Datetime)
+            (CanonicalType::String { .. }, FieldType::String | FieldType::Text | FieldType::Enum)
+                | (CanonicalType::Integer { .. }, FieldType::Integer | FieldType::Enum)
+                | (CanonicalType::State | CanonicalType::Enum(_), FieldType::Enum)
+                | (CanonicalType::Datetime, FieldType::Datetime)
         ),
         _ => false,
     };
     if !compatible {
-        loc.at(
-            &f.ty,
-            format!(
-                "type `{}` cannot carry canonical `{}`",
-                ty.as_str(),
-                target.name()
-            ),
-        );
+        loc.at(&f.ty, format!("type `{}` cannot carry canonical `{}`", ty.as_str(), target.name()));
     }
 
     let mut values = Vec::new();
@@ -624,14 +507,14 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
                         Ok(()) => values.push((partner_value.clone(), cv)),
                         Err(why) => loc.at(map, format!("bad value map: `{partner_value}` → {canonical}: {why}")),
                     },
-                    None => loc.at(map, format!("bad value map: `{partner_value}` must map to a string, integer or boolean")),
+                    None => loc
+                        .at(map, format!("bad value map: `{partner_value}` must map to a string, integer or boolean")),
                 }
             }
         }
-        (None, FieldType::Enum) => loc.at(
-            &f.ty,
-            "an enum field needs a `values` table (partner value = canonical value)",
-        ),
+        (None, FieldType::Enum) => {
+            loc.at(&f.ty, "an enum field needs a `values` table (partner value = canonical value)")
+        }
         (Some(map), _) => loc.at(map, "`values` only applies to fields of type `enum`"),
         (None, _) => {}
     }
@@ -641,38 +524,21 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
     let mut outbound_values: Vec<(Value, String)> = Vec::new();
     if let Some(ov) = &f.outbound_values {
         for (canonical, partner) in ov.get_ref() {
-            let partner = partner
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| partner.to_string());
+            let partner = partner.as_str().map(str::to_string).unwrap_or_else(|| partner.to_string());
             if !values.iter().any(|(p, _)| *p == partner) {
-                loc.at(
-                    ov,
-                    format!("outbound_values: `{partner}` is not one of this field's values"),
-                );
+                loc.at(ov, format!("outbound_values: `{partner}` is not one of this field's values"));
                 continue;
             }
-            let cv = values
-                .iter()
-                .find(|(p, _)| *p == partner)
-                .map(|(_, c)| c.clone())
-                .unwrap_or_default();
+            let cv = values.iter().find(|(p, _)| *p == partner).map(|(_, c)| c.clone()).unwrap_or_default();
             let canonical_matches = match &cv {
                 Value::String(s) => s == canonical,
                 other => {
-                    other
-                        .as_i64()
-                        .is_some_and(|n| canonical.parse::<i64>() == Ok(n))
-                        || other
-                            .as_bool()
-                            .is_some_and(|b| canonical.parse::<bool>() == Ok(b))
+                    other.as_i64().is_some_and(|n| canonical.parse::<i64>() == Ok(n))
+                        || other.as_bool().is_some_and(|b| canonical.parse::<bool>() == Ok(b))
                 }
             };
             if !canonical_matches {
-                loc.at(
-                    ov,
-                    format!("outbound_values: `{partner}` maps to {cv}, not `{canonical}`"),
-                );
+                loc.at(ov, format!("outbound_values: `{partner}` maps to {cv}, not `{canonical}`"));
                 continue;
             }
             outbound_values.push((cv, partner));
@@ -682,18 +548,10 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
         if outbound_values.iter().any(|(c, _)| c == cv) {
             continue;
         }
-        let all: Vec<&str> = values
-            .iter()
-            .filter(|(_, c)| c == cv)
-            .map(|(p, _)| p.as_str())
-            .collect();
+        let all: Vec<&str> = values.iter().filter(|(_, c)| c == cv).map(|(p, _)| p.as_str()).collect();
         if all.len() > 1 {
             if all[0] == partner_value {
-                let span = f
-                    .values
-                    .as_ref()
-                    .map(|v| v.span())
-                    .unwrap_or_else(|| f.ty.span());
+                let span = f.values.as_ref().map(|v| v.span()).unwrap_or_else(|| f.ty.span());
                 loc.error(
                     span,
                     format!(
@@ -724,10 +582,7 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
         min_length = usize_of(loc, &f.min_length, "min_length");
         max_length = usize_of(loc, &f.max_length, "max_length");
     } else if let Some(s) = f.max_length.as_ref().or(f.min_length.as_ref()) {
-        loc.at(
-            s,
-            "min_length / max_length only apply to string and text fields",
-        );
+        loc.at(s, "min_length / max_length only apply to string and text fields");
     }
     if ty == FieldType::Integer {
         min = f.min.as_ref().map(|m| *m.get_ref());
@@ -738,15 +593,10 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
     // Narrow to the canonical field's own limits, so the documented limits are the enforced ones.
     if let Target::Field(cf) = &target {
         match cf.ty {
-            CanonicalType::String { max_len }
-                if matches!(ty, FieldType::String | FieldType::Text) =>
-            {
+            CanonicalType::String { max_len } if matches!(ty, FieldType::String | FieldType::Text) => {
                 max_length = Some(max_length.map_or(max_len, |m| m.min(max_len)));
             }
-            CanonicalType::Integer {
-                min: cmin,
-                max: cmax,
-            } if ty == FieldType::Integer => {
+            CanonicalType::Integer { min: cmin, max: cmax } if ty == FieldType::Integer => {
                 min = Some(min.map_or(cmin, |m| m.max(cmin)));
                 max = Some(max.map_or(cmax, |m| m.min(cmax)));
             }
@@ -755,28 +605,20 @@ fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow) -> Option
     }
     if let (Some(a), Some(b)) = (min_length, max_length) {
         if a > b {
-            loc.at(
-                &f.pointer,
-                format!("min_length {a} is larger than max_length {b}"),
-            );
+            loc.at(&f.pointer, format!("min_length {a} is larger than max_length {b}"));
         }
     }
-    let pattern = f
-        .pattern
-        .as_ref()
-        .and_then(|p| match regex::Regex::new(p.get_ref()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                loc.at(p, format!("pattern is not a valid regular expression: {e}"));
-                None
-            }
-        });
+    let pattern = f.pattern.as_ref().and_then(|p| match regex::Regex::new(p.get_ref()) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            loc.at(p, format!("pattern is not a valid regular expression: {e}"));
+            None
+        }
+    });
     if let Some(fmt) = &f.format {
         if ty != FieldType::Datetime {
             loc.at(fmt, "`format` only applies to datetime fields");
-        } else if chrono::format::StrftimeItems::new(fmt.get_ref())
-            .any(|i| matches!(i, chrono::format::Item::Error))
-        {
+        } else if chrono::format::StrftimeItems::new(fmt.get_ref()).any(|i| matches!(i, chrono::format::Item::Error)) {
             loc.at(fmt, "`format` is not a valid chrono strftime format");
         }
     }
@@ -821,37 +663,18 @@ fn compile_access(loc: &mut Locator, a: &raw::RawAccess, workflow: &Workflow) ->
     let mut transitions = Vec::new();
     for t in &a.transitions {
         let Some((from, to)) = parse_arrow(t.get_ref()) else {
-            loc.at(
-                t,
-                format!(
-                    "transition `{}` must read `from -> to` (`*` for any state)",
-                    t.get_ref()
-                ),
-            );
+            loc.at(t, format!("transition `{}` must read `from -> to` (`*` for any state)", t.get_ref()));
             continue;
         };
         let mut ok = true;
         for s in [from, to] {
             if s != "*" && workflow.state(s).is_none() {
-                loc.at(
-                    t,
-                    format!(
-                        "transition `{}`: {}",
-                        t.get_ref(),
-                        unknown_state(s, &workflow.states)
-                    ),
-                );
+                loc.at(t, format!("transition `{}`: {}", t.get_ref(), unknown_state(s, &workflow.states)));
                 ok = false;
             }
         }
         if ok && from != "*" && to != "*" && workflow.check_transition(from, to).is_err() {
-            loc.at(
-                t,
-                format!(
-                    "transition `{}` is not in workflow.toml, so it could never be performed",
-                    t.get_ref()
-                ),
-            );
+            loc.at(t, format!("transition `{}` is not in workflow.toml, so it could never be performed", t.get_ref()));
             ok = false;
         }
         if ok {
@@ -861,18 +684,10 @@ fn compile_access(loc: &mut Locator, a: &raw::RawAccess, workflow: &Workflow) ->
     }
     if !transitions.is_empty() && !write.contains("state") {
         if let Some(t) = a.transitions.first() {
-            loc.at(
-                t,
-                "transitions are listed but `state` is not in [access] write",
-            );
+            loc.at(t, "transitions are listed but `state` is not in [access] write");
         }
     }
-    Access {
-        create: a.create,
-        write,
-        read,
-        transitions,
-    }
+    Access { create: a.create, write, read, transitions }
 }
 
 fn compile_rule(
@@ -887,10 +702,7 @@ fn compile_rule(
         return None;
     };
     if !access.write.contains(&target.name()) {
-        loc.at(
-            &r.target,
-            format!("rule target `{}` must be in [access] write", target.name()),
-        );
+        loc.at(&r.target, format!("rule target `{}` must be in [access] write", target.name()));
     }
     let value = match toml_to_json(r.value.get_ref()) {
         Some(v) => match check_canonical(&target, &v, workflow) {
@@ -916,28 +728,16 @@ fn compile_rule(
                 }
             };
             if !fields.iter().any(|f| f.pointer == pointer) {
-                loc.at(
-                    w,
-                    format!("rule condition on `{ptr}`, which no [[fields]] entry declares"),
-                );
+                loc.at(w, format!("rule condition on `{ptr}`, which no [[fields]] entry declares"));
             }
             let list = match accepted {
-                toml::Value::Array(a) => a
-                    .iter()
-                    .filter_map(|v| toml_to_json(v).map(|j| plain(&j)))
-                    .collect(),
-                other => toml_to_json(other)
-                    .map(|j| vec![plain(&j)])
-                    .unwrap_or_default(),
+                toml::Value::Array(a) => a.iter().filter_map(|v| toml_to_json(v).map(|j| plain(&j))).collect(),
+                other => toml_to_json(other).map(|j| vec![plain(&j)]).unwrap_or_default(),
             };
             when.push((pointer, list));
         }
     }
-    Some(Rule {
-        target,
-        value,
-        when,
-    })
+    Some(Rule { target, value, when })
 }
 
 /// A JSON scalar as the text a partner sends (strings without quotes).
@@ -977,17 +777,12 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
     let update_url = url(loc, &o.update_url);
     if let Some(u) = &o.update_url {
         if !u.get_ref().contains("{partner_ticket_id}") {
-            loc.at(
-                u,
-                "update_url must contain `{partner_ticket_id}` where the partner's ticket id goes",
-            );
+            loc.at(u, "update_url must contain `{partner_ticket_id}` where the partner's ticket id goes");
         }
     }
     let method = |loc: &mut Locator, m: &Option<Spanned<String>>, default: &str| -> String {
         match m {
-            Some(m) if ["POST", "PUT", "PATCH"].contains(&m.get_ref().as_str()) => {
-                m.get_ref().clone()
-            }
+            Some(m) if ["POST", "PUT", "PATCH"].contains(&m.get_ref().as_str()) => m.get_ref().clone(),
             Some(m) => {
                 loc.at(m, "method must be POST, PUT or PATCH");
                 default.into()
@@ -997,28 +792,19 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
     };
     let create_method = method(loc, &o.create_method, "POST");
     let update_method = method(loc, &o.update_method, "PATCH");
-    let id_pointer = o
-        .id_pointer
-        .as_ref()
-        .and_then(|p| match Pointer::parse(p.get_ref()) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                loc.at(p, e);
-                None
-            }
-        });
+    let id_pointer = o.id_pointer.as_ref().and_then(|p| match Pointer::parse(p.get_ref()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            loc.at(p, e);
+            None
+        }
+    });
     let auth = match &o.auth {
         None => OutboundAuth::None,
         Some(a) => {
-            let need = |loc: &mut Locator,
-                        v: &Option<Spanned<String>>,
-                        key: &str|
-             -> Option<Spanned<String>> {
+            let need = |loc: &mut Locator, v: &Option<Spanned<String>>, key: &str| -> Option<Spanned<String>> {
                 if v.is_none() {
-                    loc.at(
-                        &a.ty,
-                        format!("auth type `{}` needs `{key}`", a.ty.get_ref()),
-                    );
+                    loc.at(&a.ty, format!("auth type `{}` needs `{key}`", a.ty.get_ref()));
                 }
                 v.clone()
             };
@@ -1041,39 +827,31 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
                 }
                 "basic" => {
                     let user = need(loc, &a.username, "username");
-                    let pw = need(loc, &a.password, "password")
-                        .and_then(|s| check_secret_ref(loc, "password", &s));
+                    let pw = need(loc, &a.password, "password").and_then(|s| check_secret_ref(loc, "password", &s));
                     match (user, pw) {
-                        (Some(u), Some(p)) => OutboundAuth::Basic {
-                            username: u.into_inner(),
-                            password: p,
-                        },
+                        (Some(u), Some(p)) => OutboundAuth::Basic { username: u.into_inner(), password: p },
                         _ => OutboundAuth::None,
                     }
                 }
                 "api_key" => {
                     let header = need(loc, &a.header, "header");
-                    let key =
-                        need(loc, &a.key, "key").and_then(|s| check_secret_ref(loc, "key", &s));
+                    let key = need(loc, &a.key, "key").and_then(|s| check_secret_ref(loc, "key", &s));
                     match (header, key) {
-                        (Some(h), Some(k)) => OutboundAuth::ApiKey {
-                            header: h.into_inner(),
-                            key: k,
-                        },
+                        (Some(h), Some(k)) => OutboundAuth::ApiKey { header: h.into_inner(), key: k },
                         _ => OutboundAuth::None,
                     }
                 }
                 other => {
-                    loc.at(&a.ty, format!("unknown auth type `{other}`; use oauth2_client_credentials, basic, api_key or none"));
+                    loc.at(
+                        &a.ty,
+                        format!("unknown auth type `{other}`; use oauth2_client_credentials, basic, api_key or none"),
+                    );
                     OutboundAuth::None
                 }
             }
         }
     };
-    let signing_secret = o
-        .signing_secret
-        .as_ref()
-        .and_then(|s| check_secret_ref(loc, "signing_secret", s));
+    let signing_secret = o.signing_secret.as_ref().and_then(|s| check_secret_ref(loc, "signing_secret", s));
     let mut headers = Vec::new();
     if let Some(h) = &o.headers {
         for (k, v) in h.get_ref() {
@@ -1082,7 +860,10 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
                 || lower.contains("secret")
                 || lower.contains("token")
             {
-                loc.at(h, format!("header `{k}` would carry a secret in clear; use [outbound.auth] with a secret reference"));
+                loc.at(
+                    h,
+                    format!("header `{k}` would carry a secret in clear; use [outbound.auth] with a secret reference"),
+                );
             }
             match v.as_str() {
                 Some(s) => headers.push((k.clone(), s.to_string())),
@@ -1091,24 +872,15 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
         }
     }
     let retry_schedule = match &o.retry_schedule {
-        None => vec![
-            Duration::from_secs(60),
-            Duration::from_secs(300),
-            Duration::from_secs(900),
-            Duration::from_secs(3600),
-        ],
+        None => {
+            vec![Duration::from_secs(60), Duration::from_secs(300), Duration::from_secs(900), Duration::from_secs(3600)]
+        }
         Some(list) => list
             .iter()
             .filter_map(|s| {
                 let d = parse_duration(s.get_ref());
                 if d.is_none() {
-                    loc.at(
-                        s,
-                        format!(
-                            "`{}` is not a duration; write e.g. 500ms, 30s, 5m, 1h",
-                            s.get_ref()
-                        ),
-                    );
+                    loc.at(s, format!("`{}` is not a duration; write e.g. 500ms, 30s, 5m, 1h", s.get_ref()));
                 }
                 d
             })
@@ -1125,10 +897,7 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
     let alert_threshold = match &o.alert_threshold {
         Some(t) if (0.0..=1.0).contains(t.get_ref()) => *t.get_ref(),
         Some(t) => {
-            loc.at(
-                t,
-                "alert_threshold is a failure rate between 0 and 1 (0.05 = 5 %)",
-            );
+            loc.at(t, "alert_threshold is a failure rate between 0 and 1 (0.05 = 5 %)");
             0.05
         }
         None => 0.05,
@@ -1149,25 +918,14 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
             } else if let Some(ev) = crate::domain::events::Event::parse(e.get_ref()) {
                 events.insert(ev);
             } else {
-                let names: Vec<&str> = crate::domain::events::Event::ALL
-                    .iter()
-                    .map(|e| e.as_str())
-                    .collect();
-                loc.at(
-                    e,
-                    format!(
-                        "unknown event `{}`; events are: {}, or `*`",
-                        e.get_ref(),
-                        names.join(", ")
-                    ),
-                );
+                let names: Vec<&str> = crate::domain::events::Event::ALL.iter().map(|e| e.as_str()).collect();
+                loc.at(e, format!("unknown event `{}`; events are: {}, or `*`", e.get_ref(), names.join(", ")));
             }
         }
         let mut filter = Vec::new();
         if let Some(f) = &s.filter {
             for (field, accepted) in f.get_ref() {
-                let Some(target) = parse_target(field)
-                    .filter(|t| matches!(t, Target::Field(_) | Target::Attribute(_)))
+                let Some(target) = parse_target(field).filter(|t| matches!(t, Target::Field(_) | Target::Attribute(_)))
                 else {
                     loc.at(f, format!("filter: {}", unknown_canonical(field)));
                     continue;
@@ -1184,11 +942,7 @@ fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow
                 filter.push((field.clone(), list));
             }
         }
-        subscriptions.push(Subscription {
-            events,
-            only_bonded: s.only_bonded,
-            filter,
-        });
+        subscriptions.push(Subscription { events, only_bonded: s.only_bonded, filter });
     }
     Outbound {
         create_url,

@@ -29,11 +29,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), code: code.into(), message: message.into() }
     }
 }
 
@@ -58,18 +54,12 @@ impl Contract {
     pub fn map_inbound(&self, payload: &Value, op: Op) -> Result<Mapped, MapError> {
         let mut errors = Vec::new();
         if !payload.is_object() {
-            return Err(MapError::Invalid(vec![FieldError::new(
-                "",
-                "type",
-                "the request body must be a JSON object",
-            )]));
+            return Err(MapError::Invalid(vec![FieldError::new("", "type", "the request body must be a JSON object")]));
         }
         if self.unknown_fields == UnknownFields::Reject {
             let declared: Vec<_> = self.fields.iter().map(|f| &f.pointer).collect();
             for member in undeclared_members(payload, &declared) {
-                let shown = super::pointer::Pointer::parse(&member)
-                    .map(|p| p.display())
-                    .unwrap_or(member);
+                let shown = super::pointer::Pointer::parse(&member).map(|p| p.display()).unwrap_or(member);
                 errors.push(FieldError::new(
                     shown.clone(),
                     "unknown_field",
@@ -83,10 +73,7 @@ impl Contract {
         for spec in &self.fields {
             let raw = spec.pointer.get(payload);
             let Some(raw) = raw else {
-                if op == Op::Create
-                    && spec.required_on_create
-                    && !mapped_already(&mapped, &spec.target)
-                {
+                if op == Op::Create && spec.required_on_create && !mapped_already(&mapped, &spec.target) {
                     errors.push(FieldError::new(
                         &spec.display,
                         "required",
@@ -105,9 +92,7 @@ impl Contract {
             match convert(spec, raw, op) {
                 Ok(None) => {}
                 Ok(Some(value)) => match &spec.target {
-                    Target::PartnerTicketId => {
-                        mapped.partner_ticket_id = value.as_str().map(str::to_string)
-                    }
+                    Target::PartnerTicketId => mapped.partner_ticket_id = value.as_str().map(str::to_string),
                     Target::WorkNote | Target::Comment => {
                         if let Some(body) = value.as_str() {
                             let kind = if spec.target == Target::WorkNote {
@@ -115,11 +100,7 @@ impl Contract {
                             } else {
                                 JournalKind::Comment
                             };
-                            mapped.journal.push(JournalInput {
-                                kind,
-                                body: body.to_string(),
-                                entry_id: None,
-                            });
+                            mapped.journal.push(JournalInput { kind, body: body.to_string(), entry_id: None });
                         }
                     }
                     target => {
@@ -152,8 +133,7 @@ impl Contract {
                 op == Op::Create
             } else {
                 rule.when.iter().all(|(ptr, accepted)| {
-                    ptr.get(payload)
-                        .is_some_and(|v| !v.is_null() && accepted.contains(&plain(v)))
+                    ptr.get(payload).is_some_and(|v| !v.is_null() && accepted.contains(&plain(v)))
                 })
             };
             if applies {
@@ -181,10 +161,9 @@ fn convert(spec: &FieldSpec, raw: &Value, op: Op) -> Result<Option<Value>, Field
             || matches!(spec.target, Target::Attribute(_));
         return match (&spec.target, op) {
             (Target::WorkNote | Target::Comment, _) => Ok(None),
-            (_, Op::Create) if spec.required_on_create => err(
-                "required",
-                format!("`{name}` is required when creating a ticket"),
-            ),
+            (_, Op::Create) if spec.required_on_create => {
+                err("required", format!("`{name}` is required when creating a ticket"))
+            }
             _ if clearable => Ok(Some(Value::Null)),
             _ => err("required", format!("`{name}` cannot be cleared")),
         };
@@ -192,40 +171,26 @@ fn convert(spec: &FieldSpec, raw: &Value, op: Op) -> Result<Option<Value>, Field
     match spec.ty {
         FieldType::String | FieldType::Text => {
             let Some(s) = raw.as_str() else {
-                return err(
-                    "type",
-                    format!("`{name}` must be a string, got {}", kind_of(raw)),
-                );
+                return err("type", format!("`{name}` must be a string, got {}", kind_of(raw)));
             };
             let len = s.chars().count();
             if let Some(min) = spec.min_length {
                 if len < min {
-                    return err(
-                        "min_length",
-                        format!("`{name}` must be at least {min} characters, got {len}"),
-                    );
+                    return err("min_length", format!("`{name}` must be at least {min} characters, got {len}"));
                 }
             }
             if let Some(max) = spec.max_length {
                 if len > max {
-                    return err(
-                        "max_length",
-                        format!("`{name}` must be at most {max} characters, got {len}"),
-                    );
+                    return err("max_length", format!("`{name}` must be at most {max} characters, got {len}"));
                 }
             }
             if let Some(re) = &spec.pattern {
                 if !re.is_match(s) {
-                    return err(
-                        "pattern",
-                        format!("`{name}` must match the pattern {}", re.as_str()),
-                    );
+                    return err("pattern", format!("`{name}` must match the pattern {}", re.as_str()));
                 }
             }
-            if matches!(
-                spec.target,
-                Target::PartnerTicketId | Target::WorkNote | Target::Comment
-            ) && s.trim().is_empty()
+            if matches!(spec.target, Target::PartnerTicketId | Target::WorkNote | Target::Comment)
+                && s.trim().is_empty()
             {
                 return err("min_length", format!("`{name}` must not be empty"));
             }
@@ -233,74 +198,41 @@ fn convert(spec: &FieldSpec, raw: &Value, op: Op) -> Result<Option<Value>, Field
         }
         FieldType::Integer => {
             let Some(i) = raw.as_i64() else {
-                return err(
-                    "type",
-                    format!("`{name}` must be an integer, got {}", kind_of(raw)),
-                );
+                return err("type", format!("`{name}` must be an integer, got {}", kind_of(raw)));
             };
             let (min, max) = (spec.min.unwrap_or(i64::MIN), spec.max.unwrap_or(i64::MAX));
             if i < min || i > max {
-                return err(
-                    "range",
-                    format!("`{name}` must be between {min} and {max}, got {i}"),
-                );
+                return err("range", format!("`{name}` must be between {min} and {max}, got {i}"));
             }
             Ok(Some(Value::from(i)))
         }
         FieldType::Boolean => match raw.as_bool() {
             Some(b) => Ok(Some(Value::Bool(b))),
-            None => err(
-                "type",
-                format!("`{name}` must be true or false, got {}", kind_of(raw)),
-            ),
+            None => err("type", format!("`{name}` must be true or false, got {}", kind_of(raw))),
         },
         FieldType::Enum => {
             let text = match raw {
                 Value::String(s) => s.clone(),
                 Value::Number(n) if n.is_i64() => n.to_string(),
-                other => {
-                    return err(
-                        "type",
-                        format!("`{name}` must be a string, got {}", kind_of(other)),
-                    )
-                }
+                other => return err("type", format!("`{name}` must be a string, got {}", kind_of(other))),
             };
             match spec.values.iter().find(|(p, _)| *p == text) {
                 Some((_, canonical)) => Ok(Some(canonical.clone())),
                 None => {
                     let allowed: Vec<&str> = spec.values.iter().map(|(p, _)| p.as_str()).collect();
-                    err(
-                        "enum",
-                        format!(
-                            "`{name}` must be one of {}, got \"{text}\"",
-                            allowed.join(", ")
-                        ),
-                    )
+                    err("enum", format!("`{name}` must be one of {}, got \"{text}\"", allowed.join(", ")))
                 }
             }
         }
         FieldType::Datetime => {
             let Some(s) = raw.as_str() else {
-                return err(
-                    "type",
-                    format!("`{name}` must be a date-time string, got {}", kind_of(raw)),
-                );
+                return err("type", format!("`{name}` must be a date-time string, got {}", kind_of(raw)));
             };
             match parse_datetime(s, spec.format.as_deref()) {
-                Some(dt) => Ok(Some(Value::String(
-                    dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                ))),
+                Some(dt) => Ok(Some(Value::String(dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))),
                 None => {
-                    let expected = spec
-                        .format
-                        .as_deref()
-                        .unwrap_or("RFC 3339, e.g. 2026-11-22T10:00:00Z");
-                    err(
-                        "datetime",
-                        format!(
-                            "`{name}` must be a date-time in the format {expected}, got \"{s}\""
-                        ),
-                    )
+                    let expected = spec.format.as_deref().unwrap_or("RFC 3339, e.g. 2026-11-22T10:00:00Z");
+                    err("datetime", format!("`{name}` must be a date-time in the format {expected}, got \"{s}\""))
                 }
             }
         }
@@ -310,12 +242,8 @@ fn convert(spec: &FieldSpec, raw: &Value, op: Op) -> Result<Option<Value>, Field
 /// Parses a partner date-time: with `format` as UTC wall-clock time, else RFC 3339.
 pub fn parse_datetime(s: &str, format: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
     match format {
-        Some(f) => chrono::NaiveDateTime::parse_from_str(s, f)
-            .ok()
-            .map(|n| n.and_utc()),
-        None => chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| d.with_timezone(&chrono::Utc)),
+        Some(f) => chrono::NaiveDateTime::parse_from_str(s, f).ok().map(|n| n.and_utc()),
+        None => chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&chrono::Utc)),
     }
 }
 

@@ -32,14 +32,7 @@ pub struct ContractError {
 
 impl std::fmt::Display for ContractError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
     }
 }
 
@@ -76,7 +69,13 @@ pub struct Contract {
     pub default_kind: String,
     pub token_ttl_secs: Option<i64>,
     pub auth_methods: Vec<String>,
-    pub source_networks: Vec<String>,
+    /// Where the partner may call from; empty: anywhere.
+    pub source_networks: Vec<ipnet::IpNet>,
+    /// Pinned client certificate fingerprints (lower-case hex SHA-256, no colons).
+    pub client_cert_sha256: Vec<String>,
+    pub require_client_cert: bool,
+    pub inbound_rate_per_minute: u32,
+    pub webhook_secret: Option<SecretRef>,
     pub unknown_fields: UnknownFields,
     pub fields: Vec<FieldSpec>,
     pub rules: Vec<Rule>,
@@ -108,11 +107,17 @@ impl Contract {
         self.fields.iter().find(|f| f.target.name() == target)
     }
 
+    /// May a request from `ip` act for this partner?
+    pub fn source_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.source_networks.is_empty() || self.source_networks.iter().any(|n| n.contains(&ip))
+    }
+
     /// May this partner move a ticket from `from` to `to`?
     pub fn may_transition(&self, from: &str, to: &str) -> bool {
-        self.access.transitions.iter().any(|(f, t)| {
-            f.as_deref().is_none_or(|f| f == from) && t.as_deref().is_none_or(|t| t == to)
-        })
+        self.access
+            .transitions
+            .iter()
+            .any(|(f, t)| f.as_deref().is_none_or(|f| f == from) && t.as_deref().is_none_or(|t| t == to))
     }
 }
 
@@ -219,20 +224,9 @@ pub enum SecretRef {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutboundAuth {
     None,
-    OAuth2ClientCredentials {
-        token_url: String,
-        client_id: String,
-        client_secret: SecretRef,
-        scope: Option<String>,
-    },
-    Basic {
-        username: String,
-        password: SecretRef,
-    },
-    ApiKey {
-        header: String,
-        key: SecretRef,
-    },
+    OAuth2ClientCredentials { token_url: String, client_id: String, client_secret: SecretRef, scope: Option<String> },
+    Basic { username: String, password: SecretRef },
+    ApiKey { header: String, key: SecretRef },
 }
 
 /// How ebond pushes changes to this partner (delivery itself is the outbox processor's job).

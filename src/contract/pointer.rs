@@ -27,11 +27,7 @@ impl Pointer {
                     match chars.next() {
                         Some('0') => out.push('~'),
                         Some('1') => out.push('/'),
-                        _ => {
-                            return Err(format!(
-                                "JSON Pointer `{raw}`: `~` must be followed by 0 or 1"
-                            ))
-                        }
+                        _ => return Err(format!("JSON Pointer `{raw}`: `~` must be followed by 0 or 1")),
                     }
                 } else {
                     out.push(c);
@@ -39,10 +35,7 @@ impl Pointer {
             }
             tokens.push(out);
         }
-        Ok(Pointer {
-            raw: raw.to_string(),
-            tokens,
-        })
+        Ok(Pointer { raw: raw.to_string(), tokens })
     }
 
     pub fn as_str(&self) -> &str {
@@ -83,9 +76,7 @@ impl Pointer {
             let Some(obj) = cur.as_object_mut() else {
                 return false;
             };
-            cur = obj
-                .entry(t.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
+            cur = obj.entry(t.clone()).or_insert_with(|| Value::Object(Map::new()));
         }
         match cur.as_object_mut() {
             Some(obj) => {
@@ -152,12 +143,8 @@ mod tests {
     #[test]
     fn set_builds_nested_objects() {
         let mut doc = json!({});
-        Pointer::parse("/data/title")
-            .unwrap()
-            .set(&mut doc, json!("x"));
-        Pointer::parse("/data/Priority")
-            .unwrap()
-            .set(&mut doc, json!("high"));
+        Pointer::parse("/data/title").unwrap().set(&mut doc, json!("x"));
+        Pointer::parse("/data/Priority").unwrap().set(&mut doc, json!("high"));
         assert_eq!(doc, json!({"data": {"title": "x", "Priority": "high"}}));
     }
 
@@ -166,9 +153,6 @@ mod tests {
         let a = Pointer::parse("/data/title").unwrap();
         let b = Pointer::parse("/name").unwrap();
         let doc = json!({"name": "n", "extra": 1, "data": {"title": "t", "oops": 2}});
-        assert_eq!(
-            undeclared_members(&doc, &[&a, &b]),
-            vec!["/extra", "/data/oops"]
-        );
+        assert_eq!(undeclared_members(&doc, &[&a, &b]), vec!["/extra", "/data/oops"]);
     }
 }

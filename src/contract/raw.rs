@@ -75,8 +75,21 @@ pub struct RawAuth {
     pub methods: Vec<Spanned<String>>,
     #[serde(default)]
     pub token_lifetime_secs: Option<Spanned<i64>>,
+    /// CIDRs the partner may call from; empty: anywhere.
     #[serde(default)]
     pub source_networks: Vec<Spanned<String>>,
+    /// SHA-256 fingerprints (hex, colons optional) of the partner's client certificates.
+    #[serde(default)]
+    pub client_cert_sha256: Vec<Spanned<String>>,
+    /// Refuse this partner's requests made without a pinned client certificate.
+    #[serde(default)]
+    pub require_client_cert: bool,
+    /// Inbound requests per minute (token bucket); default 600.
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<Spanned<i64>>,
+    /// Secret reference for Standard Webhooks signed events the partner sends to /events.
+    #[serde(default)]
+    pub webhook_secret: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

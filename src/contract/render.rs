@@ -17,9 +17,7 @@ impl Contract {
                 continue;
             }
             let canonical = match &spec.target {
-                Target::PartnerTicketId => partner_ticket_id
-                    .map(|s| Value::String(s.into()))
-                    .unwrap_or(Value::Null),
+                Target::PartnerTicketId => partner_ticket_id.map(|s| Value::String(s.into())).unwrap_or(Value::Null),
                 Target::WorkNote | Target::Comment => continue,
                 _ => ticket.get(&target).clone(),
             };
@@ -36,15 +34,11 @@ impl Contract {
             return Some(Value::Null);
         }
         match spec.ty {
-            FieldType::Enum => spec
-                .outbound_values
-                .iter()
-                .find(|(c, _)| c == canonical)
-                .map(|(_, p)| Value::String(p.clone())),
+            FieldType::Enum => {
+                spec.outbound_values.iter().find(|(c, _)| c == canonical).map(|(_, p)| Value::String(p.clone()))
+            }
             FieldType::Datetime => {
-                let dt = chrono::DateTime::parse_from_rfc3339(canonical.as_str()?)
-                    .ok()?
-                    .with_timezone(&chrono::Utc);
+                let dt = chrono::DateTime::parse_from_rfc3339(canonical.as_str()?).ok()?.with_timezone(&chrono::Utc);
                 Some(Value::String(match &spec.format {
                     Some(f) => dt.format(f).to_string(),
                     None => dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -24,15 +24,8 @@ pub struct Workflow {
 /// Why a state change is refused by the workflow itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkflowViolation {
-    NotInitial {
-        state: String,
-        initial: Vec<String>,
-    },
-    NoSuchTransition {
-        from: String,
-        to: String,
-        allowed: Vec<String>,
-    },
+    NotInitial { state: String, initial: Vec<String> },
+    NoSuchTransition { from: String, to: String, allowed: Vec<String> },
 }
 
 /// The priority lookup of ServiceNow's default instance.
@@ -44,9 +37,7 @@ impl Workflow {
     }
 
     pub fn category(&self, name: &str) -> StateCategory {
-        self.state(name)
-            .map(|s| s.category)
-            .unwrap_or(StateCategory::Open)
+        self.state(name).map(|s| s.category).unwrap_or(StateCategory::Open)
     }
 
     pub fn state_names(&self) -> Vec<&str> {
@@ -58,49 +49,26 @@ impl Workflow {
         if self.initial.iter().any(|s| s == state) {
             Ok(())
         } else {
-            Err(WorkflowViolation::NotInitial {
-                state: state.into(),
-                initial: self.initial.clone(),
-            })
+            Err(WorkflowViolation::NotInitial { state: state.into(), initial: self.initial.clone() })
         }
     }
 
     /// Checks a state change `from → to` (callers skip this when the state is unchanged).
     pub fn check_transition(&self, from: &str, to: &str) -> Result<(), WorkflowViolation> {
-        if self
-            .transitions
-            .contains(&(from.to_string(), to.to_string()))
-        {
+        if self.transitions.contains(&(from.to_string(), to.to_string())) {
             return Ok(());
         }
-        let allowed = self
-            .transitions
-            .iter()
-            .filter(|(f, _)| f == from)
-            .map(|(_, t)| t.clone())
-            .collect();
-        Err(WorkflowViolation::NoSuchTransition {
-            from: from.into(),
-            to: to.into(),
-            allowed,
-        })
+        let allowed = self.transitions.iter().filter(|(f, _)| f == from).map(|(_, t)| t.clone()).collect();
+        Err(WorkflowViolation::NoSuchTransition { from: from.into(), to: to.into(), allowed })
     }
 
     /// Canonical fields `state` requires that are unset in `values`.
-    pub fn missing_required(
-        &self,
-        state: &str,
-        values: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
+    pub fn missing_required(&self, state: &str, values: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
         self.state(state)
             .map(|s| {
                 s.requires
                     .iter()
-                    .filter(|f| {
-                        values
-                            .get(f.as_str())
-                            .is_none_or(|v| v.is_null() || v == "")
-                    })
+                    .filter(|f| values.get(f.as_str()).is_none_or(|v| v.is_null() || v == ""))
                     .cloned()
                     .collect()
             })
@@ -124,12 +92,7 @@ mod tests {
         Workflow {
             initial: vec!["new".into()],
             states: vec![
-                StateDef {
-                    name: "new".into(),
-                    label: "New".into(),
-                    category: StateCategory::Open,
-                    requires: vec![],
-                },
+                StateDef { name: "new".into(), label: "New".into(), category: StateCategory::Open, requires: vec![] },
                 StateDef {
                     name: "resolved".into(),
                     label: "Resolved".into(),
@@ -137,9 +100,7 @@ mod tests {
                     requires: vec!["resolution_code".into()],
                 },
             ],
-            transitions: [("new".to_string(), "resolved".to_string())]
-                .into_iter()
-                .collect(),
+            transitions: [("new".to_string(), "resolved".to_string())].into_iter().collect(),
             priority_matrix: DEFAULT_PRIORITY_MATRIX,
         }
     }
@@ -150,22 +111,12 @@ mod tests {
         assert!(w.check_transition("new", "resolved").is_ok());
         assert_eq!(
             w.check_transition("resolved", "new"),
-            Err(WorkflowViolation::NoSuchTransition {
-                from: "resolved".into(),
-                to: "new".into(),
-                allowed: vec![]
-            })
+            Err(WorkflowViolation::NoSuchTransition { from: "resolved".into(), to: "new".into(), allowed: vec![] })
         );
         assert!(w.check_initial("resolved").is_err());
         let vals = json!({"resolution_code": ""}).as_object().unwrap().clone();
-        assert_eq!(
-            w.missing_required("resolved", &vals),
-            vec!["resolution_code"]
-        );
-        let vals = json!({"resolution_code": "fixed"})
-            .as_object()
-            .unwrap()
-            .clone();
+        assert_eq!(w.missing_required("resolved", &vals), vec!["resolution_code"]);
+        let vals = json!({"resolution_code": "fixed"}).as_object().unwrap().clone();
         assert!(w.missing_required("resolved", &vals).is_empty());
     }
 

@@ -82,21 +82,14 @@ pub fn derive(
         match (from_cat, to_cat) {
             (_, StateCategory::Resolved) => events.push(Event::Resolved),
             (_, StateCategory::Closed) => events.push(Event::Closed),
-            (StateCategory::Resolved | StateCategory::Closed, StateCategory::Open) => {
-                events.push(Event::Reopened)
-            }
+            (StateCategory::Resolved | StateCategory::Closed, StateCategory::Open) => events.push(Event::Reopened),
             _ => {}
         }
     }
-    if changed
-        .iter()
-        .any(|f| *f == "assignment_group" || *f == "assigned_to")
-    {
+    if changed.iter().any(|f| *f == "assignment_group" || *f == "assigned_to") {
         events.push(Event::Assigned);
     }
-    let other = changed
-        .iter()
-        .any(|f| !matches!(*f, "state" | "assignment_group" | "assigned_to"));
+    let other = changed.iter().any(|f| !matches!(*f, "state" | "assignment_group" | "assigned_to"));
     if other {
         events.push(Event::Updated);
     }
@@ -122,11 +115,7 @@ mod tests {
     use StateCategory::*;
 
     fn note(kind: JournalKind) -> JournalInput {
-        JournalInput {
-            kind,
-            body: "x".into(),
-            entry_id: None,
-        }
+        JournalInput { kind, body: "x".into(), entry_id: None }
     }
 
     #[test]
@@ -137,44 +126,21 @@ mod tests {
 
     #[test]
     fn resolve_is_state_changed_and_resolved() {
-        let e = derive(
-            Some(("in_progress", Open)),
-            ("resolved", Resolved),
-            &["state", "resolution_code"],
-            &[],
-        );
-        assert_eq!(
-            e,
-            vec![Event::Resolved, Event::StateChanged, Event::Updated]
-        );
+        let e = derive(Some(("in_progress", Open)), ("resolved", Resolved), &["state", "resolution_code"], &[]);
+        assert_eq!(e, vec![Event::Resolved, Event::StateChanged, Event::Updated]);
     }
 
     #[test]
     fn reopen_from_resolved() {
-        let e = derive(
-            Some(("resolved", Resolved)),
-            ("in_progress", Open),
-            &["state"],
-            &[],
-        );
+        let e = derive(Some(("resolved", Resolved)), ("in_progress", Open), &["state"], &[]);
         assert_eq!(e, vec![Event::Reopened, Event::StateChanged]);
     }
 
     #[test]
     fn close_and_assign() {
-        let e = derive(
-            Some(("resolved", Resolved)),
-            ("closed", Closed),
-            &["state"],
-            &[],
-        );
+        let e = derive(Some(("resolved", Resolved)), ("closed", Closed), &["state"], &[]);
         assert_eq!(e, vec![Event::Closed, Event::StateChanged]);
-        let e = derive(
-            Some(("new", Open)),
-            ("new", Open),
-            &["assignment_group"],
-            &[],
-        );
+        let e = derive(Some(("new", Open)), ("new", Open), &["assignment_group"], &[]);
         assert_eq!(e, vec![Event::Assigned]);
     }
 

@@ -25,108 +25,35 @@ pub struct CanonicalField {
 }
 
 pub const KINDS: &[&str] = &["incident", "change", "problem", "service_request"];
-pub const HOLD_REASONS: &[&str] = &[
-    "awaiting_caller",
-    "awaiting_problem",
-    "awaiting_vendor",
-    "awaiting_change",
-];
+pub const HOLD_REASONS: &[&str] = &["awaiting_caller", "awaiting_problem", "awaiting_vendor", "awaiting_change"];
 
 const fn s(max_len: usize) -> CanonicalType {
     CanonicalType::String { max_len }
 }
 
 pub const FIELDS: &[CanonicalField] = &[
-    CanonicalField {
-        name: "kind",
-        ty: CanonicalType::Enum(KINDS),
-        doc: "Ticket kind",
-    },
-    CanonicalField {
-        name: "short_description",
-        ty: s(160),
-        doc: "One-line summary",
-    },
-    CanonicalField {
-        name: "description",
-        ty: s(32_000),
-        doc: "Full description",
-    },
-    CanonicalField {
-        name: "category",
-        ty: s(80),
-        doc: "Category",
-    },
-    CanonicalField {
-        name: "subcategory",
-        ty: s(80),
-        doc: "Subcategory",
-    },
-    CanonicalField {
-        name: "impact",
-        ty: CanonicalType::Integer { min: 1, max: 3 },
-        doc: "1 high … 3 low",
-    },
-    CanonicalField {
-        name: "urgency",
-        ty: CanonicalType::Integer { min: 1, max: 3 },
-        doc: "1 high … 3 low",
-    },
+    CanonicalField { name: "kind", ty: CanonicalType::Enum(KINDS), doc: "Ticket kind" },
+    CanonicalField { name: "short_description", ty: s(160), doc: "One-line summary" },
+    CanonicalField { name: "description", ty: s(32_000), doc: "Full description" },
+    CanonicalField { name: "category", ty: s(80), doc: "Category" },
+    CanonicalField { name: "subcategory", ty: s(80), doc: "Subcategory" },
+    CanonicalField { name: "impact", ty: CanonicalType::Integer { min: 1, max: 3 }, doc: "1 high … 3 low" },
+    CanonicalField { name: "urgency", ty: CanonicalType::Integer { min: 1, max: 3 }, doc: "1 high … 3 low" },
     CanonicalField {
         name: "priority",
         ty: CanonicalType::Integer { min: 1, max: 5 },
         doc: "1 critical … 5 planning; derived from impact × urgency unless set",
     },
-    CanonicalField {
-        name: "state",
-        ty: CanonicalType::State,
-        doc: "Workflow state",
-    },
-    CanonicalField {
-        name: "hold_reason",
-        ty: CanonicalType::Enum(HOLD_REASONS),
-        doc: "Why on hold",
-    },
-    CanonicalField {
-        name: "assignment_group",
-        ty: s(100),
-        doc: "Group working the ticket",
-    },
-    CanonicalField {
-        name: "assigned_to",
-        ty: s(100),
-        doc: "Person working the ticket",
-    },
-    CanonicalField {
-        name: "caller",
-        ty: s(100),
-        doc: "Who raised it",
-    },
-    CanonicalField {
-        name: "configuration_item",
-        ty: s(255),
-        doc: "Affected CI",
-    },
-    CanonicalField {
-        name: "resolution_code",
-        ty: s(80),
-        doc: "How it was resolved",
-    },
-    CanonicalField {
-        name: "resolution_notes",
-        ty: s(32_000),
-        doc: "Resolution details",
-    },
-    CanonicalField {
-        name: "estimated_completion",
-        ty: CanonicalType::Datetime,
-        doc: "Expected completion",
-    },
-    CanonicalField {
-        name: "sla_due",
-        ty: CanonicalType::Datetime,
-        doc: "SLA due time",
-    },
+    CanonicalField { name: "state", ty: CanonicalType::State, doc: "Workflow state" },
+    CanonicalField { name: "hold_reason", ty: CanonicalType::Enum(HOLD_REASONS), doc: "Why on hold" },
+    CanonicalField { name: "assignment_group", ty: s(100), doc: "Group working the ticket" },
+    CanonicalField { name: "assigned_to", ty: s(100), doc: "Person working the ticket" },
+    CanonicalField { name: "caller", ty: s(100), doc: "Who raised it" },
+    CanonicalField { name: "configuration_item", ty: s(255), doc: "Affected CI" },
+    CanonicalField { name: "resolution_code", ty: s(80), doc: "How it was resolved" },
+    CanonicalField { name: "resolution_notes", ty: s(32_000), doc: "Resolution details" },
+    CanonicalField { name: "estimated_completion", ty: CanonicalType::Datetime, doc: "Expected completion" },
+    CanonicalField { name: "sla_due", ty: CanonicalType::Datetime, doc: "SLA due time" },
 ];
 
 /// Targets that are not ticket columns: the partner's own ticket id and journal entries.

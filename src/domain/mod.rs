@@ -35,14 +35,8 @@ impl Ticket {
         let mut out = Map::new();
         out.insert("number".into(), self.number.clone().into());
         out.insert("version".into(), self.version.into());
-        out.insert(
-            "created_at".into(),
-            crate::util::ms_to_rfc3339(self.created_at).into(),
-        );
-        out.insert(
-            "updated_at".into(),
-            crate::util::ms_to_rfc3339(self.updated_at).into(),
-        );
+        out.insert("created_at".into(), crate::util::ms_to_rfc3339(self.created_at).into());
+        out.insert("updated_at".into(), crate::util::ms_to_rfc3339(self.updated_at).into());
         out.insert("created_by".into(), self.created_by.clone().into());
         out.insert("updated_by".into(), self.updated_by.clone().into());
         for (k, v) in &self.values {

@@ -24,27 +24,15 @@ pub struct Alerts {
 
 impl std::fmt::Debug for Alerts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Alerts")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("Alerts").field("url", &self.url).finish_non_exhaustive()
     }
 }
 
 impl Alerts {
-    pub fn new(
-        settings: &AlertSettings,
-        metrics: Metrics,
-    ) -> Result<Alerts, crate::secrets::SecretError> {
-        let secret = settings
-            .webhook_secret
-            .as_deref()
-            .map(crate::secrets::parse_ref)
-            .transpose()?;
+    pub fn new(settings: &AlertSettings, metrics: Metrics) -> Result<Alerts, crate::secrets::SecretError> {
+        let secret = settings.webhook_secret.as_deref().map(crate::secrets::parse_ref).transpose()?;
         Ok(Alerts {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
             url: settings.webhook_url.clone(),
             secret,
             failing: Mutex::new(HashSet::new()),
@@ -70,12 +58,9 @@ impl Alerts {
                     .header("webhook-id", &id)
                     .header("webhook-timestamp", ts.to_string());
                 if let Some(secret) = &this.secret {
-                    match crate::secrets::resolve(secret)
-                        .map_err(|e| e.to_string())
-                        .and_then(|s| {
-                            crate::outbox::signing::sign(s.expose(), &id, ts, &body)
-                                .map_err(|e| e.to_string())
-                        }) {
+                    match crate::secrets::resolve_local(secret).map_err(|e| e.to_string()).and_then(|s| {
+                        crate::outbox::signing::sign(s.expose(), &id, ts, &body).map_err(|e| e.to_string())
+                    }) {
                         Ok(sig) => req = req.header("webhook-signature", sig),
                         Err(e) => {
                             tracing::error!(error = %e, "alert webhook: cannot sign; not sent");
@@ -85,12 +70,7 @@ impl Alerts {
                 }
                 match req.body(body.clone()).send().await {
                     Ok(r) if r.status().is_success() => return,
-                    Ok(r) => tracing::warn!(
-                        status = r.status().as_u16(),
-                        attempt,
-                        event_type,
-                        "alert webhook refused"
-                    ),
+                    Ok(r) => tracing::warn!(status = r.status().as_u16(), attempt, event_type, "alert webhook refused"),
                     Err(e) => {
                         tracing::warn!(error = %e, attempt, event_type, "alert webhook unreachable")
                     }
@@ -101,12 +81,7 @@ impl Alerts {
     }
 
     /// Recomputes every partner's failure rate over its window and raises or clears alerts.
-    pub async fn evaluate(
-        self: &Arc<Self>,
-        db: &Db,
-        registry: &Registry,
-        min_attempts: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn evaluate(self: &Arc<Self>, db: &Db, registry: &Registry, min_attempts: i64) -> Result<(), StoreError> {
         let now = crate::util::now_ms();
         for contract in registry.partners() {
             let Some(out) = &contract.outbound else {
@@ -114,25 +89,12 @@ impl Alerts {
             };
             let since = now - out.alert_window.as_millis() as i64;
             let partner = contract.id.clone();
-            let counts = db
-                .run(move |conn| {
-                    with_conn!(conn, c => c.failure_counts(since)).map_err(StoreError::from)
-                })
-                .await?;
-            let (attempts, failures) = counts
-                .iter()
-                .find(|c| c.partner == partner)
-                .map(|c| (c.attempts, c.failures))
-                .unwrap_or((0, 0));
-            let rate = if attempts > 0 {
-                failures as f64 / attempts as f64
-            } else {
-                0.0
-            };
-            self.metrics
-                .failure_rate
-                .with_label_values(&[&partner])
-                .set(rate);
+            let counts =
+                db.run(move |conn| with_conn!(conn, c => c.failure_counts(since)).map_err(StoreError::from)).await?;
+            let (attempts, failures) =
+                counts.iter().find(|c| c.partner == partner).map(|c| (c.attempts, c.failures)).unwrap_or((0, 0));
+            let rate = if attempts > 0 { failures as f64 / attempts as f64 } else { 0.0 };
+            self.metrics.failure_rate.with_label_values(&[&partner]).set(rate);
             let over = attempts >= min_attempts && rate > out.alert_threshold;
             let was = {
                 let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
@@ -144,10 +106,7 @@ impl Alerts {
                 }
                 was
             };
-            self.metrics
-                .alerting
-                .with_label_values(&[&partner])
-                .set(i64::from(over));
+            self.metrics.alerting.with_label_values(&[&partner]).set(i64::from(over));
             let data = json!({
                 "partner": partner,
                 "failure_rate": rate,

@@ -2,8 +2,7 @@
 
 use crate::store::outbox::OutboxStat;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -35,53 +34,33 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let inbound = IntCounterVec::new(
-            Opts::new(
-                "ebond_inbound_requests_total",
-                "Inbound API requests by partner and HTTP status",
-            ),
+            Opts::new("ebond_inbound_requests_total", "Inbound API requests by partner and HTTP status"),
             &["partner", "status"],
         )
         .expect("valid metric");
         let deliveries = IntCounterVec::new(
-            Opts::new(
-                "ebond_deliveries_total",
-                "Delivery attempts by partner and outcome (delivered, retry, dead)",
-            ),
+            Opts::new("ebond_deliveries_total", "Delivery attempts by partner and outcome (delivered, retry, dead)"),
             &["partner", "outcome"],
         )
         .expect("valid metric");
         let delivery_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "ebond_delivery_duration_seconds",
-                "Duration of delivery attempts",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
+            HistogramOpts::new("ebond_delivery_duration_seconds", "Duration of delivery attempts")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["partner"],
         )
         .expect("valid metric");
         let outbox_depth = IntGaugeVec::new(
-            Opts::new(
-                "ebond_outbox_depth",
-                "Undelivered outbox rows (pending or in flight)",
-            ),
+            Opts::new("ebond_outbox_depth", "Undelivered outbox rows (pending or in flight)"),
             &["partner"],
         )
         .expect("valid metric");
         let outbox_oldest_age = GaugeVec::new(
-            Opts::new(
-                "ebond_outbox_oldest_pending_age_seconds",
-                "Age of the oldest undelivered outbox row",
-            ),
+            Opts::new("ebond_outbox_oldest_pending_age_seconds", "Age of the oldest undelivered outbox row"),
             &["partner"],
         )
         .expect("valid metric");
-        let dead_letters = IntGaugeVec::new(
-            Opts::new("ebond_dead_letters", "Dead-lettered outbox rows"),
-            &["partner"],
-        )
-        .expect("valid metric");
+        let dead_letters = IntGaugeVec::new(Opts::new("ebond_dead_letters", "Dead-lettered outbox rows"), &["partner"])
+            .expect("valid metric");
         let failure_rate = GaugeVec::new(
             Opts::new(
                 "ebond_delivery_failure_rate",
@@ -126,21 +105,9 @@ impl Metrics {
     /// Sets the outbox gauges from fresh counts (zero for partners with nothing queued).
     pub fn set_outbox(&self, partners: &[String], stats: &[OutboxStat], now_ms: i64) {
         for p in partners {
-            let depth: i64 = stats
-                .iter()
-                .filter(|s| s.partner == *p && s.status != "dead")
-                .map(|s| s.count)
-                .sum();
-            let oldest = stats
-                .iter()
-                .filter(|s| s.partner == *p && s.status != "dead")
-                .map(|s| s.oldest)
-                .min();
-            let dead: i64 = stats
-                .iter()
-                .filter(|s| s.partner == *p && s.status == "dead")
-                .map(|s| s.count)
-                .sum();
+            let depth: i64 = stats.iter().filter(|s| s.partner == *p && s.status != "dead").map(|s| s.count).sum();
+            let oldest = stats.iter().filter(|s| s.partner == *p && s.status != "dead").map(|s| s.oldest).min();
+            let dead: i64 = stats.iter().filter(|s| s.partner == *p && s.status == "dead").map(|s| s.count).sum();
             self.outbox_depth.with_label_values(&[p]).set(depth);
             self.outbox_oldest_age
                 .with_label_values(&[p])

@@ -3,7 +3,7 @@
 //! header. Secrets come from their references at use.
 
 use crate::contract::OutboundAuth;
-use crate::secrets::{self, SecretError};
+use crate::secrets::{SecretError, Secrets};
 use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use std::collections::HashMap;
@@ -39,10 +39,7 @@ impl TokenCache {
             .timeout(timeout)
             .build()
             .unwrap_or_default();
-        TokenCache {
-            http,
-            tokens: Mutex::new(HashMap::new()),
-        }
+        TokenCache { http, tokens: Mutex::new(HashMap::new()) }
     }
 
     /// Forgets a partner's token (after the partner answered 401).
@@ -53,6 +50,7 @@ impl TokenCache {
     /// Adds the contract's credentials to `req`.
     pub async fn authorize(
         &self,
+        secrets: &Secrets,
         partner: &str,
         auth: &OutboundAuth,
         req: reqwest::RequestBuilder,
@@ -60,26 +58,14 @@ impl TokenCache {
         Ok(match auth {
             OutboundAuth::None => req,
             OutboundAuth::Basic { username, password } => {
-                req.basic_auth(username, Some(secrets::resolve(password)?.expose()))
+                req.basic_auth(username, Some(secrets.resolve(partner, password).await?.expose()))
             }
             OutboundAuth::ApiKey { header, key } => {
-                req.header(header.as_str(), secrets::resolve(key)?.expose())
+                req.header(header.as_str(), secrets.resolve(partner, key).await?.expose())
             }
-            OutboundAuth::OAuth2ClientCredentials {
-                token_url,
-                client_id,
-                client_secret,
-                scope,
-            } => {
-                let token = self
-                    .bearer(
-                        partner,
-                        token_url,
-                        client_id,
-                        client_secret,
-                        scope.as_deref(),
-                    )
-                    .await?;
+            OutboundAuth::OAuth2ClientCredentials { token_url, client_id, client_secret, scope } => {
+                let token =
+                    self.bearer(secrets, partner, token_url, client_id, client_secret, scope.as_deref()).await?;
                 req.bearer_auth(token)
             }
         })
@@ -87,6 +73,7 @@ impl TokenCache {
 
     async fn bearer(
         &self,
+        secrets: &Secrets,
         partner: &str,
         token_url: &str,
         client_id: &str,
@@ -100,39 +87,23 @@ impl TokenCache {
                 return Ok(c.token.clone());
             }
         }
-        let secret = secrets::resolve(secret_ref)?;
+        let secret = secrets.resolve(partner, secret_ref).await?;
         let client = BasicClient::new(ClientId::new(client_id.to_string()))
             .set_client_secret(ClientSecret::new(secret.expose().to_string()))
-            .set_token_uri(
-                TokenUrl::new(token_url.to_string())
-                    .map_err(|e| CredentialError::Token(e.to_string()))?,
-            );
+            .set_token_uri(TokenUrl::new(token_url.to_string()).map_err(|e| CredentialError::Token(e.to_string()))?);
         let mut request = client.exchange_client_credentials();
         if let Some(s) = scope {
             for part in s.split_whitespace() {
                 request = request.add_scope(Scope::new(part.to_string()));
             }
         }
-        let response = request
-            .request_async(&self.http)
-            .await
-            .map_err(|e| CredentialError::Token(describe(&e)))?;
+        let response = request.request_async(&self.http).await.map_err(|e| CredentialError::Token(describe(&e)))?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         // Refresh once 80 % of the lifetime has passed, so no request carries a dying token.
         let refresh_at = Instant::now() + lifetime.mul_f64(0.8);
         let token = response.access_token().secret().clone();
-        tokens.insert(
-            partner.to_string(),
-            Cached {
-                token: token.clone(),
-                refresh_at,
-            },
-        );
-        tracing::info!(
-            partner,
-            expires_in_secs = lifetime.as_secs(),
-            "outbound OAuth2 token fetched"
-        );
+        tokens.insert(partner.to_string(), Cached { token: token.clone(), refresh_at });
+        tracing::info!(partner, expires_in_secs = lifetime.as_secs(), "outbound OAuth2 token fetched");
         Ok(token)
     }
 }

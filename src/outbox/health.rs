@@ -33,19 +33,10 @@ pub enum Breaker {
 
 impl Health {
     pub fn new(threshold: u32, cooldown: Duration) -> Health {
-        Health {
-            threshold: threshold.max(1),
-            cooldown,
-            partners: Mutex::new(HashMap::new()),
-        }
+        Health { threshold: threshold.max(1), cooldown, partners: Mutex::new(HashMap::new()) }
     }
 
-    fn with<T>(
-        &self,
-        partner: &str,
-        per_minute: u32,
-        f: impl FnOnce(&mut State, Instant) -> T,
-    ) -> T {
+    fn with<T>(&self, partner: &str, per_minute: u32, f: impl FnOnce(&mut State, Instant) -> T) -> T {
         let now = Instant::now();
         let mut map = self.partners.lock().unwrap_or_else(|p| p.into_inner());
         let st = map.entry(partner.to_string()).or_insert_with(|| State {
@@ -57,8 +48,7 @@ impl Health {
             refilled: now,
         });
         let cap = f64::from(per_minute.max(1));
-        st.tokens =
-            (st.tokens + now.duration_since(st.refilled).as_secs_f64() * cap / 60.0).min(cap);
+        st.tokens = (st.tokens + now.duration_since(st.refilled).as_secs_f64() * cap / 60.0).min(cap);
         st.refilled = now;
         f(st, now)
     }
@@ -156,10 +146,7 @@ mod tests {
         assert!(h.admit("p", 1000));
         assert_eq!(h.record("p", 1000, false), Breaker::Closed);
         assert!(h.admit("p", 1000), "after a failure: one at a time");
-        assert!(
-            !h.admit("p", 1000),
-            "no second delivery while the first is out"
-        );
+        assert!(!h.admit("p", 1000), "no second delivery while the first is out");
         assert_eq!(h.record("p", 1000, false), Breaker::Open);
         assert!(!h.admit("p", 1000), "open: nothing goes out");
         std::thread::sleep(Duration::from_millis(60));

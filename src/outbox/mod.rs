@@ -69,15 +69,14 @@ pub struct Processor {
     health: Health,
     metrics: Metrics,
     alerts: Arc<Alerts>,
+    secrets: crate::secrets::Secrets,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Processor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Processor")
-            .field("worker", &self.worker)
-            .finish_non_exhaustive()
+        f.debug_struct("Processor").field("worker", &self.worker).finish_non_exhaustive()
     }
 }
 
@@ -88,6 +87,7 @@ impl Processor {
         settings: OutboxSettings,
         metrics: Metrics,
         alerts: Arc<Alerts>,
+        secrets: crate::secrets::Secrets,
         wake: Arc<Notify>,
     ) -> Processor {
         let http = reqwest::Client::builder()
@@ -105,10 +105,7 @@ impl Processor {
         );
         Processor {
             tokens: TokenCache::new(Duration::from_millis(settings.request_timeout_ms)),
-            health: Health::new(
-                settings.breaker_threshold,
-                Duration::from_millis(settings.breaker_cooldown_ms),
-            ),
+            health: Health::new(settings.breaker_threshold, Duration::from_millis(settings.breaker_cooldown_ms)),
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             db,
             registry,
@@ -117,6 +114,7 @@ impl Processor {
             http,
             metrics,
             alerts,
+            secrets,
             wake,
         }
     }
@@ -129,12 +127,8 @@ impl Processor {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.worker, concurrency = self.settings.concurrency, "outbox processor started");
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(
-            self.settings.alert_interval_secs.max(1),
-        ));
-        let mut retention = tokio::time::interval(Duration::from_secs(
-            self.settings.retention_interval_secs.max(1),
-        ));
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(self.settings.alert_interval_secs.max(1)));
+        let mut retention = tokio::time::interval(Duration::from_secs(self.settings.retention_interval_secs.max(1)));
         loop {
             if *shutdown.borrow() {
                 break;
@@ -171,8 +165,7 @@ impl Processor {
             }
         }
         let all = self.settings.concurrency.max(1) as u32;
-        let drained =
-            tokio::time::timeout(Duration::from_secs(10), self.slots.acquire_many(all)).await;
+        let drained = tokio::time::timeout(Duration::from_secs(10), self.slots.acquire_many(all)).await;
         tracing::info!(drained = drained.is_ok(), "outbox processor stopped");
     }
 
@@ -185,16 +178,10 @@ impl Processor {
         let limits: HashMap<String, u32> = self
             .registry
             .partners()
-            .filter_map(|c| {
-                c.outbound
-                    .as_ref()
-                    .map(|o| (c.id.clone(), o.rate_limit_per_minute))
-            })
+            .filter_map(|c| c.outbound.as_ref().map(|o| (c.id.clone(), o.rate_limit_per_minute)))
             .collect();
-        let mut exclude = self
-            .db
-            .run(|conn| with_conn!(conn, c => c.paused_partners()).map_err(StoreError::from))
-            .await?;
+        let mut exclude =
+            self.db.run(|conn| with_conn!(conn, c => c.paused_partners()).map_err(StoreError::from)).await?;
         exclude.extend(self.health.blocked(&limits));
         let now = crate::util::now_ms();
         let lease_until = now + (self.settings.lease_secs as i64) * 1000;
@@ -215,9 +202,7 @@ impl Processor {
                     // Not now (no slot, rate limit, or breaker): back to the queue untouched.
                     let (id, owner) = (row.id, self.worker.clone());
                     self.db
-                        .run(move |conn| {
-                            with_conn!(conn, c => c.release(id, &owner)).map_err(StoreError::from)
-                        })
+                        .run(move |conn| with_conn!(conn, c => c.release(id, &owner)).map_err(StoreError::from))
                         .await?;
                     continue;
                 }
@@ -244,15 +229,7 @@ impl Processor {
         let attempts_done = row.attempts as usize + 1;
         let now = crate::util::now_ms();
         let (status, next_at, outcome) = match &attempt.verdict {
-            Verdict::Delivered => (
-                DELIVERED,
-                now,
-                if attempt.skipped {
-                    "skipped"
-                } else {
-                    "delivered"
-                },
-            ),
+            Verdict::Delivered => (DELIVERED, now, if attempt.skipped { "skipped" } else { "delivered" }),
             Verdict::Permanent { .. } => (DEAD, now, "dead"),
             Verdict::Retry { retry_after, .. } => {
                 let schedule = self
@@ -293,9 +270,7 @@ impl Processor {
             response_excerpt: attempt.excerpt.clone(),
             worker: self.worker.clone(),
         };
-        let result = self
-            .settle(&row, settle, record, attempt.created_id.clone())
-            .await;
+        let result = self.settle(&row, settle, record, attempt.created_id.clone()).await;
         if let Err(e) = result {
             // The lease expires and another attempt follows: at-least-once, nothing lost.
             tracing::error!(error = %e, "could not record the delivery attempt");
@@ -304,14 +279,8 @@ impl Processor {
         }
         let success = !matches!(attempt.verdict, Verdict::Retry { .. });
         let breaker = self.health.record(&row.partner, per_minute, success);
-        self.metrics
-            .deliveries
-            .with_label_values(&[&row.partner, outcome])
-            .inc();
-        self.metrics
-            .delivery_latency
-            .with_label_values(&[&row.partner])
-            .observe(duration.as_secs_f64());
+        self.metrics.deliveries.with_label_values(&[&row.partner, outcome]).inc();
+        self.metrics.delivery_latency.with_label_values(&[&row.partner]).observe(duration.as_secs_f64());
         match status {
             DELIVERED => {
                 tracing::info!(attempt = attempts_done, status = ?attempt.http_status, ms = duration.as_millis() as u64, "delivered")
@@ -384,15 +353,11 @@ impl Processor {
                     )),
                     ..settle
                 };
-                let rec = AttemptRow {
-                    outcome: "dead".into(),
-                    error_class: Some("duplicate_partner_id".into()),
-                    ..record
-                };
+                let rec =
+                    AttemptRow { outcome: "dead".into(), error_class: Some("duplicate_partner_id".into()), ..record };
                 self.db
                     .run(move |conn| {
-                        write_tx!(conn, c => c.settle(&row3, &owner, &dead, &rec).map(|_| ()))
-                            .map_err(StoreError::from)
+                        write_tx!(conn, c => c.settle(&row3, &owner, &dead, &rec).map(|_| ())).map_err(StoreError::from)
                     })
                     .await
             }
@@ -404,30 +369,19 @@ impl Processor {
     async fn attempt(&self, row: &OutboxRow) -> Attempt {
         let Some(contract) = self.registry.get(&row.partner).cloned() else {
             return Attempt::failed(
-                Verdict::Permanent {
-                    class: "unknown_partner",
-                },
+                Verdict::Permanent { class: "unknown_partner" },
                 "no contract loaded for this partner",
             );
         };
         let Some(outbound) = contract.outbound.as_ref() else {
             return Attempt::failed(
-                Verdict::Permanent {
-                    class: "no_outbound",
-                },
+                Verdict::Permanent { class: "no_outbound" },
                 "the contract has no [outbound] section",
             );
         };
         let payload: Value = match serde_json::from_str(&row.payload) {
             Ok(v) => v,
-            Err(e) => {
-                return Attempt::failed(
-                    Verdict::Permanent {
-                        class: "bad_payload",
-                    },
-                    e.to_string(),
-                )
-            }
+            Err(e) => return Attempt::failed(Verdict::Permanent { class: "bad_payload" }, e.to_string()),
         };
         if let Some(n) = payload["ticket"]["number"].as_str() {
             tracing::Span::current().record("ticket", n);
@@ -435,48 +389,27 @@ impl Processor {
         let (partner, ticket_id) = (row.partner.clone(), row.ticket_id);
         let pid = match self
             .db
-            .run(move |conn| {
-                with_conn!(conn, c => c.xref_for(&partner, ticket_id)).map_err(StoreError::from)
-            })
+            .run(move |conn| with_conn!(conn, c => c.xref_for(&partner, ticket_id)).map_err(StoreError::from))
             .await
         {
             Ok(x) => x.and_then(|x| x.partner_ticket_id),
-            Err(e) => {
-                return Attempt::failed(
-                    Verdict::Retry {
-                        class: "database",
-                        retry_after: None,
-                    },
-                    e.to_string(),
-                )
-            }
+            Err(e) => return Attempt::failed(Verdict::Retry { class: "database", retry_after: None }, e.to_string()),
         };
         if row.event == "recalled" && pid.is_none() {
             return Attempt {
                 skipped: true,
-                ..Attempt::failed(
-                    Verdict::Delivered,
-                    "never bonded at the partner: nothing to recall",
-                )
+                ..Attempt::failed(Verdict::Delivered, "never bonded at the partner: nothing to recall")
             };
         }
         let req = match request::build(&contract, outbound, &payload, pid.as_deref()) {
             Ok(r) => r,
-            Err(e) => {
-                return Attempt::failed(
-                    Verdict::Permanent {
-                        class: "no_endpoint",
-                    },
-                    e.to_string(),
-                )
-            }
+            Err(e) => return Attempt::failed(Verdict::Permanent { class: "no_endpoint" }, e.to_string()),
         };
         let mut refreshed = false;
         loop {
             match self.send(&contract, row, &req).await {
                 Ok((status, retry_after, body)) => {
-                    let oauth =
-                        matches!(outbound.auth, OutboundAuth::OAuth2ClientCredentials { .. });
+                    let oauth = matches!(outbound.auth, OutboundAuth::OAuth2ClientCredentials { .. });
                     if status == 401 && oauth && !refreshed {
                         // The partner may have revoked our token early: fetch a new one, once.
                         self.tokens.invalidate(&row.partner).await;
@@ -490,20 +423,13 @@ impl Processor {
                     if verdict == Verdict::Delivered && req.creates {
                         created_id = request::created_id(outbound, &body);
                         if created_id.is_none() {
-                            verdict = Verdict::Permanent {
-                                class: "create_without_id",
-                            };
-                            error = Some("the create response has no partner ticket id at the contract's id_pointer".into());
+                            verdict = Verdict::Permanent { class: "create_without_id" };
+                            error = Some(
+                                "the create response has no partner ticket id at the contract's id_pointer".into(),
+                            );
                         }
                     }
-                    return Attempt {
-                        verdict,
-                        http_status: Some(status),
-                        excerpt,
-                        error,
-                        created_id,
-                        skipped: false,
-                    };
+                    return Attempt { verdict, http_status: Some(status), excerpt, error, created_id, skipped: false };
                 }
                 Err(a) => return a,
             }
@@ -518,12 +444,7 @@ impl Processor {
         req: &request::PartnerRequest,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), Attempt> {
         let Some(outbound) = contract.outbound.as_ref() else {
-            return Err(Attempt::failed(
-                Verdict::Permanent {
-                    class: "no_outbound",
-                },
-                "no [outbound]",
-            ));
+            return Err(Attempt::failed(Verdict::Permanent { class: "no_outbound" }, "no [outbound]"));
         };
         let ts = chrono::Utc::now().timestamp();
         let mut builder = self
@@ -544,40 +465,20 @@ impl Processor {
             builder = builder.header(k.as_str(), v.as_str());
         }
         if let Some(secret_ref) = &outbound.signing_secret {
-            let signed = crate::secrets::resolve(secret_ref)
-                .map_err(|e| e.to_string())
-                .and_then(|s| {
-                    signing::sign(s.expose(), &row.delivery_id, ts, &req.body)
-                        .map_err(|e| e.to_string())
+            let signed =
+                self.secrets.resolve(&row.partner, secret_ref).await.map_err(|e| e.to_string()).and_then(|s| {
+                    signing::sign(s.expose(), &row.delivery_id, ts, &req.body).map_err(|e| e.to_string())
                 });
             match signed {
                 Ok(sig) => builder = builder.header("webhook-signature", sig),
                 Err(e) => {
-                    return Err(Attempt::failed(
-                        Verdict::Retry {
-                            class: "signing_config",
-                            retry_after: None,
-                        },
-                        e,
-                    ))
+                    return Err(Attempt::failed(Verdict::Retry { class: "signing_config", retry_after: None }, e))
                 }
             }
         }
-        let builder = match self
-            .tokens
-            .authorize(&row.partner, &outbound.auth, builder)
-            .await
-        {
+        let builder = match self.tokens.authorize(&self.secrets, &row.partner, &outbound.auth, builder).await {
             Ok(b) => b,
-            Err(e) => {
-                return Err(Attempt::failed(
-                    Verdict::Retry {
-                        class: "auth",
-                        retry_after: None,
-                    },
-                    e.to_string(),
-                ))
-            }
+            Err(e) => return Err(Attempt::failed(Verdict::Retry { class: "auth", retry_after: None }, e.to_string())),
         };
         let response = match builder.body(req.body.clone()).send().await {
             Ok(r) => r,
@@ -589,13 +490,7 @@ impl Processor {
                 } else {
                     "transport"
                 };
-                return Err(Attempt::failed(
-                    Verdict::Retry {
-                        class,
-                        retry_after: None,
-                    },
-                    e.to_string(),
-                ));
+                return Err(Attempt::failed(Verdict::Retry { class, retry_after: None }, e.to_string()));
             }
         };
         let status = response.status().as_u16();
@@ -607,18 +502,8 @@ impl Processor {
         let body = match read_bounded(response, 64 * 1024).await {
             Ok(b) => b,
             Err(e) => {
-                let class = if e.is_timeout() {
-                    "timeout"
-                } else {
-                    "transport"
-                };
-                return Err(Attempt::failed(
-                    Verdict::Retry {
-                        class,
-                        retry_after: None,
-                    },
-                    e.to_string(),
-                ));
+                let class = if e.is_timeout() { "timeout" } else { "transport" };
+                return Err(Attempt::failed(Verdict::Retry { class, retry_after: None }, e.to_string()));
             }
         };
         Ok((status, retry_after, body))
@@ -626,10 +511,7 @@ impl Processor {
 }
 
 /// Reads at most `limit` bytes of a response body (the rest is dropped).
-async fn read_bounded(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, reqwest::Error> {
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
     let mut out = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = limit.saturating_sub(out.len());

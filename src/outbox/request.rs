@@ -27,33 +27,20 @@ pub enum BuildError {
 
 /// The ticket snapshot of an outbox payload as a canonical ticket.
 pub fn snapshot_ticket(payload: &Value) -> Result<Ticket, BuildError> {
-    let snap = payload
-        .get("ticket")
-        .and_then(Value::as_object)
-        .ok_or_else(|| BuildError::Payload("no ticket".into()))?;
-    let text = |k: &str| {
-        snap.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let snap =
+        payload.get("ticket").and_then(Value::as_object).ok_or_else(|| BuildError::Payload("no ticket".into()))?;
+    let text = |k: &str| snap.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let values: Map<String, Value> = snap
         .iter()
         .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "number" | "version" | "created_at" | "updated_at" | "created_by" | "updated_by"
-            )
+            !matches!(k.as_str(), "number" | "version" | "created_at" | "updated_at" | "created_by" | "updated_by")
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Ok(Ticket {
         id: 0,
         number: text("number"),
-        version: snap
-            .get("version")
-            .and_then(Value::as_i64)
-            .unwrap_or_default(),
+        version: snap.get("version").and_then(Value::as_i64).unwrap_or_default(),
         created_at: 0,
         updated_at: 0,
         created_by: text("created_by"),
@@ -72,12 +59,7 @@ pub fn build(
     let mut body = contract.render(&ticket, partner_ticket_id);
     // Journal entries travel once, with the change that added them.
     let mut notes: Map<String, Value> = Map::new();
-    for entry in payload
-        .get("journal")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for entry in payload.get("journal").and_then(Value::as_array).into_iter().flatten() {
         let target = match entry.get("kind").and_then(Value::as_str) {
             Some("work_note") => Target::WorkNote,
             Some("comment") => Target::Comment,
@@ -86,13 +68,8 @@ pub fn build(
         let Some(spec) = contract.fields.iter().find(|f| f.target == target) else {
             continue;
         };
-        let text = entry
-            .get("body")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let slot = notes
-            .entry(spec.pointer.as_str().to_string())
-            .or_insert(Value::String(String::new()));
+        let text = entry.get("body").and_then(Value::as_str).unwrap_or_default();
+        let slot = notes.entry(spec.pointer.as_str().to_string()).or_insert(Value::String(String::new()));
         if let Value::String(s) = slot {
             if !s.is_empty() {
                 s.push_str("\n\n");
@@ -106,35 +83,20 @@ pub fn build(
         }
     }
     let bytes = serde_json::to_vec(&body).map_err(|e| BuildError::Payload(e.to_string()))?;
-    let method =
-        |m: &str| reqwest::Method::from_bytes(m.as_bytes()).unwrap_or(reqwest::Method::POST);
+    let method = |m: &str| reqwest::Method::from_bytes(m.as_bytes()).unwrap_or(reqwest::Method::POST);
     match partner_ticket_id {
         Some(pid) => {
-            let template = outbound
-                .update_url
-                .as_deref()
-                .ok_or(BuildError::NoUpdateEndpoint)?;
+            let template = outbound.update_url.as_deref().ok_or(BuildError::NoUpdateEndpoint)?;
             Ok(PartnerRequest {
                 method: method(&outbound.update_method),
-                url: template.replace(
-                    "{partner_ticket_id}",
-                    &crate::util::encode_path_segment(pid),
-                ),
+                url: template.replace("{partner_ticket_id}", &crate::util::encode_path_segment(pid)),
                 body: bytes,
                 creates: false,
             })
         }
         None => {
-            let url = outbound
-                .create_url
-                .clone()
-                .ok_or(BuildError::NoCreateEndpoint)?;
-            Ok(PartnerRequest {
-                method: method(&outbound.create_method),
-                url,
-                body: bytes,
-                creates: true,
-            })
+            let url = outbound.create_url.clone().ok_or(BuildError::NoCreateEndpoint)?;
+            Ok(PartnerRequest { method: method(&outbound.create_method), url, body: bytes, creates: true })
         }
     }
 }

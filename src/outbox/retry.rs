@@ -21,22 +21,11 @@ pub enum Verdict {
 pub fn classify(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
         200..=299 => Verdict::Delivered,
-        408 => Verdict::Retry {
-            class: "http_408",
-            retry_after,
-        },
-        429 => Verdict::Retry {
-            class: "http_429",
-            retry_after,
-        },
-        500..=599 => Verdict::Retry {
-            class: "http_5xx",
-            retry_after,
-        },
+        408 => Verdict::Retry { class: "http_408", retry_after },
+        429 => Verdict::Retry { class: "http_429", retry_after },
+        500..=599 => Verdict::Retry { class: "http_5xx", retry_after },
         400..=499 => Verdict::Permanent { class: "http_4xx" },
-        _ => Verdict::Permanent {
-            class: "http_unexpected",
-        },
+        _ => Verdict::Permanent { class: "http_unexpected" },
     }
 }
 
@@ -46,9 +35,7 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&chrono::Utc);
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&chrono::Utc);
     (at - now).to_std().ok().or(Some(Duration::ZERO))
 }
 
@@ -71,11 +58,8 @@ pub fn next_delay(
 fn jitter(d: Duration) -> Duration {
     let mut b = [0u8; 2];
     // Without randomness the delay is simply unjittered.
-    let r = if openssl::rand::rand_bytes(&mut b).is_ok() {
-        u16::from_le_bytes(b) as f64 / u16::MAX as f64
-    } else {
-        0.5
-    };
+    let r =
+        if openssl::rand::rand_bytes(&mut b).is_ok() { u16::from_le_bytes(b) as f64 / u16::MAX as f64 } else { 0.5 };
     d.mul_f64(0.8 + 0.4 * r)
 }
 
@@ -86,31 +70,11 @@ mod tests {
     #[test]
     fn statuses() {
         assert_eq!(classify(201, None), Verdict::Delivered);
-        assert!(matches!(
-            classify(503, None),
-            Verdict::Retry {
-                class: "http_5xx",
-                ..
-            }
-        ));
-        assert!(matches!(
-            classify(429, Some(Duration::from_secs(3))),
-            Verdict::Retry {
-                retry_after: Some(_),
-                ..
-            }
-        ));
+        assert!(matches!(classify(503, None), Verdict::Retry { class: "http_5xx", .. }));
+        assert!(matches!(classify(429, Some(Duration::from_secs(3))), Verdict::Retry { retry_after: Some(_), .. }));
         assert!(matches!(classify(408, None), Verdict::Retry { .. }));
-        assert_eq!(
-            classify(404, None),
-            Verdict::Permanent { class: "http_4xx" }
-        );
-        assert_eq!(
-            classify(302, None),
-            Verdict::Permanent {
-                class: "http_unexpected"
-            }
-        );
+        assert_eq!(classify(404, None), Verdict::Permanent { class: "http_4xx" });
+        assert_eq!(classify(302, None), Verdict::Permanent { class: "http_unexpected" });
     }
 
     #[test]
@@ -118,36 +82,19 @@ mod tests {
         let s = [Duration::from_secs(60), Duration::from_secs(300)];
         let max = Duration::from_secs(3600);
         let d = next_delay(&s, 1, None, max).unwrap();
-        assert!(
-            d >= Duration::from_secs(48) && d <= Duration::from_secs(72),
-            "{d:?}"
-        );
+        assert!(d >= Duration::from_secs(48) && d <= Duration::from_secs(72), "{d:?}");
         let d = next_delay(&s, 2, None, max).unwrap();
         assert!(d >= Duration::from_secs(240) && d <= Duration::from_secs(360));
         assert_eq!(next_delay(&s, 3, None, max), None, "schedule used up");
-        assert_eq!(
-            next_delay(&s, 1, Some(Duration::from_secs(7)), max),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            next_delay(&s, 1, Some(Duration::from_secs(99_999)), max),
-            Some(max)
-        );
+        assert_eq!(next_delay(&s, 1, Some(Duration::from_secs(7)), max), Some(Duration::from_secs(7)));
+        assert_eq!(next_delay(&s, 1, Some(Duration::from_secs(99_999)), max), Some(max));
     }
 
     #[test]
     fn retry_after_forms() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 22 Nov 2026 10:00:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Sun, 22 Nov 2026 10:00:30 GMT", now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

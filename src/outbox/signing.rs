@@ -17,19 +17,12 @@ pub enum SigningError {
 }
 
 fn key(secret: &str) -> Result<Vec<u8>, SigningError> {
-    let b64 = secret
-        .strip_prefix("whsec_")
-        .ok_or(SigningError::BadSecret)?;
+    let b64 = secret.strip_prefix("whsec_").ok_or(SigningError::BadSecret)?;
     B64.decode(b64).map_err(|_| SigningError::BadSecret)
 }
 
 /// The `webhook-signature` header value for one message.
-pub fn sign(
-    secret: &str,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<String, SigningError> {
+pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, SigningError> {
     let key = PKey::hmac(&key(secret)?)?;
     let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
     signer.update(format!("{msg_id}.{timestamp}.").as_bytes())?;

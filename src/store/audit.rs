@@ -17,10 +17,7 @@ pub struct TransactionFilter {
 
 pub trait AuditRepo {
     fn insert_transaction(&mut self, row: &TransactionRow) -> QueryResult<()>;
-    fn query_transactions(
-        &mut self,
-        filter: &TransactionFilter,
-    ) -> QueryResult<Vec<TransactionRow>>;
+    fn query_transactions(&mut self, filter: &TransactionFilter) -> QueryResult<Vec<TransactionRow>>;
 }
 
 macro_rules! impl_for_backends {

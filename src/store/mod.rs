@@ -46,10 +46,7 @@ type PgPool = Pool<ConnectionManager<PgConnection>>;
 /// A pooled connection to whichever backend is configured. A SQLite connection carries the
 /// process-wide write lock (see [`write_tx!`]).
 pub enum DbConn {
-    Sqlite(
-        PooledConnection<ConnectionManager<SqliteConnection>>,
-        WriteLock,
-    ),
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>, WriteLock),
     Postgres(PooledConnection<ConnectionManager<PgConnection>>),
 }
 
@@ -110,11 +107,7 @@ impl Dialect for SqliteConnection {
 impl Dialect for PgConnection {
     fn lock_ticket(&mut self, ticket_id: i64) -> QueryResult<()> {
         use schema::tickets::dsl as t;
-        t::tickets
-            .filter(t::id.eq(ticket_id))
-            .select(t::id)
-            .for_update()
-            .first::<i64>(self)?;
+        t::tickets.filter(t::id.eq(ticket_id)).select(t::id).for_update().first::<i64>(self)?;
         Ok(())
     }
 }
@@ -133,8 +126,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
              PRAGMA foreign_keys = ON;",
             self.busy_timeout_ms
         );
-        conn.batch_execute(&sql)
-            .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(&sql).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -144,8 +136,7 @@ struct PgSession;
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         // Durable commits, stated rather than assumed from the server's configuration.
-        conn.batch_execute("SET synchronous_commit = on; SET TIME ZONE 'UTC';")
-            .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute("SET synchronous_commit = on; SET TIME ZONE 'UTC';").map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -182,9 +173,8 @@ impl Db {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::Connect(format!("cannot create {}: {e}", dir.display()))
-                    })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display())))?;
                 }
             }
             let pool = Pool::builder()
@@ -254,22 +244,16 @@ fn versions(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
 
 /// Removes a password from a connection URL echoed inside an error message.
 fn redact_url(message: &str, url: &str) -> String {
-    match url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-    {
-        Some((userinfo, _)) if userinfo.contains(':') => {
-            let password = userinfo.split_once(':').map(|(_, p)| p).unwrap_or_default();
-            message.replace(password, "***")
-        }
-        _ => message.to_string(),
+    match url.split_once("://").and_then(|(_, rest)| rest.split_once('@')) {
+        Some((userinfo, _)) => match userinfo.split_once(':') {
+            Some((_, password)) if !password.is_empty() => message.replace(password, "***"),
+            _ => message.to_string(),
+        },
+        None => message.to_string(),
     }
 }
 
 /// True when a diesel error is a unique-constraint violation (a concurrent duplicate).
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
+    matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }

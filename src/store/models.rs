@@ -67,16 +67,10 @@ impl TicketRow {
         put("assignment_group", self.assignment_group.map(Value::from));
         put("assigned_to", self.assigned_to.map(Value::from));
         put("caller", self.caller.map(Value::from));
-        put(
-            "configuration_item",
-            self.configuration_item.map(Value::from),
-        );
+        put("configuration_item", self.configuration_item.map(Value::from));
         put("resolution_code", self.resolution_code.map(Value::from));
         put("resolution_notes", self.resolution_notes.map(Value::from));
-        put(
-            "estimated_completion",
-            self.estimated_completion.map(Value::from),
-        );
+        put("estimated_completion", self.estimated_completion.map(Value::from));
         put("sla_due", self.sla_due.map(Value::from));
         let attrs: Map<String, Value> = serde_json::from_str(&self.attributes)
             .map_err(|e| StoreError::Corrupt(format!("ticket {} attributes: {e}", self.number)))?;
@@ -275,6 +269,20 @@ pub struct CredentialRow {
     pub scope: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub previous_secret_hash: Option<String>,
+    pub previous_valid_until: Option<i64>,
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = auth_events)]
+pub struct AuthEventRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub at: i64,
+    pub client_id: Option<String>,
+    pub source: String,
+    pub outcome: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -75,13 +75,7 @@ pub trait OutboxRepo {
     fn release(&mut self, id: i64, owner: &str) -> QueryResult<()>;
     /// Ends a claim: new state plus one attempt row. False when the lease was lost to another
     /// worker (the attempt is still recorded).
-    fn settle(
-        &mut self,
-        row: &OutboxRow,
-        owner: &str,
-        settle: &Settle,
-        attempt: &AttemptRow,
-    ) -> QueryResult<bool>;
+    fn settle(&mut self, row: &OutboxRow, owner: &str, settle: &Settle, attempt: &AttemptRow) -> QueryResult<bool>;
     fn outbox_row(&mut self, id: i64) -> QueryResult<Option<OutboxRow>>;
     fn list_outbox(&mut self, filter: &OutboxFilter) -> QueryResult<Vec<OutboxRow>>;
     fn attempts_of(&mut self, outbox_id: i64) -> QueryResult<Vec<AttemptRow>>;
@@ -121,8 +115,7 @@ const PG_CLAIM: &str = "UPDATE outbox SET status = 'in_flight', lease_until = $1
       ORDER BY o.id LIMIT $7 FOR UPDATE SKIP LOCKED) \
     RETURNING *";
 
-const STATS: &str =
-    "SELECT partner, status, COUNT(*) AS count, MIN(created_at) AS oldest FROM outbox \
+const STATS: &str = "SELECT partner, status, COUNT(*) AS count, MIN(created_at) AS oldest FROM outbox \
     WHERE status IN ('pending', 'in_flight', 'dead') GROUP BY partner, status";
 
 const FAILURES_SQLITE: &str = "SELECT partner, COUNT(*) AS attempts, \

@@ -147,6 +147,37 @@ diesel::table! {
         scope -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        previous_secret_hash -> Nullable<Text>,
+        previous_valid_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    auth_events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        client_id -> Nullable<Text>,
+        source -> Text,
+        outcome -> Text,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
+    partner_secrets (partner, name) {
+        partner -> Text,
+        name -> Text,
+        sealed -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    inbound_webhooks (partner, webhook_id) {
+        partner -> Text,
+        webhook_id -> Text,
+        received_at -> BigInt,
     }
 }
 
@@ -179,4 +210,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     delivery_attempts,
     partner_controls,
+    auth_events,
+    partner_secrets,
+    inbound_webhooks,
 );

@@ -14,27 +14,12 @@ pub trait TicketRepo: Dialect {
     fn update_ticket(&mut self, row: &TicketRow) -> QueryResult<()>;
     fn ticket_by_id(&mut self, id: i64) -> QueryResult<Option<TicketRow>>;
     fn ticket_by_number(&mut self, number: &str) -> QueryResult<Option<TicketRow>>;
-    fn xref_by_partner_id(
-        &mut self,
-        partner: &str,
-        partner_ticket_id: &str,
-    ) -> QueryResult<Option<XrefRow>>;
+    fn xref_by_partner_id(&mut self, partner: &str, partner_ticket_id: &str) -> QueryResult<Option<XrefRow>>;
     fn xref_for(&mut self, partner: &str, ticket_id: i64) -> QueryResult<Option<XrefRow>>;
     fn xrefs_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<XrefRow>>;
     fn insert_xref(&mut self, row: &NewXref) -> QueryResult<()>;
-    fn update_xref(
-        &mut self,
-        id: i64,
-        partner_ticket_id: Option<&str>,
-        active: bool,
-        now: i64,
-    ) -> QueryResult<()>;
-    fn journal_entry_exists(
-        &mut self,
-        ticket_id: i64,
-        partner: &str,
-        entry_id: &str,
-    ) -> QueryResult<bool>;
+    fn update_xref(&mut self, id: i64, partner_ticket_id: Option<&str>, active: bool, now: i64) -> QueryResult<()>;
+    fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool>;
     fn insert_journal(&mut self, row: &NewJournal) -> QueryResult<()>;
     fn journal_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<JournalRow>>;
     fn insert_outbox(&mut self, rows: &[NewOutbox]) -> QueryResult<()>;

@@ -22,11 +22,10 @@ pub struct Change<'a> {
 
 /// Is `partner` interested in a ticket with these values (ignoring event types)?
 fn interested(contract: &Contract, values: &Map<String, Value>, bonded: bool) -> bool {
-    contract.outbound.as_ref().is_some_and(|o| {
-        o.subscriptions
-            .iter()
-            .any(|s| s.filter_matches(values) && (!s.only_bonded || bonded))
-    })
+    contract
+        .outbound
+        .as_ref()
+        .is_some_and(|o| o.subscriptions.iter().any(|s| s.filter_matches(values) && (!s.only_bonded || bonded)))
 }
 
 /// Writes the outbox rows (and pending cross-references) for one change; returns the rows'
@@ -52,9 +51,7 @@ pub fn fan_out<C: TicketRepo>(
             .copied()
             .filter(|e| {
                 outbound.subscriptions.iter().any(|s| {
-                    s.events.contains(e)
-                        && s.filter_matches(&change.after.values)
-                        && (!s.only_bonded || bonded)
+                    s.events.contains(e) && s.filter_matches(&change.after.values) && (!s.only_bonded || bonded)
                 })
             })
             .collect();
@@ -70,11 +67,7 @@ pub fn fan_out<C: TicketRepo>(
             if let Some(x) = &xref {
                 c.update_xref(x.id, x.partner_ticket_id.as_deref(), false, change.now)?;
             }
-            if !outbound
-                .subscriptions
-                .iter()
-                .any(|s| s.events.contains(&Event::Recalled))
-            {
+            if !outbound.subscriptions.iter().any(|s| s.events.contains(&Event::Recalled)) {
                 continue;
             }
             events = vec![Event::Recalled];
@@ -94,9 +87,7 @@ pub fn fan_out<C: TicketRepo>(
                     created_at: change.now,
                     updated_at: change.now,
                 })?,
-                Some(x) if !x.active => {
-                    c.update_xref(x.id, x.partner_ticket_id.as_deref(), true, change.now)?
-                }
+                Some(x) if !x.active => c.update_xref(x.id, x.partner_ticket_id.as_deref(), true, change.now)?,
                 Some(_) => {}
             }
         }
@@ -111,21 +102,12 @@ fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> NewOutbox {
     let delivery_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
     let changes: Map<String, Value> = match change.before {
         Some(before) => {
-            let mut keys: Vec<&String> = before
-                .values
-                .keys()
-                .chain(change.after.values.keys())
-                .collect();
+            let mut keys: Vec<&String> = before.values.keys().chain(change.after.values.keys()).collect();
             keys.sort();
             keys.dedup();
             keys.into_iter()
                 .filter(|k| before.get(k) != change.after.get(k))
-                .map(|k| {
-                    (
-                        k.clone(),
-                        json!({"from": before.get(k), "to": change.after.get(k)}),
-                    )
-                })
+                .map(|k| (k.clone(), json!({"from": before.get(k), "to": change.after.get(k)})))
                 .collect()
         }
         None => Map::new(),

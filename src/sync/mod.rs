@@ -21,23 +21,13 @@ pub enum SyncError {
     #[error("this partner may not create tickets")]
     CreateForbidden,
     #[error("ticket `{partner_ticket_id}` already exists as {number}")]
-    Duplicate {
-        partner_ticket_id: String,
-        number: String,
-    },
+    Duplicate { partner_ticket_id: String, number: String },
     #[error("partner ticket id `{partner_ticket_id}` already refers to {number}")]
-    PartnerIdTaken {
-        partner_ticket_id: String,
-        number: String,
-    },
+    PartnerIdTaken { partner_ticket_id: String, number: String },
     #[error("this ticket is already bonded as `{current}`; a partner ticket id cannot change")]
     PartnerIdImmutable { current: String, field: String },
     #[error("this partner may not move a ticket from `{from}` to `{to}`")]
-    TransitionForbidden {
-        from: String,
-        to: String,
-        allowed: Vec<String>,
-    },
+    TransitionForbidden { from: String, to: String, allowed: Vec<String> },
     #[error("workflow violation")]
     Workflow(WorkflowViolation),
     #[error("state `{state}` requires {fields:?}")]
@@ -46,6 +36,8 @@ pub enum SyncError {
     StaleVersion { current: i64, given: i64 },
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyMismatch,
+    #[error("event {webhook_id} was already accepted")]
+    Replayed { webhook_id: String },
     #[error("the work-notes endpoint needs write access to work_note")]
     WorkNoteForbidden,
     #[error(transparent)]

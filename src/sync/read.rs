@@ -7,14 +7,8 @@ use crate::store::tickets::TicketRepo;
 
 /// Resolves what a partner put in the path: its own ticket id, or the hub number of a ticket
 /// shared with it (bonded, not recalled). Another partner's ids never resolve.
-pub fn resolve<C: TicketRepo>(
-    c: &mut C,
-    partner: &str,
-    reference: &str,
-) -> Result<(Ticket, XrefRow), SyncError> {
-    let not_found = || SyncError::NotFound {
-        reference: reference.to_string(),
-    };
+pub fn resolve<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) -> Result<(Ticket, XrefRow), SyncError> {
+    let not_found = || SyncError::NotFound { reference: reference.to_string() };
     let xref = match c.xref_by_partner_id(partner, reference)? {
         Some(x) => Some(x),
         None => match c.ticket_by_number(reference)? {

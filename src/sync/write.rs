@@ -57,10 +57,7 @@ pub struct WriteOutcome {
 }
 
 /// Applies `cmd` on `c`, which must already be inside a transaction.
-pub fn apply<C: TicketRepo + AuditRepo>(
-    c: &mut C,
-    cmd: WriteCommand,
-) -> Result<WriteOutcome, SyncError> {
+pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<WriteOutcome, SyncError> {
     let partner = cmd.contract.id.as_str();
     if let Some(idem) = &cmd.idempotency {
         if let Some(prev) = c.idempotency_get(partner, &idem.key)? {
@@ -68,23 +65,9 @@ pub fn apply<C: TicketRepo + AuditRepo>(
                 return Err(SyncError::IdempotencyMismatch);
             }
             let body: Value = serde_json::from_str(&prev.response_body).unwrap_or(Value::Null);
-            let number = body
-                .get("number")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let version = body
-                .get("version")
-                .and_then(Value::as_i64)
-                .unwrap_or_default();
-            audit_row(
-                c,
-                &cmd,
-                "replayed",
-                prev.status as u16,
-                prev.ticket_id,
-                Some(&number),
-            )?;
+            let number = body.get("number").and_then(Value::as_str).unwrap_or_default().to_string();
+            let version = body.get("version").and_then(Value::as_i64).unwrap_or_default();
+            audit_row(c, &cmd, "replayed", prev.status as u16, prev.ticket_id, Some(&number))?;
             return Ok(WriteOutcome {
                 status: prev.status as u16,
                 body,
@@ -107,12 +90,7 @@ pub fn apply<C: TicketRepo + AuditRepo>(
     let workflow = &cmd.registry.workflow;
     let changed: Vec<&str> = changed_fields(before_values(status, &before), &after.values);
     let state_before = (status != 201).then(|| (before.state(), workflow.category(before.state())));
-    let evs = events::derive(
-        state_before,
-        (after.state(), workflow.category(after.state())),
-        &changed,
-        &journal,
-    );
+    let evs = events::derive(state_before, (after.state(), workflow.category(after.state())), &changed, &journal);
     let change = Change {
         origin: partner,
         request_id: &cmd.audit.request_id,
@@ -136,13 +114,7 @@ pub fn apply<C: TicketRepo + AuditRepo>(
     Ok(outcome)
 }
 
-type Applied = (
-    u16,
-    Ticket,
-    Option<Ticket>,
-    Vec<JournalInput>,
-    Option<String>,
-);
+type Applied = (u16, Ticket, Option<Ticket>, Vec<JournalInput>, Option<String>);
 
 fn before_values(status: u16, before: &Ticket) -> &Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
@@ -153,18 +125,9 @@ fn before_values(status: u16, before: &Ticket) -> &Map<String, Value> {
     }
 }
 
-fn changed_fields<'a>(
-    before: &'a Map<String, Value>,
-    after: &'a Map<String, Value>,
-) -> Vec<&'a str> {
-    let keys: std::collections::BTreeSet<&str> = before
-        .keys()
-        .chain(after.keys())
-        .map(String::as_str)
-        .collect();
-    keys.into_iter()
-        .filter(|k| before.get(*k) != after.get(*k))
-        .collect()
+fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
+    let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
+    keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).collect()
 }
 
 fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncError> {
@@ -176,14 +139,8 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
     // Validation guarantees it on create (the contract requires the field).
     let pid = cmd.mapped.partner_ticket_id.clone().unwrap_or_default();
     if let Some(existing) = c.xref_by_partner_id(&contract.id, &pid)? {
-        let number = c
-            .ticket_by_id(existing.ticket_id)?
-            .map(|t| t.number)
-            .unwrap_or_default();
-        return Err(SyncError::Duplicate {
-            partner_ticket_id: pid,
-            number,
-        });
+        let number = c.ticket_by_id(existing.ticket_id)?.map(|t| t.number).unwrap_or_default();
+        return Err(SyncError::Duplicate { partner_ticket_id: pid, number });
     }
     let mut values: Map<String, Value> = Map::new();
     values.insert("kind".into(), contract.default_kind.clone().into());
@@ -194,14 +151,8 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
             values.insert(k.clone(), v.clone());
         }
     }
-    let state = values
-        .get("state")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    workflow
-        .check_initial(&state)
-        .map_err(SyncError::Workflow)?;
+    let state = values.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
+    workflow.check_initial(&state).map_err(SyncError::Workflow)?;
     derive_priority_if_needed(contract, cmd, &mut values);
     check_required(contract, workflow, &state, &values)?;
 
@@ -225,17 +176,12 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
         created_at: cmd.now,
         updated_at: cmd.now,
     };
-    c.insert_xref(&xref)
-        .map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
+    c.insert_xref(&xref).map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
     let journal = write_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
     Ok((201, ticket.clone(), Some(ticket), journal, Some(pid)))
 }
 
-fn update<C: TicketRepo>(
-    c: &mut C,
-    cmd: &WriteCommand,
-    reference: &str,
-) -> Result<Applied, SyncError> {
+fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Result<Applied, SyncError> {
     let contract = cmd.contract;
     let workflow = &cmd.registry.workflow;
     let (_, xref) = resolve(c, &contract.id, reference)?;
@@ -243,16 +189,11 @@ fn update<C: TicketRepo>(
     // Re-read under the lock: the row may have changed since it was resolved.
     let before = c
         .ticket_by_id(xref.ticket_id)?
-        .ok_or_else(|| SyncError::NotFound {
-            reference: reference.to_string(),
-        })?
+        .ok_or_else(|| SyncError::NotFound { reference: reference.to_string() })?
         .into_ticket()?;
     if let Some(given) = cmd.if_match {
         if given != before.version {
-            return Err(SyncError::StaleVersion {
-                current: before.version,
-                given,
-            });
+            return Err(SyncError::StaleVersion { current: before.version, given });
         }
     }
 
@@ -266,15 +207,9 @@ fn update<C: TicketRepo>(
     }
     derive_priority_if_needed(contract, cmd, &mut values);
     let from = before.state().to_string();
-    let to = values
-        .get("state")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let to = values.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
     if from != to {
-        workflow
-            .check_transition(&from, &to)
-            .map_err(SyncError::Workflow)?;
+        workflow.check_transition(&from, &to).map_err(SyncError::Workflow)?;
         if !contract.may_transition(&from, &to) {
             let allowed = workflow
                 .transitions
@@ -300,14 +235,8 @@ fn update<C: TicketRepo>(
             Some(_) => {}
             None => {
                 if let Some(other) = c.xref_by_partner_id(&contract.id, new_pid)? {
-                    let number = c
-                        .ticket_by_id(other.ticket_id)?
-                        .map(|t| t.number)
-                        .unwrap_or_default();
-                    return Err(SyncError::PartnerIdTaken {
-                        partner_ticket_id: new_pid.clone(),
-                        number,
-                    });
+                    let number = c.ticket_by_id(other.ticket_id)?.map(|t| t.number).unwrap_or_default();
+                    return Err(SyncError::PartnerIdTaken { partner_ticket_id: new_pid.clone(), number });
                 }
                 c.update_xref(xref.id, Some(new_pid), true, cmd.now)
                     .map_err(|e| duplicate_or(e, new_pid, &before.number))?;
@@ -332,12 +261,7 @@ fn update<C: TicketRepo>(
     if fields_changed {
         let changes: Map<String, Value> = changed_fields(&before.values, &after.values)
             .into_iter()
-            .map(|k| {
-                (
-                    k.to_string(),
-                    json!({"from": before.get(k), "to": after.get(k)}),
-                )
-            })
+            .map(|k| (k.to_string(), json!({"from": before.get(k), "to": after.get(k)})))
             .collect();
         c.insert_journal(&NewJournal {
             ticket_id: after.id,
@@ -379,19 +303,12 @@ fn write_journal<C: TicketRepo>(
 }
 
 /// Priority follows impact × urgency unless the writer set it explicitly.
-fn derive_priority_if_needed(
-    contract: &Contract,
-    cmd: &WriteCommand,
-    values: &mut Map<String, Value>,
-) {
-    let touched =
-        cmd.mapped.changes.contains_key("impact") || cmd.mapped.changes.contains_key("urgency");
+fn derive_priority_if_needed(contract: &Contract, cmd: &WriteCommand, values: &mut Map<String, Value>) {
+    let touched = cmd.mapped.changes.contains_key("impact") || cmd.mapped.changes.contains_key("urgency");
     if !touched || cmd.mapped.changes.contains_key("priority") {
         return;
     }
-    let matrix = contract
-        .priority_matrix
-        .unwrap_or(cmd.registry.workflow.priority_matrix);
+    let matrix = contract.priority_matrix.unwrap_or(cmd.registry.workflow.priority_matrix);
     let impact = values.get("impact").and_then(Value::as_i64);
     let urgency = values.get("urgency").and_then(Value::as_i64);
     if let (Some(i), Some(u)) = (impact, urgency) {
@@ -413,19 +330,13 @@ fn check_required(
     }
     Err(SyncError::MissingRequired {
         state: state.to_string(),
-        fields: missing
-            .iter()
-            .map(|f| contract.partner_name_of(f))
-            .collect(),
+        fields: missing.iter().map(|f| contract.partner_name_of(f)).collect(),
     })
 }
 
 fn duplicate_or(e: diesel::result::Error, pid: &str, number: &str) -> SyncError {
     if is_unique_violation(&e) {
-        SyncError::PartnerIdTaken {
-            partner_ticket_id: pid.to_string(),
-            number: number.to_string(),
-        }
+        SyncError::PartnerIdTaken { partner_ticket_id: pid.to_string(), number: number.to_string() }
     } else {
         e.into()
     }
@@ -450,14 +361,7 @@ fn finish<C: TicketRepo + AuditRepo>(
     ticket: &Ticket,
     fanned_out_to: Vec<String>,
 ) -> Result<WriteOutcome, SyncError> {
-    audit_row(
-        c,
-        cmd,
-        "accepted",
-        status,
-        Some(ticket.id),
-        Some(&ticket.number),
-    )?;
+    audit_row(c, cmd, "accepted", status, Some(ticket.id), Some(&ticket.number))?;
     if let Some(idem) = &cmd.idempotency {
         c.idempotency_put(&IdempotencyRow {
             partner: cmd.contract.id.clone(),

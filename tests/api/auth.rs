@@ -38,10 +38,7 @@ backend_test!(token_by_basic_and_by_form, |app: TestApp| async move {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let token = resp.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
     let (status, body, _) = app.get("/tickets", &token).await;
     assert_eq!(status, 200, "{body}");
 });
@@ -58,10 +55,7 @@ backend_test!(token_errors_follow_rfc6749, |app: TestApp| async move {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert!(resp.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Basic"));
+    assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client");
     assert!(!body.to_string().contains("nope"), "secret echoed");
@@ -70,11 +64,7 @@ backend_test!(token_errors_follow_rfc6749, |app: TestApp| async move {
     let resp = app
         .http
         .post(app.api("/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "ghost"),
-            ("client_secret", "x"),
-        ])
+        .form(&[("grant_type", "client_credentials"), ("client_id", "ghost"), ("client_secret", "x")])
         .send()
         .await
         .unwrap();
@@ -90,25 +80,13 @@ backend_test!(token_errors_follow_rfc6749, |app: TestApp| async move {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "unsupported_grant_type"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
 
     // Missing grant_type; JSON instead of a form.
-    let resp = app
-        .http
-        .post(app.api("/oauth/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("x", "y")])
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        app.http.post(app.api("/oauth/token")).basic_auth(&id, Some(&secret)).form(&[("x", "y")]).send().await.unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "invalid_request"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_request");
     let resp = app
         .http
         .post(app.api("/oauth/token"))
@@ -129,98 +107,65 @@ backend_test!(token_errors_follow_rfc6749, |app: TestApp| async move {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "invalid_scope"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_scope");
 });
 
-backend_test!(
-    bearer_required_missing_bad_and_expired,
-    |app: TestApp| async move {
-        let resp = app.http.get(app.api("/tickets")).send().await.unwrap();
-        assert_eq!(resp.status(), 401);
-        assert_eq!(resp.headers()["content-type"], "application/problem+json");
-        assert!(resp.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer"));
+backend_test!(bearer_required_missing_bad_and_expired, |app: TestApp| async move {
+    let resp = app.http.get(app.api("/tickets")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
 
-        let resp = app
-            .http
-            .post(app.api("/tickets"))
-            .bearer_auth("not-a-token")
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401);
-        assert!(resp.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token"));
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["type"], "urn:ebond:problem:invalid-token");
+    let resp = app.http.post(app.api("/tickets")).bearer_auth("not-a-token").json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], "urn:ebond:problem:invalid-token");
 
-        // An expired token (stored directly, as if issued an hour ago).
-        let (id, _) = app.credentials(Some("servicenow")).await;
-        let db = app.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.get().unwrap();
-            with_conn!(&mut conn, c => {
-                let cred = c.credential_by_client_id(&id).unwrap().unwrap();
-                let now = ebond::util::now_ms();
-                c.insert_token(&AccessTokenRow {
-                    token_hash: ebond::util::sha256_hex(b"expired-token"),
-                    credential_id: cred.id,
-                    partner: Some("servicenow".into()),
-                    scope: "tickets".into(),
-                    expires_at: now - 1,
-                    created_at: now - 3_600_000,
-                })
-                .unwrap()
+    // An expired token (stored directly, as if issued an hour ago).
+    let (id, _) = app.credentials(Some("servicenow")).await;
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().unwrap();
+        with_conn!(&mut conn, c => {
+            let cred = c.credential_by_client_id(&id).unwrap().unwrap();
+            let now = ebond::util::now_ms();
+            c.insert_token(&AccessTokenRow {
+                token_hash: ebond::util::sha256_hex(b"expired-token"),
+                credential_id: cred.id,
+                partner: Some("servicenow".into()),
+                scope: "tickets".into(),
+                expires_at: now - 1,
+                created_at: now - 3_600_000,
             })
-        })
-        .await
-        .unwrap();
-        let (status, body, _) = app.get("/tickets", "expired-token").await;
-        assert_eq!(status, 401, "{body}");
-    }
-);
-
-backend_test!(
-    partner_and_admin_scopes_are_separate,
-    |app: TestApp| async move {
-        let partner = app.token(Some("servicenow")).await;
-        let admin = app.token(None).await;
-        let (status, body, _) = app.get("/admin/transactions", &partner).await;
-        assert_eq!(status, 403, "{body}");
-        assert_eq!(body["code"], "admin-only");
-        let (status, body, _) = app.get("/tickets", &admin).await;
-        assert_eq!(status, 403, "{body}");
-        assert_eq!(body["code"], "partner-only");
-        let (status, body, _) = app.get("/admin/transactions", &admin).await;
-        assert_eq!(status, 200, "{body}");
-        let (status, body, _) = app.get("/admin/partners", &admin).await;
-        assert_eq!(status, 200);
-        let ids: Vec<&str> = body
-            .as_array()
             .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, vec!["acme-msp", "enovia", "servicenow"]);
-    }
-);
+        })
+    })
+    .await
+    .unwrap();
+    let (status, body, _) = app.get("/tickets", "expired-token").await;
+    assert_eq!(status, 401, "{body}");
+});
+
+backend_test!(partner_and_admin_scopes_are_separate, |app: TestApp| async move {
+    let partner = app.token(Some("servicenow")).await;
+    let admin = app.token(None).await;
+    let (status, body, _) = app.get("/admin/transactions", &partner).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "admin-only");
+    let (status, body, _) = app.get("/tickets", &admin).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "partner-only");
+    let (status, body, _) = app.get("/admin/transactions", &admin).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = app.get("/admin/partners", &admin).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = body.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["acme-msp", "enovia", "servicenow"]);
+});
 
 backend_test!(request_id_is_echoed_or_made, |app: TestApp| async move {
-    let resp = app
-        .http
-        .get(app.url("/healthz"))
-        .header("x-request-id", "trace-123")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.http.get(app.url("/healthz")).header("x-request-id", "trace-123").send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"], "trace-123");
     let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"].len(), 36);

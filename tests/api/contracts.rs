@@ -6,11 +6,7 @@ use std::path::Path;
 
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        repo_path("contracts/workflow.toml"),
-        dir.path().join("workflow.toml"),
-    )
-    .unwrap();
+    std::fs::copy(repo_path("contracts/workflow.toml"), dir.path().join("workflow.toml")).unwrap();
     for (name, text) in files {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
@@ -68,28 +64,14 @@ fn syntax_error_has_line_and_column() {
 
 #[test]
 fn unknown_key_and_unknown_canonical_field_are_located() {
-    let text = GOOD.replace(
-        "canonical = \"short_description\"",
-        "canonical = \"short_desc\"",
-    );
+    let text = GOOD.replace("canonical = \"short_description\"", "canonical = \"short_desc\"");
     let d = dir_with(&[("p1.toml", &text)]);
     let e = errors(d.path());
-    assert!(
-        e.iter()
-            .any(|m| m.contains("p1.toml:15:13: unknown canonical field `short_desc`")),
-        "{e:?}"
-    );
-    let text = GOOD.replace(
-        "type = \"string\"\n\n[access]",
-        "type = \"string\"\ncolour = \"red\"\n\n[access]",
-    );
+    assert!(e.iter().any(|m| m.contains("p1.toml:15:13: unknown canonical field `short_desc`")), "{e:?}");
+    let text = GOOD.replace("type = \"string\"\n\n[access]", "type = \"string\"\ncolour = \"red\"\n\n[access]");
     let d = dir_with(&[("p1.toml", &text)]);
     let e = errors(d.path());
-    assert!(
-        e.iter()
-            .any(|m| m.contains("p1.toml:17:") && m.contains("colour")),
-        "{e:?}"
-    );
+    assert!(e.iter().any(|m| m.contains("p1.toml:17:") && m.contains("colour")), "{e:?}");
 }
 
 #[test]
@@ -100,15 +82,8 @@ fn bad_value_map_and_transition_with_unknown_state() {
     );
     let d = dir_with(&[("p1.toml", &text)]);
     let e = errors(d.path());
-    assert!(
-        e.iter().any(|m| m.contains("unknown state `limbo`")),
-        "{e:?}"
-    );
-    assert!(
-        e.iter()
-            .any(|m| m.contains("bad value map") && m.contains("nowhere")),
-        "{e:?}"
-    );
+    assert!(e.iter().any(|m| m.contains("unknown state `limbo`")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("bad value map") && m.contains("nowhere")), "{e:?}");
     assert!(e.len() >= 2, "all errors at once: {e:?}");
 }
 
@@ -119,34 +94,16 @@ fn duplicate_partner_id_and_clear_secret() {
         "{}\n[outbound]\ncreate_url = \"https://x.example/t\"\n[outbound.auth]\ntype = \"basic\"\nusername = \"u\"\npassword = \"hunter2\"\n",
         GOOD.replace("id = \"p1\"", "id = \"p3\"")
     );
-    let d = dir_with(&[
-        ("p1.toml", GOOD),
-        ("p2.toml", &second),
-        ("p3.toml", &with_secret),
-    ]);
+    let d = dir_with(&[("p1.toml", GOOD), ("p2.toml", &second), ("p3.toml", &with_secret)]);
     let e = errors(d.path());
-    assert!(
-        e.iter()
-            .any(|m| m.contains("p2.toml:3:6: duplicate partner id `p1`")),
-        "{e:?}"
-    );
-    assert!(
-        e.iter()
-            .any(|m| m.contains("p3.toml") && m.contains("secret given in clear")),
-        "{e:?}"
-    );
-    assert!(
-        !e.iter().any(|m| m.contains("hunter2")),
-        "the secret is not echoed: {e:?}"
-    );
+    assert!(e.iter().any(|m| m.contains("p2.toml:3:6: duplicate partner id `p1`")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("p3.toml") && m.contains("secret given in clear")), "{e:?}");
+    assert!(!e.iter().any(|m| m.contains("hunter2")), "the secret is not echoed: {e:?}");
 }
 
 #[test]
 fn cli_check_lists_errors_and_fails() {
-    let text = GOOD.replace(
-        "canonical = \"short_description\"",
-        "canonical = \"short_desc\"",
-    );
+    let text = GOOD.replace("canonical = \"short_description\"", "canonical = \"short_desc\"");
     let d = dir_with(&[("p1.toml", &text)]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
         .args(["contracts", "check"])
@@ -155,18 +112,11 @@ fn cli_check_lists_errors_and_fails() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("unknown canonical field `short_desc`") && err.contains("errors found"),
-        "{err}"
-    );
+    assert!(err.contains("unknown canonical field `short_desc`") && err.contains("errors found"), "{err}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
         .args(["contracts", "check"])
         .arg(repo_path("contracts"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -25,446 +25,234 @@ async fn until_readable(app: &TestApp, path: &str, token: &str) {
     }
 }
 
-async fn wait_outbox(
-    app: &TestApp,
-    admin: &str,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
+async fn wait_outbox(app: &TestApp, admin: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, page, _) = app.get("/admin/outbox?limit=500", admin).await;
         if pred(&page) {
             return page;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {page}"
-        );
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {page}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
-delivery_test!(
-    end_to_end_partners_receive_the_pushes,
-    |_s| {},
-    |app: TestApp, p: Partners| async move {
-        let enovia = app.token(Some("enovia")).await;
-        let snow = app.token(Some("servicenow")).await;
-        let acme = app.token(Some("acme-msp")).await;
-        p.snow.next_id("INC0010042");
-        p.acme.next_id("ACME-77001");
+delivery_test!(end_to_end_partners_receive_the_pushes, |_s| {}, |app: TestApp, p: Partners| async move {
+    let enovia = app.token(Some("enovia")).await;
+    let snow = app.token(Some("servicenow")).await;
+    let acme = app.token(Some("acme-msp")).await;
+    p.snow.next_id("INC0010042");
+    p.acme.next_id("ACME-77001");
 
-        // 1. ENOVIA raises a service request: ServiceNow gets a create in its own vocabulary.
-        let (status, created) = app
-            .post("/tickets", &enovia, &enovia_issue("ISS-0000042"))
-            .await;
-        assert_eq!(status, 201, "{created}");
-        let got = p
-            .snow
-            .wait_for(10, "create at ServiceNow", |r| !r.is_empty())
-            .await;
-        let c = &got[0];
-        assert_eq!(
-            (c.method.as_str(), c.path.as_str(), c.event()),
-            ("POST", "/api/now/table/incident", "created")
-        );
-        assert_eq!(
-            c.body["short_description"],
-            "Press line 3 PLC not reachable from PLM"
-        );
-        assert_eq!(c.body["state"], "1");
-        assert_eq!(c.body["urgency"], "1");
-        assert!(
-            c.header("authorization").starts_with("Bearer snow-token-"),
-            "OAuth2 bearer"
-        );
-        until_readable(&app, "/tickets/INC0010042", &snow).await;
+    // 1. ENOVIA raises a service request: ServiceNow gets a create in its own vocabulary.
+    let (status, created) = app.post("/tickets", &enovia, &enovia_issue("ISS-0000042")).await;
+    assert_eq!(status, 201, "{created}");
+    let got = p.snow.wait_for(10, "create at ServiceNow", |r| !r.is_empty()).await;
+    let c = &got[0];
+    assert_eq!((c.method.as_str(), c.path.as_str(), c.event()), ("POST", "/api/now/table/incident", "created"));
+    assert_eq!(c.body["short_description"], "Press line 3 PLC not reachable from PLM");
+    assert_eq!(c.body["state"], "1");
+    assert_eq!(c.body["urgency"], "1");
+    assert!(c.header("authorization").starts_with("Bearer snow-token-"), "OAuth2 bearer");
+    until_readable(&app, "/tickets/INC0010042", &snow).await;
 
-        // 2. ServiceNow assigns it to Acme L2 by its own number: Acme gets a create, ENOVIA an update.
-        let (status, body) = app
-            .patch(
-                "/tickets/INC0010042",
-                &snow,
-                &json!({"assignment_group": "Acme L2"}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let got = p
-            .acme
-            .wait_for(10, "create at Acme", |r| !r.is_empty())
-            .await;
-        let a = &got[0];
-        assert_eq!(
-            (a.method.as_str(), a.path.as_str(), a.event()),
-            ("POST", "/api/v2/tickets", "assigned")
-        );
-        assert_eq!(a.body["queue"], "Acme L2");
-        assert_eq!(a.body["summary"], "Press line 3 PLC not reachable from PLM");
-        assert_eq!(a.body["priority"], "P1");
-        assert!(
-            a.header("authorization").starts_with("Basic "),
-            "basic auth"
-        );
-        let got = p
-            .enovia
-            .wait_for(10, "update at ENOVIA", |r| !r.is_empty())
-            .await;
-        assert_eq!(
-            (got[0].method.as_str(), got[0].path.as_str()),
-            ("PATCH", "/resources/v1/modeler/dsiss/issue/ISS-0000042")
-        );
-        assert_eq!(
-            got[0].header("eno_csrf_token"),
-            "csrf-token-123",
-            "API-key header"
-        );
-        assert_eq!(
-            got[0].header("securitycontext"),
-            "ctx::VPLMProjectLeader.Company Name.Common Space"
-        );
+    // 2. ServiceNow assigns it to Acme L2 by its own number: Acme gets a create, ENOVIA an update.
+    let (status, body) = app.patch("/tickets/INC0010042", &snow, &json!({"assignment_group": "Acme L2"})).await;
+    assert_eq!(status, 200, "{body}");
+    let got = p.acme.wait_for(10, "create at Acme", |r| !r.is_empty()).await;
+    let a = &got[0];
+    assert_eq!((a.method.as_str(), a.path.as_str(), a.event()), ("POST", "/api/v2/tickets", "assigned"));
+    assert_eq!(a.body["queue"], "Acme L2");
+    assert_eq!(a.body["summary"], "Press line 3 PLC not reachable from PLM");
+    assert_eq!(a.body["priority"], "P1");
+    assert!(a.header("authorization").starts_with("Basic "), "basic auth");
+    let got = p.enovia.wait_for(10, "update at ENOVIA", |r| !r.is_empty()).await;
+    assert_eq!(
+        (got[0].method.as_str(), got[0].path.as_str()),
+        ("PATCH", "/resources/v1/modeler/dsiss/issue/ISS-0000042")
+    );
+    assert_eq!(got[0].header("eno_csrf_token"), "csrf-token-123", "API-key header");
+    assert_eq!(got[0].header("securitycontext"), "ctx::VPLMProjectLeader.Company Name.Common Space");
 
-        // 3. Acme works it under its own number (bonded from its create response).
-        until_readable(&app, "/tickets/ACME-77001", &acme).await;
-        let (status, body) = app
-            .patch(
-                "/tickets/ACME-77001",
-                &acme,
-                &json!({"status": "Work In Progress"}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let got = p
-            .snow
-            .wait_for(10, "state at ServiceNow", |r| r.len() >= 2)
-            .await;
-        assert_eq!(
-            (got[1].method.as_str(), got[1].path.as_str()),
-            ("PATCH", "/api/now/table/incident/INC0010042")
-        );
-        assert_eq!(got[1].body["state"], "2");
-        let got = p
-            .enovia
-            .wait_for(10, "state at ENOVIA", |r| r.len() >= 2)
-            .await;
-        assert_eq!(got[1].body["data"]["state"], "Active");
+    // 3. Acme works it under its own number (bonded from its create response).
+    until_readable(&app, "/tickets/ACME-77001", &acme).await;
+    let (status, body) = app.patch("/tickets/ACME-77001", &acme, &json!({"status": "Work In Progress"})).await;
+    assert_eq!(status, 200, "{body}");
+    let got = p.snow.wait_for(10, "state at ServiceNow", |r| r.len() >= 2).await;
+    assert_eq!((got[1].method.as_str(), got[1].path.as_str()), ("PATCH", "/api/now/table/incident/INC0010042"));
+    assert_eq!(got[1].body["state"], "2");
+    let got = p.enovia.wait_for(10, "state at ENOVIA", |r| r.len() >= 2).await;
+    assert_eq!(got[1].body["data"]["state"], "Active");
 
-        // 4. A work note reaches ServiceNow once, as a work note.
-        let (status, _) = app
-            .post(
-                "/tickets/ACME-77001/work-notes",
-                &acme,
-                &json!({"text": "Replaced the PoE injector", "entry_id": "wn-1"}),
-            )
-            .await;
-        assert_eq!(status, 200);
-        let got = p
-            .snow
-            .wait_for(10, "work note at ServiceNow", |r| r.len() >= 3)
-            .await;
-        assert_eq!(got[2].body["work_notes"], "Replaced the PoE injector");
-
-        // 5. Acme resolves.
-        let (status, body) = app
-        .patch("/tickets/ACME-77001", &acme, &json!({"status": "Resolved", "resolution_code": "FIXED", "resolution_notes": "PoE injector replaced"}))
+    // 4. A work note reaches ServiceNow once, as a work note.
+    let (status, _) = app
+        .post(
+            "/tickets/ACME-77001/work-notes",
+            &acme,
+            &json!({"text": "Replaced the PoE injector", "entry_id": "wn-1"}),
+        )
         .await;
-        assert_eq!(status, 200, "{body}");
-        let got = p
-            .snow
-            .wait_for(10, "resolution at ServiceNow", |r| r.len() >= 4)
-            .await;
-        assert_eq!(got[3].body["state"], "6");
-        assert_eq!(got[3].body["close_code"], "Solution provided");
-        assert_eq!(got[3].body["close_notes"], "PoE injector replaced");
-        assert!(
-            got[3].body.get("work_notes").is_none(),
-            "the note travelled once"
-        );
-        let got = p
-            .enovia
-            .wait_for(10, "resolution at ENOVIA", |r| r.len() >= 3)
-            .await;
-        assert_eq!(got[2].body["data"]["state"], "Review");
-        assert_eq!(
-            got[2].body["data"]["Resolution Recommendation"],
-            "PoE injector replaced"
-        );
+    assert_eq!(status, 200);
+    let got = p.snow.wait_for(10, "work note at ServiceNow", |r| r.len() >= 3).await;
+    assert_eq!(got[2].body["work_notes"], "Replaced the PoE injector");
 
-        // 6. ServiceNow closes: Acme and ENOVIA hear of it.
-        let (status, _) = app
-            .patch("/tickets/INC0010042", &snow, &json!({"state": "7"}))
-            .await;
-        assert_eq!(status, 200);
-        let got = p.acme.wait_for(10, "close at Acme", |r| r.len() >= 2).await;
-        assert_eq!(
-            (got[1].method.as_str(), got[1].path.as_str()),
-            ("PUT", "/api/v2/tickets/ACME-77001")
-        );
-        assert_eq!(got[1].body["status"], "Closed");
-        let got = p
-            .enovia
-            .wait_for(10, "close at ENOVIA", |r| r.len() >= 4)
-            .await;
-        assert_eq!(got[3].body["data"]["state"], "Closed");
+    // 5. Acme resolves.
+    let (status, body) = app
+        .patch(
+            "/tickets/ACME-77001",
+            &acme,
+            &json!({"status": "Resolved", "resolution_code": "FIXED", "resolution_notes": "PoE injector replaced"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let got = p.snow.wait_for(10, "resolution at ServiceNow", |r| r.len() >= 4).await;
+    assert_eq!(got[3].body["state"], "6");
+    assert_eq!(got[3].body["close_code"], "Solution provided");
+    assert_eq!(got[3].body["close_notes"], "PoE injector replaced");
+    assert!(got[3].body.get("work_notes").is_none(), "the note travelled once");
+    let got = p.enovia.wait_for(10, "resolution at ENOVIA", |r| r.len() >= 3).await;
+    assert_eq!(got[2].body["data"]["state"], "Review");
+    assert_eq!(got[2].body["data"]["Resolution Recommendation"], "PoE injector replaced");
 
-        // Each partner heard exactly the changes of others, in order; every request is signed.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(
-            events(&p.snow.received()),
-            ["created", "state_changed", "work_note_added", "resolved"]
-        );
-        assert_eq!(events(&p.acme.received()), ["assigned", "closed"]);
-        assert_eq!(
-            events(&p.enovia.received()),
-            ["assigned", "state_changed", "resolved", "closed"]
-        );
-        for r in p
-            .snow
-            .received()
-            .iter()
-            .chain(p.acme.received().iter())
-            .chain(p.enovia.received().iter())
-        {
-            assert!(verify_signature(r), "signature of {} {}", r.method, r.path);
-            assert!(r.header("webhook-id").starts_with("msg_"));
-            assert_eq!(r.ticket(), created["number"].as_str().unwrap());
-        }
-        assert_eq!(p.snow.tokens_issued(), 1, "one OAuth2 token, cached");
+    // 6. ServiceNow closes: Acme and ENOVIA hear of it.
+    let (status, _) = app.patch("/tickets/INC0010042", &snow, &json!({"state": "7"})).await;
+    assert_eq!(status, 200);
+    let got = p.acme.wait_for(10, "close at Acme", |r| r.len() >= 2).await;
+    assert_eq!((got[1].method.as_str(), got[1].path.as_str()), ("PUT", "/api/v2/tickets/ACME-77001"));
+    assert_eq!(got[1].body["status"], "Closed");
+    let got = p.enovia.wait_for(10, "close at ENOVIA", |r| r.len() >= 4).await;
+    assert_eq!(got[3].body["data"]["state"], "Closed");
+
+    // Each partner heard exactly the changes of others, in order; every request is signed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(events(&p.snow.received()), ["created", "state_changed", "work_note_added", "resolved"]);
+    assert_eq!(events(&p.acme.received()), ["assigned", "closed"]);
+    assert_eq!(events(&p.enovia.received()), ["assigned", "state_changed", "resolved", "closed"]);
+    for r in p.snow.received().iter().chain(p.acme.received().iter()).chain(p.enovia.received().iter()) {
+        assert!(verify_signature(r), "signature of {} {}", r.method, r.path);
+        assert!(r.header("webhook-id").starts_with("msg_"));
+        assert_eq!(r.ticket(), created["number"].as_str().unwrap());
     }
-);
+    assert_eq!(p.snow.tokens_issued(), 1, "one OAuth2 token, cached");
+});
 
-delivery_test!(
-    order_kept_while_head_fails_and_other_tickets_flow,
-    |_s| {},
-    |app: TestApp, p: Partners| async move {
-        let snow = app.token(Some("servicenow")).await;
-        // Ticket EB0000001's first two pushes to Acme fail.
-        p.acme
-            .script(2, |r| r.ticket() == "EB0000001", ResponseTemplate::new(503));
-        let mut inc = servicenow_incident("INC0000101");
-        inc["assignment_group"] = json!("Acme L2");
-        assert_eq!(app.post("/tickets", &snow, &inc).await.0, 201);
-        for (i, d) in ["first", "second", "third"].iter().enumerate() {
-            let (s, b) = app
-                .patch(
-                    "/tickets/INC0000101",
-                    &snow,
-                    &json!({"short_description": format!("update {i} {d}")}),
-                )
-                .await;
-            assert_eq!(s, 200, "{b}");
-        }
-        let mut other = servicenow_incident("INC0000102");
-        other["assignment_group"] = json!("Acme Network");
-        assert_eq!(app.post("/tickets", &snow, &other).await.0, 201);
-
-        let got = p
-            .acme
-            .wait_for(15, "all four pushes of EB0000001 delivered", |r| {
-                r.iter().filter(|x| x.ticket() == "EB0000001").count() >= 6
-            })
-            .await;
-        let t1: Vec<&Received> = got.iter().filter(|r| r.ticket() == "EB0000001").collect();
-        // Two failed creates, then the create, then the three updates in commit order.
-        assert!(
-            t1[..3].iter().all(|r| r.method == "POST"),
-            "retries of the head"
-        );
-        assert_eq!(
-            t1[0].header("webhook-id"),
-            t1[2].header("webhook-id"),
-            "same webhook-id across retries"
-        );
-        let summaries: Vec<&str> = t1[3..]
-            .iter()
-            .map(|r| r.body["summary"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            summaries,
-            ["update 0 first", "update 1 second", "update 2 third"]
-        );
-        assert!(t1[3..].iter().all(|r| r.method == "PUT"));
-        // The other ticket did not wait for the failing one.
-        let first_other = got
-            .iter()
-            .position(|r| r.ticket() == "EB0000002")
-            .expect("other ticket delivered");
-        let t1_success = got
-            .iter()
-            .position(|r| r.ticket() == "EB0000001" && r.method == "POST")
-            .unwrap()
-            + 2;
-        assert!(
-            first_other < t1_success,
-            "EB0000002 went out while EB0000001's head was failing"
-        );
-
-        let admin = app.token(None).await;
-        let (_, sync, _) = app.get("/admin/tickets/EB0000001/sync", &admin).await;
-        let rows = sync["outbound"]["acme-msp"].as_array().unwrap();
-        assert_eq!(rows[0]["attempts"].as_array().unwrap().len(), 3, "{sync}");
-        assert_eq!(rows[0]["attempts"][0]["http_status"], 503);
-        assert_eq!(rows[0]["attempts"][0]["outcome"], "retry");
-        assert_eq!(rows[0]["attempts"][2]["outcome"], "delivered");
-        assert_eq!(rows[0]["status"], "delivered");
-        assert!(sync["inbound"].as_array().unwrap().len() >= 4);
+delivery_test!(order_kept_while_head_fails_and_other_tickets_flow, |_s| {}, |app: TestApp, p: Partners| async move {
+    let snow = app.token(Some("servicenow")).await;
+    // Ticket EB0000001's first two pushes to Acme fail.
+    p.acme.script(2, |r| r.ticket() == "EB0000001", ResponseTemplate::new(503));
+    let mut inc = servicenow_incident("INC0000101");
+    inc["assignment_group"] = json!("Acme L2");
+    assert_eq!(app.post("/tickets", &snow, &inc).await.0, 201);
+    for (i, d) in ["first", "second", "third"].iter().enumerate() {
+        let (s, b) =
+            app.patch("/tickets/INC0000101", &snow, &json!({"short_description": format!("update {i} {d}")})).await;
+        assert_eq!(s, 200, "{b}");
     }
-);
+    let mut other = servicenow_incident("INC0000102");
+    other["assignment_group"] = json!("Acme Network");
+    assert_eq!(app.post("/tickets", &snow, &other).await.0, 201);
 
-delivery_test!(
-    permanent_4xx_dead_letters_then_replays,
-    |_s| {},
-    |app: TestApp, p: Partners| async move {
-        let snow = app.token(Some("servicenow")).await;
-        let admin = app.token(None).await;
-        p.acme.script(
-            1,
-            |_| true,
-            ResponseTemplate::new(400).set_body_string("queue Acme L2 unknown"),
-        );
-        let mut inc = servicenow_incident("INC0000201");
-        inc["assignment_group"] = json!("Acme L2");
-        app.post("/tickets", &snow, &inc).await;
-        let page = wait_outbox(&app, &admin, "dead letter", |p| {
-            p["items"]
-                .as_array()
-                .is_some_and(|i| i.iter().any(|r| r["status"] == "dead"))
+    let got = p
+        .acme
+        .wait_for(15, "all four pushes of EB0000001 delivered", |r| {
+            r.iter().filter(|x| x.ticket() == "EB0000001").count() >= 6
         })
         .await;
-        let dead = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["status"] == "dead")
-            .unwrap()
-            .clone();
-        assert_eq!(dead["partner"], "acme-msp");
-        assert_eq!(dead["last_status"], 400);
-        assert_eq!(dead["attempts"], 1, "no retry on a permanent 4xx");
-        assert_eq!(dead["last_response"], "queue Acme L2 unknown");
-        assert_eq!(dead["ticket"], "EB0000001");
-        let id = dead["id"].as_i64().unwrap();
-        let (status, detail, _) = app.get(&format!("/admin/outbox/{id}"), &admin).await;
-        assert_eq!(status, 200);
-        assert_eq!(detail["payload"]["event"], "created");
-        assert_eq!(detail["attempts"][0]["error_class"], "http_4xx");
+    let t1: Vec<&Received> = got.iter().filter(|r| r.ticket() == "EB0000001").collect();
+    // Two failed creates, then the create, then the three updates in commit order.
+    assert!(t1[..3].iter().all(|r| r.method == "POST"), "retries of the head");
+    assert_eq!(t1[0].header("webhook-id"), t1[2].header("webhook-id"), "same webhook-id across retries");
+    let summaries: Vec<&str> = t1[3..].iter().map(|r| r.body["summary"].as_str().unwrap()).collect();
+    assert_eq!(summaries, ["update 0 first", "update 1 second", "update 2 third"]);
+    assert!(t1[3..].iter().all(|r| r.method == "PUT"));
+    // The other ticket did not wait for the failing one.
+    let first_other = got.iter().position(|r| r.ticket() == "EB0000002").expect("other ticket delivered");
+    let t1_success = got.iter().position(|r| r.ticket() == "EB0000001" && r.method == "POST").unwrap() + 2;
+    assert!(first_other < t1_success, "EB0000002 went out while EB0000001's head was failing");
 
-        // The CLI lists it too.
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
-            .args(["outbox", "list", "--partner", "acme-msp"])
-            .env("EBOND_DATABASE_URL", app.settings.effective_database_url())
-            .env("EBOND_CONTRACTS_DIR", &app.settings.contracts_dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains("EB0000001") && text.contains("dead"),
-            "{text}"
-        );
+    let admin = app.token(None).await;
+    let (_, sync, _) = app.get("/admin/tickets/EB0000001/sync", &admin).await;
+    let rows = sync["outbound"]["acme-msp"].as_array().unwrap();
+    assert_eq!(rows[0]["attempts"].as_array().unwrap().len(), 3, "{sync}");
+    assert_eq!(rows[0]["attempts"][0]["http_status"], 503);
+    assert_eq!(rows[0]["attempts"][0]["outcome"], "retry");
+    assert_eq!(rows[0]["attempts"][2]["outcome"], "delivered");
+    assert_eq!(rows[0]["status"], "delivered");
+    assert!(sync["inbound"].as_array().unwrap().len() >= 4);
+});
 
-        // Replay: delivered now that the partner accepts.
-        let resp = app
-            .http
-            .post(app.api(&format!("/admin/outbox/{id}/replay")))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        p.acme
-            .wait_for(10, "replayed create", |r| {
-                r.len() >= 2 && r[1].method == "POST"
-            })
-            .await;
-        wait_outbox(&app, &admin, "delivered", |p| {
-            p["items"][0]["status"] == "delivered"
-        })
-        .await;
-        let resp = app
-            .http
-            .post(app.api(&format!("/admin/outbox/{id}/replay")))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 404, "no longer a dead letter");
-        let resp = app
-            .http
-            .post(app.api("/admin/outbox/replay?partner=acme-msp"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.json::<Value>().await.unwrap()["replayed"], 0);
+delivery_test!(permanent_4xx_dead_letters_then_replays, |_s| {}, |app: TestApp, p: Partners| async move {
+    let snow = app.token(Some("servicenow")).await;
+    let admin = app.token(None).await;
+    p.acme.script(1, |_| true, ResponseTemplate::new(400).set_body_string("queue Acme L2 unknown"));
+    let mut inc = servicenow_incident("INC0000201");
+    inc["assignment_group"] = json!("Acme L2");
+    app.post("/tickets", &snow, &inc).await;
+    let page = wait_outbox(&app, &admin, "dead letter", |p| {
+        p["items"].as_array().is_some_and(|i| i.iter().any(|r| r["status"] == "dead"))
+    })
+    .await;
+    let dead = page["items"].as_array().unwrap().iter().find(|r| r["status"] == "dead").unwrap().clone();
+    assert_eq!(dead["partner"], "acme-msp");
+    assert_eq!(dead["last_status"], 400);
+    assert_eq!(dead["attempts"], 1, "no retry on a permanent 4xx");
+    assert_eq!(dead["last_response"], "queue Acme L2 unknown");
+    assert_eq!(dead["ticket"], "EB0000001");
+    let id = dead["id"].as_i64().unwrap();
+    let (status, detail, _) = app.get(&format!("/admin/outbox/{id}"), &admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["payload"]["event"], "created");
+    assert_eq!(detail["attempts"][0]["error_class"], "http_4xx");
+
+    // The CLI lists it too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
+        .args(["outbox", "list", "--partner", "acme-msp"])
+        .env("EBOND_DATABASE_URL", app.settings.effective_database_url())
+        .env("EBOND_CONTRACTS_DIR", &app.settings.contracts_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("EB0000001") && text.contains("dead"), "{text}");
+
+    // Replay: delivered now that the partner accepts.
+    let resp = app.http.post(app.api(&format!("/admin/outbox/{id}/replay"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    p.acme.wait_for(10, "replayed create", |r| r.len() >= 2 && r[1].method == "POST").await;
+    wait_outbox(&app, &admin, "delivered", |p| p["items"][0]["status"] == "delivered").await;
+    let resp = app.http.post(app.api(&format!("/admin/outbox/{id}/replay"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(resp.status(), 404, "no longer a dead letter");
+    let resp =
+        app.http.post(app.api("/admin/outbox/replay?partner=acme-msp")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["replayed"], 0);
+});
+
+delivery_test!(retry_after_is_honoured, |_s| {}, |app: TestApp, p: Partners| async move {
+    let snow = app.token(Some("servicenow")).await;
+    p.acme.script(1, |_| true, ResponseTemplate::new(429).insert_header("retry-after", "1"));
+    let mut inc = servicenow_incident("INC0000301");
+    inc["assignment_group"] = json!("Acme L2");
+    app.post("/tickets", &snow, &inc).await;
+    let got = p.acme.wait_for(10, "retry after 429", |r| r.len() >= 2).await;
+    let gap = got[1].at.duration_since(got[0].at);
+    assert!(gap >= Duration::from_millis(950), "waited {gap:?}, the schedule says 100 ms but Retry-After 1 s");
+});
+
+delivery_test!(oauth2_token_cached_and_refreshed_after_401, |_s| {}, |app: TestApp, p: Partners| async move {
+    let enovia = app.token(Some("enovia")).await;
+    for i in 1..=3 {
+        assert_eq!(app.post("/tickets", &enovia, &enovia_issue(&format!("ISS-000050{i}"))).await.0, 201);
     }
-);
-
-delivery_test!(
-    retry_after_is_honoured,
-    |_s| {},
-    |app: TestApp, p: Partners| async move {
-        let snow = app.token(Some("servicenow")).await;
-        p.acme.script(
-            1,
-            |_| true,
-            ResponseTemplate::new(429).insert_header("retry-after", "1"),
-        );
-        let mut inc = servicenow_incident("INC0000301");
-        inc["assignment_group"] = json!("Acme L2");
-        app.post("/tickets", &snow, &inc).await;
-        let got = p
-            .acme
-            .wait_for(10, "retry after 429", |r| r.len() >= 2)
-            .await;
-        let gap = got[1].at.duration_since(got[0].at);
-        assert!(
-            gap >= Duration::from_millis(950),
-            "waited {gap:?}, the schedule says 100 ms but Retry-After 1 s"
-        );
-    }
-);
-
-delivery_test!(
-    oauth2_token_cached_and_refreshed_after_401,
-    |_s| {},
-    |app: TestApp, p: Partners| async move {
-        let enovia = app.token(Some("enovia")).await;
-        for i in 1..=3 {
-            assert_eq!(
-                app.post(
-                    "/tickets",
-                    &enovia,
-                    &enovia_issue(&format!("ISS-000050{i}"))
-                )
-                .await
-                .0,
-                201
-            );
-        }
-        p.snow.wait_for(10, "three creates", |r| r.len() >= 3).await;
-        assert_eq!(p.snow.tokens_issued(), 1, "the token is cached");
-        // ServiceNow drops our token: one 401, a fresh token, the same delivery succeeds.
-        p.snow.script(1, |_| true, ResponseTemplate::new(401));
-        assert_eq!(
-            app.post("/tickets", &enovia, &enovia_issue("ISS-0000509"))
-                .await
-                .0,
-            201
-        );
-        let got = p
-            .snow
-            .wait_for(10, "create after 401", |r| r.len() >= 5)
-            .await;
-        assert_eq!(p.snow.tokens_issued(), 2);
-        assert_eq!(got[3].header("webhook-id"), got[4].header("webhook-id"));
-        assert_eq!(got[4].header("authorization"), "Bearer snow-token-2");
-    }
-);
+    p.snow.wait_for(10, "three creates", |r| r.len() >= 3).await;
+    assert_eq!(p.snow.tokens_issued(), 1, "the token is cached");
+    // ServiceNow drops our token: one 401, a fresh token, the same delivery succeeds.
+    p.snow.script(1, |_| true, ResponseTemplate::new(401));
+    assert_eq!(app.post("/tickets", &enovia, &enovia_issue("ISS-0000509")).await.0, 201);
+    let got = p.snow.wait_for(10, "create after 401", |r| r.len() >= 5).await;
+    assert_eq!(p.snow.tokens_issued(), 2);
+    assert_eq!(got[3].header("webhook-id"), got[4].header("webhook-id"));
+    assert_eq!(got[4].header("authorization"), "Bearer snow-token-2");
+});
 
 delivery_test!(
     pause_holds_the_backlog_and_breaker_stops_hammering,
@@ -475,30 +263,16 @@ delivery_test!(
     |app: TestApp, p: Partners| async move {
         let snow = app.token(Some("servicenow")).await;
         let admin = app.token(None).await;
-        let resp = app
-            .http
-            .post(app.api("/admin/partners/acme-msp/pause"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.http.post(app.api("/admin/partners/acme-msp/pause")).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         let mut inc = servicenow_incident("INC0000401");
         inc["assignment_group"] = json!("Acme L2");
         app.post("/tickets", &snow, &inc).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(p.acme.received().is_empty(), "paused: nothing sent");
-        let resp = app
-            .http
-            .post(app.api("/admin/partners/acme-msp/resume"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.http.post(app.api("/admin/partners/acme-msp/resume")).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        p.acme
-            .wait_for(10, "delivery after resume", |r| r.len() == 1)
-            .await;
+        p.acme.wait_for(10, "delivery after resume", |r| r.len() == 1).await;
 
         // Acme goes down: after two consecutive failures the breaker opens and the rest waits.
         p.acme.script(1_000, |_| true, ResponseTemplate::new(503));
@@ -511,76 +285,42 @@ delivery_test!(
         // dead-letter within a second.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let reached = p.acme.received().len() - 1;
-        assert!(
-            reached <= 3,
-            "{reached} failed attempts reached the dead partner"
-        );
-        let (_, page, _) = app
-            .get("/admin/outbox?partner=acme-msp&status=pending", &admin)
-            .await;
-        assert_eq!(
-            page["items"].as_array().unwrap().len(),
-            5,
-            "the backlog waits: {page}"
-        );
-        assert!(page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["attempts"].as_i64().unwrap() <= 1));
+        assert!(reached <= 3, "{reached} failed attempts reached the dead partner");
+        let (_, page, _) = app.get("/admin/outbox?partner=acme-msp&status=pending", &admin).await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 5, "the backlog waits: {page}");
+        assert!(page["items"].as_array().unwrap().iter().all(|r| r["attempts"].as_i64().unwrap() <= 1));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(
-            p.acme.received().len() - 1,
-            reached,
-            "nothing more while the breaker is open"
-        );
+        assert_eq!(p.acme.received().len() - 1, reached, "nothing more while the breaker is open");
     }
 );
 
-delivery_test!(
-    no_echo_between_bidirectional_partners,
-    |_s| {},
-    |app: TestApp, p: Partners| async move {
-        let snow = app.token(Some("servicenow")).await;
-        let acme = app.token(Some("acme-msp")).await;
-        p.acme.next_id("ACME-80001");
-        let mut inc = servicenow_incident("INC0000501");
-        inc["assignment_group"] = json!("Acme L2");
-        app.post("/tickets", &snow, &inc).await;
-        p.acme
-            .wait_for(10, "create at Acme", |r| r.len() == 1)
-            .await;
-        until_readable(&app, "/tickets/ACME-80001", &acme).await;
-        app.patch(
-            "/tickets/ACME-80001",
-            &acme,
-            &json!({"status": "Work In Progress"}),
-        )
-        .await;
-        let got = p
-            .snow
-            .wait_for(10, "state at ServiceNow", |r| !r.is_empty())
-            .await;
-        // ServiceNow's integration applies the change and, as such scripts do, sends it back.
-        let echo = json!({"state": got[0].body["state"], "short_description": got[0].body["short_description"]});
-        let (status, body) = app.patch("/tickets/INC0000501", &snow, &echo).await;
-        assert_eq!(status, 200);
-        assert_eq!(body["version"], 2, "the echo changed nothing");
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(p.acme.received().len(), 1, "no ping-pong back to Acme");
-        assert_eq!(p.snow.received().len(), 1);
-    }
-);
+delivery_test!(no_echo_between_bidirectional_partners, |_s| {}, |app: TestApp, p: Partners| async move {
+    let snow = app.token(Some("servicenow")).await;
+    let acme = app.token(Some("acme-msp")).await;
+    p.acme.next_id("ACME-80001");
+    let mut inc = servicenow_incident("INC0000501");
+    inc["assignment_group"] = json!("Acme L2");
+    app.post("/tickets", &snow, &inc).await;
+    p.acme.wait_for(10, "create at Acme", |r| r.len() == 1).await;
+    until_readable(&app, "/tickets/ACME-80001", &acme).await;
+    app.patch("/tickets/ACME-80001", &acme, &json!({"status": "Work In Progress"})).await;
+    let got = p.snow.wait_for(10, "state at ServiceNow", |r| !r.is_empty()).await;
+    // ServiceNow's integration applies the change and, as such scripts do, sends it back.
+    let echo = json!({"state": got[0].body["state"], "short_description": got[0].body["short_description"]});
+    let (status, body) = app.patch("/tickets/INC0000501", &snow, &echo).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["version"], 2, "the echo changed nothing");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(p.acme.received().len(), 1, "no ping-pong back to Acme");
+    assert_eq!(p.snow.received().len(), 1);
+});
 
 async fn alerts_case(backend: crate::helpers::Backend) {
     let p = Partners::start().await;
     let ops = crate::fakes::FakePartner::start(crate::fakes::Kind::Acme).await;
     let contracts = tempfile::tempdir().unwrap();
     p.write_contracts(contracts.path(), "[\"100ms\", \"100ms\", \"100ms\"]");
-    let (dir, ops_url) = (
-        contracts.path().to_path_buf(),
-        format!("{}/ops-events", ops.uri()),
-    );
+    let (dir, ops_url) = (contracts.path().to_path_buf(), format!("{}/ops-events", ops.uri()));
     let secret_file = contracts.path().join("secrets/signing");
     let app = TestApp::spawn_with(backend, |s| {
         crate::helpers::delivering(s, dir);
@@ -604,77 +344,32 @@ async fn alerts_case(backend: crate::helpers::Backend) {
     for r in &got {
         assert!(verify_signature(r), "ops webhook signed");
     }
-    let failing = got
-        .iter()
-        .find(|r| r.body["type"] == "partner.delivery_failing")
-        .unwrap();
+    let failing = got.iter().find(|r| r.body["type"] == "partner.delivery_failing").unwrap();
     assert_eq!(failing.body["data"]["partner"], "acme-msp");
     assert!(failing.body["data"]["failure_rate"].as_f64().unwrap() > 0.05);
-    let dead = got
-        .iter()
-        .find(|r| r.body["type"] == "delivery.dead_lettered")
-        .unwrap();
+    let dead = got.iter().find(|r| r.body["type"] == "delivery.dead_lettered").unwrap();
     assert_eq!(dead.body["data"]["ticket"], "EB0000001");
-    assert_eq!(
-        p.acme.received().len(),
-        4,
-        "first try plus the three scheduled retries"
-    );
+    assert_eq!(p.acme.received().len(), 4, "first try plus the three scheduled retries");
 
     // Prometheus text: every sample line parses, and the figures are there.
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let (name, value) = line.rsplit_once(' ').expect("sample line");
         assert!(value.parse::<f64>().is_ok(), "value of {line}");
         assert!(name.starts_with("ebond_"), "{line}");
     }
-    assert!(
-        text.contains("ebond_partner_delivery_alert{partner=\"acme-msp\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("ebond_dead_letters{partner=\"acme-msp\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("ebond_deliveries_total{outcome=\"retry\",partner=\"acme-msp\"} 3"),
-        "{text}"
-    );
-    assert!(
-        text.contains("ebond_inbound_requests_total{partner=\"servicenow\",status=\"201\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("ebond_delivery_duration_seconds_bucket"),
-        "{text}"
-    );
+    assert!(text.contains("ebond_partner_delivery_alert{partner=\"acme-msp\"} 1"), "{text}");
+    assert!(text.contains("ebond_dead_letters{partner=\"acme-msp\"} 1"), "{text}");
+    assert!(text.contains("ebond_deliveries_total{outcome=\"retry\",partner=\"acme-msp\"} 3"), "{text}");
+    assert!(text.contains("ebond_inbound_requests_total{partner=\"servicenow\",status=\"201\"} 1"), "{text}");
+    assert!(text.contains("ebond_delivery_duration_seconds_bucket"), "{text}");
 
     // Acme recovers; its dead letters are replayed and the alert clears.
     p.acme.clear_script();
-    let resp = app
-        .http
-        .post(app.api("/admin/outbox/replay?partner=acme-msp"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        app.http.post(app.api("/admin/outbox/replay?partner=acme-msp")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["replayed"], 1);
-    ops.wait_for(15, "recovered alert", |r| {
-        r.iter()
-            .any(|x| x.body["type"] == "partner.delivery_recovered")
-    })
-    .await;
+    ops.wait_for(15, "recovered alert", |r| r.iter().any(|x| x.body["type"] == "partner.delivery_recovered")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -691,24 +386,17 @@ async fn alerts_metrics_and_signed_ops_webhook_postgres() {
     alerts_case(crate::helpers::Backend::Postgres).await;
 }
 
-crate::backend_test!(
-    retention_purges_old_deliveries_keeps_dead_letters,
-    |app: TestApp| async move {
-        use diesel::prelude::*;
-        use ebond::store::schema::outbox;
-        let enovia = app.token(Some("enovia")).await;
-        for i in 1..=3 {
-            app.post(
-                "/tickets",
-                &enovia,
-                &enovia_issue(&format!("ISS-000090{i}")),
-            )
-            .await;
-        }
-        // Three rows for ServiceNow: one delivered long ago, one delivered just now, one dead.
-        let db = app.db.clone();
-        let now = ebond::util::now_ms();
-        tokio::task::spawn_blocking(move || {
+crate::backend_test!(retention_purges_old_deliveries_keeps_dead_letters, |app: TestApp| async move {
+    use diesel::prelude::*;
+    use ebond::store::schema::outbox;
+    let enovia = app.token(Some("enovia")).await;
+    for i in 1..=3 {
+        app.post("/tickets", &enovia, &enovia_issue(&format!("ISS-000090{i}"))).await;
+    }
+    // Three rows for ServiceNow: one delivered long ago, one delivered just now, one dead.
+    let db = app.db.clone();
+    let now = ebond::util::now_ms();
+    tokio::task::spawn_blocking(move || {
         let mut conn = db.get().unwrap();
         ebond::with_conn!(&mut conn, c => {
             let ids: Vec<i64> = outbox::table.order(outbox::id).select(outbox::id).load(c).unwrap();
@@ -725,16 +413,10 @@ crate::backend_test!(
     })
     .await
     .unwrap();
-        let purged = ebond::ops::retention::purge(&app.db, 30).await.unwrap();
-        assert_eq!(purged, 1);
-        let admin = app.token(None).await;
-        let (_, page, _) = app.get("/admin/outbox?limit=10", &admin).await;
-        let statuses: Vec<&str> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["status"].as_str().unwrap())
-            .collect();
-        assert_eq!(statuses, ["delivered", "dead"], "{page}");
-    }
-);
+    let purged = ebond::ops::retention::purge(&app.db, 30).await.unwrap();
+    assert_eq!(purged, 1);
+    let admin = app.token(None).await;
+    let (_, page, _) = app.get("/admin/outbox?limit=10", &admin).await;
+    let statuses: Vec<&str> = page["items"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["delivered", "dead"], "{page}");
+});

@@ -8,9 +8,7 @@ use crate::helpers::{enovia_issue, TestApp};
 use serde_json::json;
 
 fn rows(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(p, e)| (p.to_string(), e.to_string()))
-        .collect()
+    list.iter().map(|(p, e)| (p.to_string(), e.to_string())).collect()
 }
 
 backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
@@ -19,17 +17,11 @@ backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
     let acme = app.token(Some("acme-msp")).await;
 
     // 1. ENOVIA raises a service request.
-    let (status, created) = app
-        .post("/tickets", &enovia, &enovia_issue("ISS-0000042"))
-        .await;
+    let (status, created) = app.post("/tickets", &enovia, &enovia_issue("ISS-0000042")).await;
     assert_eq!(status, 201, "{created}");
     let number = created["number"].as_str().unwrap().to_string();
     let mut expected = rows(&[("servicenow", "created")]);
-    assert_eq!(
-        app.outbox(&number).await,
-        expected,
-        "only ServiceNow mirrors new tickets"
-    );
+    assert_eq!(app.outbox(&number).await, expected, "only ServiceNow mirrors new tickets");
 
     // Acme cannot see it yet: not assigned to its groups.
     let (status, _, _) = app.get(&format!("/tickets/{number}"), &acme).await;
@@ -37,11 +29,7 @@ backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
 
     // 2. ServiceNow bonds its incident number and assigns the ticket to Acme L2.
     let (status, body) = app
-        .patch(
-            &format!("/tickets/{number}"),
-            &snow,
-            &json!({"number": "INC0010042", "assignment_group": "Acme L2"}),
-        )
+        .patch(&format!("/tickets/{number}"), &snow, &json!({"number": "INC0010042", "assignment_group": "Acme L2"}))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["partner_ticket_id"], "INC0010042");
@@ -50,18 +38,12 @@ backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
     got[1..].sort();
     let mut want = expected.clone();
     want[1..].sort();
-    assert_eq!(
-        got, want,
-        "Acme (its group) and ENOVIA (bonded) hear of it; not ServiceNow"
-    );
+    assert_eq!(got, want, "Acme (its group) and ENOVIA (bonded) hear of it; not ServiceNow");
 
     // 3. Acme reads it (by hub number), bonds its own ticket number, starts work.
     let (status, view, _) = app.get(&format!("/tickets/{number}"), &acme).await;
     assert_eq!(status, 200, "{view}");
-    assert_eq!(
-        view["fields"]["summary"],
-        "Press line 3 PLC not reachable from PLM"
-    );
+    assert_eq!(view["fields"]["summary"], "Press line 3 PLC not reachable from PLM");
     assert_eq!(view["fields"]["queue"], "Acme L2");
     assert_eq!(view["fields"]["status"], "Open");
     let (status, body) = app
@@ -78,10 +60,7 @@ backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
     let new: Vec<_> = step3[expected.len()..].to_vec();
     let mut new_sorted = new.clone();
     new_sorted.sort();
-    assert_eq!(
-        new_sorted,
-        rows(&[("enovia", "state_changed"), ("servicenow", "state_changed")])
-    );
+    assert_eq!(new_sorted, rows(&[("enovia", "state_changed"), ("servicenow", "state_changed")]));
     expected = step3;
 
     // 4. Acme adds a work note, by its own number now.
@@ -113,36 +92,22 @@ backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
     let step5 = app.outbox(&number).await;
     let mut new: Vec<_> = step5[expected.len()..].to_vec();
     new.sort();
-    assert_eq!(
-        new,
-        rows(&[("enovia", "resolved"), ("servicenow", "resolved")])
-    );
+    assert_eq!(new, rows(&[("enovia", "resolved"), ("servicenow", "resolved")]));
     expected = step5;
     let payloads = app.outbox_payloads(&number).await;
     let last = payloads.last().unwrap();
     assert_eq!(last["origin"]["partner"], "acme-msp");
     assert_eq!(last["ticket"]["resolution_code"], "solution_provided");
-    assert_eq!(
-        last["changes"]["state"],
-        json!({"from": "in_progress", "to": "resolved"})
-    );
-    assert!(last["events"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("state_changed")));
+    assert_eq!(last["changes"]["state"], json!({"from": "in_progress", "to": "resolved"}));
+    assert!(last["events"].as_array().unwrap().contains(&json!("state_changed")));
 
     // ENOVIA sees the resolution recommendation in its own vocabulary.
     let (_, view, _) = app.get("/tickets/ISS-0000042", &enovia).await;
     assert_eq!(view["fields"]["data"]["state"], "Review");
-    assert_eq!(
-        view["fields"]["data"]["Resolution Recommendation"],
-        "PoE injector replaced; PLC reachable"
-    );
+    assert_eq!(view["fields"]["data"]["Resolution Recommendation"], "PoE injector replaced; PLC reachable");
 
     // 6. ServiceNow closes it.
-    let (status, body) = app
-        .patch("/tickets/INC0010042", &snow, &json!({"state": "7"}))
-        .await;
+    let (status, body) = app.patch("/tickets/INC0010042", &snow, &json!({"state": "7"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "7");
     let step6 = app.outbox(&number).await;
@@ -151,53 +116,27 @@ backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
     assert_eq!(new, rows(&[("acme-msp", "closed"), ("enovia", "closed")]));
 
     // Never an echo to the originator of a step, and Acme cannot reopen a closed ticket.
-    let (status, _) = app
-        .patch(
-            "/tickets/ACME-77001",
-            &acme,
-            &json!({"status": "Work In Progress"}),
-        )
-        .await;
+    let (status, _) = app.patch("/tickets/ACME-77001", &acme, &json!({"status": "Work In Progress"})).await;
     assert_eq!(status, 422);
 });
 
-backend_test!(
-    reassigning_away_recalls_the_msp,
-    |app: TestApp| async move {
-        let snow = app.token(Some("servicenow")).await;
-        let acme = app.token(Some("acme-msp")).await;
-        let mut inc = crate::helpers::servicenow_incident("INC0010050");
-        inc["assignment_group"] = json!("Acme Network");
-        let (status, created) = app.post("/tickets", &snow, &inc).await;
-        assert_eq!(status, 201, "{created}");
-        assert_eq!(
-            app.outbox("EB0000001").await,
-            rows(&[("acme-msp", "created")])
-        );
-        let (status, _, _) = app.get("/tickets/EB0000001", &acme).await;
-        assert_eq!(status, 200);
-        let (status, _) = app
-            .patch(
-                "/tickets/INC0010050",
-                &snow,
-                &json!({"assignment_group": "Service Desk"}),
-            )
-            .await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            app.outbox("EB0000001").await,
-            rows(&[("acme-msp", "created"), ("acme-msp", "recalled")])
-        );
-        let (status, _, _) = app.get("/tickets/EB0000001", &acme).await;
-        assert_eq!(status, 404, "recalled: no longer shared");
-        // Assigned back: shared again.
-        app.patch(
-            "/tickets/INC0010050",
-            &snow,
-            &json!({"assignment_group": "Acme L2"}),
-        )
-        .await;
-        let (status, _, _) = app.get("/tickets/EB0000001", &acme).await;
-        assert_eq!(status, 200);
-    }
-);
+backend_test!(reassigning_away_recalls_the_msp, |app: TestApp| async move {
+    let snow = app.token(Some("servicenow")).await;
+    let acme = app.token(Some("acme-msp")).await;
+    let mut inc = crate::helpers::servicenow_incident("INC0010050");
+    inc["assignment_group"] = json!("Acme Network");
+    let (status, created) = app.post("/tickets", &snow, &inc).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(app.outbox("EB0000001").await, rows(&[("acme-msp", "created")]));
+    let (status, _, _) = app.get("/tickets/EB0000001", &acme).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.patch("/tickets/INC0010050", &snow, &json!({"assignment_group": "Service Desk"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.outbox("EB0000001").await, rows(&[("acme-msp", "created"), ("acme-msp", "recalled")]));
+    let (status, _, _) = app.get("/tickets/EB0000001", &acme).await;
+    assert_eq!(status, 404, "recalled: no longer shared");
+    // Assigned back: shared again.
+    app.patch("/tickets/INC0010050", &snow, &json!({"assignment_group": "Acme L2"})).await;
+    let (status, _, _) = app.get("/tickets/EB0000001", &acme).await;
+    assert_eq!(status, 200);
+});

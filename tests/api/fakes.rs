@@ -68,12 +68,7 @@ impl Respond for Responder {
         let headers = request
             .headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    v.to_str().unwrap_or_default().to_string(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or_default().to_string()))
             .collect();
         let rec = Received {
             at: Instant::now(),
@@ -86,7 +81,9 @@ impl Respond for Responder {
         if rec.path.ends_with("/oauth_token.do") {
             let n = inner.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
             inner.log.lock().unwrap().push(rec);
-            return ResponseTemplate::new(200).set_body_json(json!({"access_token": format!("snow-token-{n}"), "token_type": "bearer", "expires_in": 3600}));
+            return ResponseTemplate::new(200).set_body_json(
+                json!({"access_token": format!("snow-token-{n}"), "token_type": "bearer", "expires_in": 3600}),
+            );
         }
         let scripted = {
             let mut script = inner.script.lock().unwrap();
@@ -114,9 +111,8 @@ impl Respond for Responder {
             }
             Kind::Enovia => {
                 let id = preset.unwrap_or_else(|| format!("ISS-9{n:06}"));
-                ResponseTemplate::new(200).set_body_json(
-                    json!({"success": true, "statusCode": 200, "data": [{"id": id}]}),
-                )
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"success": true, "statusCode": 200, "data": [{"id": id}]}))
             }
             Kind::Acme => {
                 let id = preset.unwrap_or_else(|| format!("ACME-{:05}", 50_000 + n));
@@ -142,10 +138,7 @@ impl FakePartner {
             counter: AtomicUsize::new(0),
             tokens_issued: AtomicUsize::new(0),
         });
-        Mock::given(any())
-            .respond_with(Responder(inner.clone()))
-            .mount(&server)
-            .await;
+        Mock::given(any()).respond_with(Responder(inner.clone())).mount(&server).await;
         FakePartner { server, inner }
     }
 
@@ -165,11 +158,7 @@ impl FakePartner {
         matches: impl Fn(&Received) -> bool + Send + Sync + 'static,
         response: ResponseTemplate,
     ) {
-        self.inner.script.lock().unwrap().push_back(Scripted {
-            matches: Box::new(matches),
-            response,
-            times,
-        });
+        self.inner.script.lock().unwrap().push_back(Scripted { matches: Box::new(matches), response, times });
     }
 
     pub fn clear_script(&self) {
@@ -178,14 +167,7 @@ impl FakePartner {
 
     /// Ticket requests received so far (token requests excluded).
     pub fn received(&self) -> Vec<Received> {
-        self.inner
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| !r.path.ends_with("/oauth_token.do"))
-            .cloned()
-            .collect()
+        self.inner.log.lock().unwrap().iter().filter(|r| !r.path.ends_with("/oauth_token.do")).cloned().collect()
     }
 
     pub fn tokens_issued(&self) -> usize {
@@ -193,12 +175,7 @@ impl FakePartner {
     }
 
     /// Waits until `pred` holds for the received requests (or fails after `secs`).
-    pub async fn wait_for(
-        &self,
-        secs: u64,
-        what: &str,
-        pred: impl Fn(&[Received]) -> bool,
-    ) -> Vec<Received> {
+    pub async fn wait_for(&self, secs: u64, what: &str, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let got = self.received();
@@ -206,10 +183,8 @@ impl FakePartner {
                 return got;
             }
             if Instant::now() > deadline {
-                let seen: Vec<String> = got
-                    .iter()
-                    .map(|r| format!("{} {} {} {}", r.method, r.path, r.ticket(), r.event()))
-                    .collect();
+                let seen: Vec<String> =
+                    got.iter().map(|r| format!("{} {} {} {}", r.method, r.path, r.ticket(), r.event())).collect();
                 panic!("timed out waiting for {what}; received: {seen:#?}");
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -251,29 +226,16 @@ impl Partners {
         let src = crate::helpers::repo_path("contracts");
         std::fs::copy(src.join("workflow.toml"), dir.join("workflow.toml")).unwrap();
         for (name, from, to) in [
-            (
-                "servicenow.toml",
-                "https://customer.service-now.com",
-                self.snow.uri(),
-            ),
+            ("servicenow.toml", "https://customer.service-now.com", self.snow.uri()),
             ("enovia.toml", "https://plm.example.com", self.enovia.uri()),
-            (
-                "acme-msp.toml",
-                "https://itsm.acme-msp.example",
-                self.acme.uri(),
-            ),
+            ("acme-msp.toml", "https://itsm.acme-msp.example", self.acme.uri()),
         ] {
-            let mut text = std::fs::read_to_string(src.join(name))
-                .unwrap()
-                .replace(from, &to);
+            let mut text = std::fs::read_to_string(src.join(name)).unwrap().replace(from, &to);
             text = text
                 .replace("env:EBOND_SERVICENOW_SIGNING_SECRET", &file("signing"))
                 .replace("env:EBOND_ENOVIA_SIGNING_SECRET", &file("signing"))
                 .replace("env:EBOND_ACME_SIGNING_SECRET", &file("signing"))
-                .replace(
-                    "env:EBOND_SERVICENOW_CLIENT_SECRET",
-                    &file("snow_client_secret"),
-                )
+                .replace("env:EBOND_SERVICENOW_CLIENT_SECRET", &file("snow_client_secret"))
                 .replace("env:EBOND_ENOVIA_CSRF_TOKEN", &file("enovia_csrf"))
                 .replace("env:EBOND_ACME_PASSWORD", &file("acme_password"))
                 .replace("alert_window = \"15m\"", "alert_window = \"2s\"");
@@ -298,24 +260,12 @@ impl Partners {
 pub fn verify_signature(r: &Received) -> bool {
     use base64::Engine;
     use hmac::{Hmac, Mac};
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(SIGNING_SECRET.trim_start_matches("whsec_"))
-        .unwrap();
+    let key = base64::engine::general_purpose::STANDARD.decode(SIGNING_SECRET.trim_start_matches("whsec_")).unwrap();
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(
-        format!(
-            "{}.{}.",
-            r.header("webhook-id"),
-            r.header("webhook-timestamp")
-        )
-        .as_bytes(),
-    );
+    mac.update(format!("{}.{}.", r.header("webhook-id"), r.header("webhook-timestamp")).as_bytes());
     mac.update(&r.raw);
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     let ts: i64 = r.header("webhook-timestamp").parse().unwrap_or(0);
     let fresh = (chrono::Utc::now().timestamp() - ts).abs() <= 300;
-    fresh
-        && r.header("webhook-signature")
-            .split(' ')
-            .any(|s| s == format!("v1,{expected}"))
+    fresh && r.header("webhook-signature").split(' ').any(|s| s == format!("v1,{expected}"))
 }

@@ -122,11 +122,8 @@ pub struct PgTestDb {
 impl Drop for PgTestDb {
     fn drop(&mut self) {
         if let Ok(mut c) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut c);
+            let _ =
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut c);
         }
     }
 }
@@ -134,14 +131,9 @@ impl Drop for PgTestDb {
 pub fn pg_database(admin_url: &str) -> (String, PgTestDb) {
     let name = format!("ebond_test_{}", uuid::Uuid::new_v4().simple());
     let mut c = PgConnection::establish(admin_url).expect("connect to EBOND_TEST_DATABASE_URL");
-    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut c)
-        .expect("create test database");
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut c).expect("create test database");
     // Replace the database name (last path segment) of the URL.
-    let (base, query) = admin_url
-        .split_once('?')
-        .map(|(b, q)| (b, Some(q)))
-        .unwrap_or((admin_url, None));
+    let (base, query) = admin_url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((admin_url, None));
     let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
     let root = match base[after_scheme..].find('/') {
         Some(i) => &base[..after_scheme + i],
@@ -151,13 +143,7 @@ pub fn pg_database(admin_url: &str) -> (String, PgTestDb) {
     if let Some(q) = query {
         url = format!("{url}?{q}");
     }
-    (
-        url,
-        PgTestDb {
-            admin_url: admin_url.to_string(),
-            name,
-        },
-    )
+    (url, PgTestDb { admin_url: admin_url.to_string(), name })
 }
 
 impl TestApp {
@@ -180,11 +166,8 @@ impl TestApp {
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
-                let admin =
-                    std::env::var("EBOND_TEST_DATABASE_URL").expect("EBOND_TEST_DATABASE_URL");
-                let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin))
-                    .await
-                    .expect("pg setup");
+                let admin = std::env::var("EBOND_TEST_DATABASE_URL").expect("EBOND_TEST_DATABASE_URL");
+                let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin)).await.expect("pg setup");
                 settings.database_url = url;
                 Some(guard)
             }
@@ -205,10 +188,7 @@ impl TestApp {
         tokio::spawn(server);
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
             db,
             settings,
             _tmp: tmp,
@@ -253,10 +233,7 @@ impl TestApp {
             .expect("token request");
         assert_eq!(resp.status(), 200, "token endpoint");
         let body: Value = resp.json().await.expect("token json");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        body["access_token"].as_str().expect("access_token").to_string()
     }
 
     pub async fn send_json(
@@ -266,14 +243,8 @@ impl TestApp {
         token: &str,
         body: &Value,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let resp = self
-            .http
-            .request(method, self.api(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
+        let resp =
+            self.http.request(method, self.api(path)).bearer_auth(token).json(body).send().await.expect("request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
@@ -282,35 +253,21 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        let (s, b, _) = self
-            .send_json(reqwest::Method::POST, path, token, body)
-            .await;
+        let (s, b, _) = self.send_json(reqwest::Method::POST, path, token, body).await;
         (s, b)
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        let (s, b, _) = self
-            .send_json(reqwest::Method::PATCH, path, token, body)
-            .await;
+        let (s, b, _) = self.send_json(reqwest::Method::PATCH, path, token, body).await;
         (s, b)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value, reqwest::header::HeaderMap) {
-        let resp = self
-            .http
-            .get(self.api(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
+        let resp = self.http.get(self.api(path)).bearer_auth(token).send().await.expect("request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            headers,
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), headers)
     }
 
     /// Every outbox row of ticket `number`, oldest first.
@@ -330,11 +287,7 @@ impl TestApp {
 
     /// `(partner, event)` of every outbox row of ticket `number`, oldest first.
     pub async fn outbox(&self, number: &str) -> Vec<(String, String)> {
-        self.outbox_rows(number)
-            .await
-            .into_iter()
-            .map(|r| (r.partner, r.event))
-            .collect()
+        self.outbox_rows(number).await.into_iter().map(|r| (r.partner, r.event)).collect()
     }
 
     /// Full outbox payloads of ticket `number`.

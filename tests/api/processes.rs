@@ -22,27 +22,15 @@ impl Drop for Proc {
 
 fn ebond(args: &[&str], env: &HashMap<String, String>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebond"));
-    cmd.args(args)
-        .envs(env)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
+    cmd.args(args).envs(env).env("RUST_LOG", "warn").stdin(Stdio::null());
     cmd
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn gateway_env(
-    contracts: &Path,
-    data: &Path,
-    database_url: &str,
-    port: u16,
-) -> HashMap<String, String> {
+fn gateway_env(contracts: &Path, data: &Path, database_url: &str, port: u16) -> HashMap<String, String> {
     [
         ("EBOND_BIND", format!("127.0.0.1:{port}")),
         ("EBOND_DATABASE_URL", database_url.to_string()),
@@ -77,10 +65,7 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 fn collapse(list: &[Received]) -> Vec<Received> {
     let mut out: Vec<Received> = Vec::new();
     for r in list {
-        if out
-            .last()
-            .is_none_or(|l| l.header("webhook-id") != r.header("webhook-id"))
-        {
+        if out.last().is_none_or(|l| l.header("webhook-id") != r.header("webhook-id")) {
             out.push(r.clone());
         }
     }
@@ -97,9 +82,7 @@ async fn crash_case(backend: Backend) {
         Backend::Sqlite => format!("sqlite://{}", tmp.path().join("ebond.db").display()),
         Backend::Postgres => {
             let admin = std::env::var("EBOND_TEST_DATABASE_URL").unwrap();
-            let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin))
-                .await
-                .unwrap();
+            let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin)).await.unwrap();
             _pg = guard;
             url
         }
@@ -112,24 +95,12 @@ async fn crash_case(backend: Backend) {
     wait_healthy(&http, &base).await;
 
     // Credentials through the CLI, a token through the API: a newcomer's path.
-    let out = ebond(
-        &["partner", "credentials", "issue", "servicenow", "--json"],
-        &env,
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ebond(&["partner", "credentials", "issue", "servicenow", "--json"], &env).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cred: Value = serde_json::from_slice(&out.stdout).unwrap();
     let token: Value = http
         .post(format!("{base}/api/ebond/v1/oauth/token"))
-        .basic_auth(
-            cred["client_id"].as_str().unwrap(),
-            cred["client_secret"].as_str(),
-        )
+        .basic_auth(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str())
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
@@ -149,13 +120,7 @@ async fn crash_case(backend: Backend) {
     );
     let mut inc = servicenow_incident("INC0000701");
     inc["assignment_group"] = json!("Acme L2");
-    let post = http
-        .post(format!("{base}/api/ebond/v1/tickets"))
-        .bearer_auth(&token)
-        .json(&inc)
-        .send()
-        .await
-        .unwrap();
+    let post = http.post(format!("{base}/api/ebond/v1/tickets")).bearer_auth(&token).json(&inc).send().await.unwrap();
     assert_eq!(post.status(), 201);
     for i in 1..=4 {
         let r = http
@@ -167,10 +132,7 @@ async fn crash_case(backend: Backend) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    partners
-        .acme
-        .wait_for(20, "two deliveries started", |r| r.len() >= 2)
-        .await;
+    partners.acme.wait_for(20, "two deliveries started", |r| r.len() >= 2).await;
     gateway.0.kill().unwrap(); // SIGKILL
     gateway.0.wait().unwrap();
     let at_crash = partners.acme.received().len();
@@ -180,32 +142,19 @@ async fn crash_case(backend: Backend) {
     let got = partners
         .acme
         .wait_for(30, "every event after the restart", |r| {
-            let ids: std::collections::HashSet<&str> =
-                r.iter().map(|x| x.header("webhook-id")).collect();
+            let ids: std::collections::HashSet<&str> = r.iter().map(|x| x.header("webhook-id")).collect();
             ids.len() >= 5
         })
         .await;
     assert!(got.len() > at_crash);
     let collapsed = collapse(&got);
-    let summaries: Vec<&str> = collapsed
-        .iter()
-        .map(|r| r.body["summary"].as_str().unwrap_or(""))
-        .collect();
+    let summaries: Vec<&str> = collapsed.iter().map(|r| r.body["summary"].as_str().unwrap_or("")).collect();
     assert_eq!(
         summaries,
-        [
-            "Email delivery delayed",
-            "update 1",
-            "update 2",
-            "update 3",
-            "update 4"
-        ],
+        ["Email delivery delayed", "update 1", "update 2", "update 3", "update 4"],
         "in order, each at least once"
     );
-    assert!(
-        got.len() > collapsed.len(),
-        "the delivery cut by the crash was made again (same webhook-id)"
-    );
+    assert!(got.len() > collapsed.len(), "the delivery cut by the crash was made again (same webhook-id)");
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for r in &got {
         *seen.entry(r.header("webhook-id").to_string()).or_default() += 1;
@@ -244,12 +193,7 @@ async fn two_workers_on_postgres_never_deliver_twice() {
         s.outbox.in_process = false;
     })
     .await;
-    let mut env = gateway_env(
-        &contracts,
-        &tmp.path().join("data"),
-        &app.settings.database_url,
-        0,
-    );
+    let mut env = gateway_env(&contracts, &tmp.path().join("data"), &app.settings.database_url, 0);
     env.insert("EBOND_OUTBOX_CONCURRENCY".into(), "2".into());
     partners.acme.script(
         10_000,
@@ -267,36 +211,20 @@ async fn two_workers_on_postgres_never_deliver_twice() {
         assert_eq!(app.post("/tickets", &snow, &inc).await.0, 201);
         for u in 1..=2 {
             let (s, _) = app
-                .patch(
-                    &format!("/tickets/{n}"),
-                    &snow,
-                    &json!({"short_description": format!("{n} update {u}")}),
-                )
+                .patch(&format!("/tickets/{n}"), &snow, &json!({"short_description": format!("{n} update {u}")}))
                 .await;
             assert_eq!(s, 200);
         }
     }
-    let got = partners
-        .acme
-        .wait_for(40, "36 deliveries", |r| r.len() >= 36)
-        .await;
+    let got = partners.acme.wait_for(40, "36 deliveries", |r| r.len() >= 36).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = if partners.acme.received().len() > got.len() {
-        partners.acme.received()
-    } else {
-        got
-    };
+    let got = if partners.acme.received().len() > got.len() { partners.acme.received() } else { got };
     let mut per_id: HashMap<String, usize> = HashMap::new();
     for r in &got {
-        *per_id
-            .entry(r.header("webhook-id").to_string())
-            .or_default() += 1;
+        *per_id.entry(r.header("webhook-id").to_string()).or_default() += 1;
     }
     assert_eq!(per_id.len(), 36);
-    assert!(
-        per_id.values().all(|n| *n == 1),
-        "a delivery was made twice"
-    );
+    assert!(per_id.values().all(|n| *n == 1), "a delivery was made twice");
     // Per ticket, in commit order.
     let mut per_ticket: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &got {
@@ -307,18 +235,13 @@ async fn two_workers_on_postgres_never_deliver_twice() {
     }
     for (ticket, list) in &per_ticket {
         assert_eq!(list[0], "Email delivery delayed", "{ticket}");
-        assert!(
-            list[1].ends_with("update 1") && list[2].ends_with("update 2"),
-            "{ticket}: {list:?}"
-        );
+        assert!(list[1].ends_with("update 1") && list[2].ends_with("update 2"), "{ticket}: {list:?}");
     }
     // Both workers took part.
     let admin = app.token(None).await;
     let mut workers = std::collections::HashSet::new();
     for t in 1..=12 {
-        let (_, sync, _) = app
-            .get(&format!("/admin/tickets/EB{t:07}/sync"), &admin)
-            .await;
+        let (_, sync, _) = app.get(&format!("/admin/tickets/EB{t:07}/sync"), &admin).await;
         for row in sync["outbound"]["acme-msp"].as_array().unwrap() {
             for a in row["attempts"].as_array().unwrap() {
                 workers.insert(a["worker"].as_str().unwrap().to_string());

@@ -1,0 +1,147 @@
+//! `POST /api/ebond/v1/events`: signed event callbacks (e.g. ENOVIA webhooks). The Standard
+//! Webhooks signature identifies the partner (the one whose `webhook_secret` verifies it); the
+//! timestamp must be within tolerance; a `webhook-id` is accepted once per partner. The event
+//! then goes through the same contract validation, rules and transaction as the ticket
+//! endpoints: it creates the ticket when the partner's id is new, else updates it.
+
+use super::context::record_ticket;
+use super::inbound::{audit, audit_info, check_partner_transport, parse_json_limited, read_body, require_json};
+use super::problem::{ApiError, Problem};
+use super::tickets::TicketWriteResponse;
+use super::AppState;
+use crate::auth::AuthError;
+use crate::contract::inbound::Op;
+use crate::contract::Contract;
+use crate::store::credentials::CredentialRepo;
+use crate::store::tickets::TicketRepo;
+use crate::sync::write::{apply, WriteCommand, WriteOp};
+use crate::sync::SyncError;
+use crate::{with_conn, write_tx};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[utoipa::path(
+    post, path = "/api/ebond/v1/events", tag = "tickets",
+    request_body(content = crate::api::tickets::TicketCreate, content_type = "application/json",
+                 description = "The partner's payload, in its contract's vocabulary"),
+    params(
+        ("webhook-id" = String, Header, description = "Unique per event; accepted once"),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds; at most 5 minutes off"),
+        ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated"),
+    ),
+    responses(
+        (status = 201, description = "Ticket created", body = TicketWriteResponse),
+        (status = 200, description = "Ticket updated", body = TicketWriteResponse),
+        (status = 401, description = "Missing, stale or invalid signature", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This webhook-id was already accepted", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Contract or workflow violation", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let mut info = audit_info(&req, b"");
+    let mut partner: Option<String> = None;
+    let mut reference: Option<String> = None;
+    let result: Result<_, ApiError> = async {
+        require_json(&req)?;
+        let body = read_body(&req, payload, state.settings.limits.max_body_bytes).await?;
+        info = audit_info(&req, &body);
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (Some(id), Some(ts), Some(sig)) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
+        else {
+            return Err(AuthError::Signature("webhook-id, webhook-timestamp and webhook-signature are required".into()).into());
+        };
+        let ts: i64 = ts.trim().parse().map_err(|_| AuthError::Signature("webhook-timestamp is not Unix seconds".into()))?;
+        let skew = (chrono::Utc::now().timestamp() - ts).abs();
+        if skew > state.settings.security.webhook_tolerance_secs {
+            return Err(AuthError::Signature(format!(
+                "webhook-timestamp is {skew} s away from now; at most {} s is accepted",
+                state.settings.security.webhook_tolerance_secs
+            ))
+            .into());
+        }
+        let contract = signer(&state, &id, ts, &body, &sig).await?;
+        partner = Some(contract.id.clone());
+        super::context::record_partner(&req, &contract.id);
+        check_partner_transport(&state, &req, &contract)?;
+        let json = parse_json_limited(&body, state.settings.security.max_json_depth)?;
+        // The partner's own id decides between create and update.
+        let pid = contract
+            .field_for(crate::domain::fields::PARTNER_TICKET_ID)
+            .and_then(|f| f.pointer.get(&json))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let exists = match pid.clone() {
+            Some(p) => {
+                let me = contract.id.clone();
+                state
+                    .db
+                    .run(move |conn| with_conn!(conn, c => c.xref_by_partner_id(&me, &p)).map_err(crate::store::StoreError::from))
+                    .await?
+                    .is_some()
+            }
+            None => false,
+        };
+        reference = pid.clone().filter(|_| exists);
+        let (op, mapped) = match (exists, pid) {
+            (true, Some(p)) => (WriteOp::Update { reference: p }, contract.map_inbound(&json, Op::Update)?),
+            _ => (WriteOp::Create, contract.map_inbound(&json, Op::Create)?),
+        };
+        let registry = state.registry.clone();
+        let audit = info.clone();
+        let me = contract.id.clone();
+        let outcome = state
+            .db
+            .run(move |conn| {
+                write_tx!(conn, c => {
+                    let now = crate::util::now_ms();
+                    if !c.remember_webhook(&me, &id, now)? {
+                        return Err(SyncError::Replayed { webhook_id: id.clone() });
+                    }
+                    apply(c, WriteCommand { registry: &registry, contract: &contract, op, mapped, if_match: None, idempotency: None, audit, now })
+                })
+            })
+            .await?;
+        Ok(outcome)
+    }
+    .await;
+    match result {
+        Ok(outcome) => {
+            record_ticket(&outcome.ticket_number);
+            if !outcome.fanned_out_to.is_empty() {
+                state.wake.notify_one();
+            }
+            let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
+            HttpResponse::build(status)
+                .insert_header((header::ETAG, format!("\"{}\"", outcome.version)))
+                .json(outcome.body)
+        }
+        Err(e) => {
+            let status = e.status_code().as_u16();
+            audit(&state, info, partner, reference, "rejected", status, e.audit_codes()).await;
+            e.error_response()
+        }
+    }
+}
+
+/// The partner whose webhook secret verifies the signature (constant-time comparison).
+async fn signer(state: &AppState, id: &str, ts: i64, body: &[u8], header: &str) -> Result<Arc<Contract>, ApiError> {
+    let offered: Vec<&str> = header.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).collect();
+    for contract in state.registry.partners() {
+        let Some(secret_ref) = &contract.webhook_secret else { continue };
+        let secret = match state.secrets.resolve(&contract.id, secret_ref).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(partner = %contract.id, error = %e, "webhook secret unavailable");
+                continue;
+            }
+        };
+        let Ok(expected) = crate::outbox::signing::sign(secret.expose(), id, ts, body) else { continue };
+        let expected = expected.trim_start_matches("v1,");
+        if offered.iter().any(|o| crate::util::constant_time_eq(o.as_bytes(), expected.as_bytes())) {
+            return Ok(contract.clone());
+        }
+    }
+    Err(AuthError::Signature("the signature does not verify with any partner's webhook secret".into()).into())
+}
