@@ -181,6 +181,7 @@ async fn write(state: &AppState, req: HttpRequest, payload: web::Payload, kind: 
     };
     let result: Result<_, ApiError> = async {
         let principal = authenticate(state, &req).await?;
+        partner = principal.partner.clone();
         let contract = partner_of(state, &req, &principal, true)?;
         partner = Some(contract.id.clone());
         require_json(&req)?;
@@ -335,6 +336,7 @@ pub async fn read(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
     let mut partner = None;
     let result: Result<HttpResponse, ApiError> = async {
         let principal = authenticate(&state, &req).await?;
+        partner = principal.partner.clone();
         let contract = partner_of(&state, &req, &principal, false)?;
         partner = Some(contract.id.clone());
         let (p, r) = (contract.id.clone(), reference.clone());
@@ -401,6 +403,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     let mut partner = None;
     let result: Result<HttpResponse, ApiError> = async {
         let principal = authenticate(&state, &req).await?;
+        partner = principal.partner.clone();
         let contract = partner_of(&state, &req, &principal, false)?;
         partner = Some(contract.id.clone());
         let q: ListQuery = serde_urlencoded::from_str(req.query_string())

@@ -9,6 +9,8 @@ mod contracts;
 mod delivery;
 mod e2e;
 mod openapi;
+mod pki;
 mod processes;
+mod security;
 mod tickets;
 mod validation;
