@@ -89,6 +89,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let delivering = if state.settings.outbox.in_process { Some(spawn_processor(&state)?) } else { None };
     tracing::info!(
         address = %listener.local_addr()?,
+        scheme = if state.settings.tls.cert_file.is_some() { "https" } else { "http" },
         database = state.db.backend_name(),
         partners = state.registry.partners().count(),
         outbox = if delivering.is_some() { "in process" } else { "separate worker" },
