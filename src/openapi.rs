@@ -47,7 +47,7 @@ use utoipa::{Modify, OpenApi};
         tickets::TicketUpdate,
         tickets::TicketFields,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "auth", description = "OAuth 2.0 client credentials"),
         (name = "tickets", description = "Partners' tickets"),
@@ -66,6 +66,61 @@ impl Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        }
+    }
+}
+
+/// Adds the refusals every operation of a kind can answer with, so clients and fuzzers see
+/// each status the gateway may send: 401/403 where a token is needed, 429 on partner
+/// endpoints, 400/413/415 where a body is read, 503 when the database is saturated.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{path::HttpMethod, ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let partner = path.contains("/tickets") && !path.contains("/admin/") || path.ends_with("/events");
+            for method in [HttpMethod::Get, HttpMethod::Post, HttpMethod::Patch] {
+                let op = match method {
+                    HttpMethod::Get => item.get.as_mut(),
+                    HttpMethod::Post => item.post.as_mut(),
+                    HttpMethod::Patch => item.patch.as_mut(),
+                    _ => None,
+                };
+                let Some(op) = op else { continue };
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut add = |code: &str, description: &str| {
+                    op.responses.responses.entry(code.to_string()).or_insert_with(|| problem(description).into());
+                };
+                if !path.starts_with("/api/") {
+                    continue;
+                }
+                if secured {
+                    add("401", "No, invalid, expired or revoked token");
+                    add("403", "The token may not do this (scope, partner, source network, client certificate)");
+                }
+                if partner {
+                    add("429", "Rate limit exceeded; see Retry-After");
+                }
+                if op.request_body.is_some() {
+                    add("400", "Malformed body");
+                    add("413", "Body too large");
+                    add("415", "Wrong content type");
+                }
+                if secured || partner {
+                    add("400", "Bad request");
+                    add("503", "Database saturated; retry after Retry-After");
+                }
+            }
         }
     }
 }

@@ -77,6 +77,14 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::PathConfig::default().error_handler(|err, req| {
+                // A path segment of the wrong type names no resource: a problem+json 404.
+                actix_web::error::InternalError::from_response(
+                    err,
+                    ApiError::NotFound(format!("no resource at {}", req.path())).error_response(),
+                )
+                .into()
+            }))
             .wrap(from_fn(context::middleware))
             .configure(routes)
             .default_service(web::to(not_found))
@@ -106,53 +114,58 @@ fn remember_client_cert(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Exte
     }
 }
 
-/// Every route of the gateway.
+/// Every route of the gateway. Each path answers other methods with 405 and `Allow`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(ops::metrics))
+    cfg.service(resource("/healthz", "GET").route(web::get().to(healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
         .service(
             web::scope(BASE)
-                .route("/oauth/token", web::post().to(oauth::token))
-                .route("/events", web::post().to(events::receive))
-                .route("/admin/auth-events", web::get().to(admin::auth_events))
-                .route("/openapi.json", web::get().to(openapi_generic))
-                .route("/partners/{id}/openapi.json", web::get().to(openapi_partner))
+                .service(resource("/oauth/token", "POST").route(web::post().to(oauth::token)))
+                .service(resource("/events", "POST").route(web::post().to(events::receive)))
+                .service(resource("/openapi.json", "GET").route(web::get().to(openapi_generic)))
+                .service(resource("/partners/{id}/openapi.json", "GET").route(web::get().to(openapi_partner)))
                 .service(
-                    web::resource("/tickets")
+                    resource("/tickets", "GET, POST")
                         .route(web::post().to(tickets::create))
-                        .route(web::get().to(tickets::list))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::get().to(tickets::list)),
                 )
                 .service(
-                    web::resource("/tickets/{partner_ticket_id}")
+                    resource("/tickets/{partner_ticket_id}", "GET, PATCH")
                         .route(web::patch().to(tickets::update))
-                        .route(web::get().to(tickets::read))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::get().to(tickets::read)),
                 )
                 .service(
-                    web::resource("/tickets/{partner_ticket_id}/work-notes")
-                        .route(web::post().to(tickets::add_work_note))
-                        .default_service(web::to(method_not_allowed)),
+                    resource("/tickets/{partner_ticket_id}/work-notes", "POST")
+                        .route(web::post().to(tickets::add_work_note)),
                 )
-                .route("/admin/transactions", web::get().to(admin::transactions))
-                .route("/admin/partners", web::get().to(admin::partners))
-                .route("/admin/partners/{id}/pause", web::post().to(ops::pause))
-                .route("/admin/partners/{id}/resume", web::post().to(ops::resume))
-                .route("/admin/outbox", web::get().to(ops::outbox_list))
-                .route("/admin/outbox/replay", web::post().to(ops::replay_partner))
-                .route("/admin/outbox/{id}", web::get().to(ops::outbox_show))
-                .route("/admin/outbox/{id}/replay", web::post().to(ops::replay_one))
-                .route("/admin/tickets/{number}/sync", web::get().to(ops::ticket_sync)),
+                .service(resource("/admin/auth-events", "GET").route(web::get().to(admin::auth_events)))
+                .service(resource("/admin/transactions", "GET").route(web::get().to(admin::transactions)))
+                .service(resource("/admin/partners", "GET").route(web::get().to(admin::partners)))
+                .service(resource("/admin/partners/{id}/pause", "POST").route(web::post().to(ops::pause)))
+                .service(resource("/admin/partners/{id}/resume", "POST").route(web::post().to(ops::resume)))
+                .service(resource("/admin/outbox", "GET").route(web::get().to(ops::outbox_list)))
+                .service(resource("/admin/outbox/replay", "POST").route(web::post().to(ops::replay_partner)))
+                .service(resource("/admin/outbox/{id}", "GET").route(web::get().to(ops::outbox_show)))
+                .service(resource("/admin/outbox/{id}/replay", "POST").route(web::post().to(ops::replay_one)))
+                .service(resource("/admin/tickets/{number}/sync", "GET").route(web::get().to(ops::ticket_sync))),
         );
+}
+
+/// A resource whose unsupported methods get 405 with the `Allow` header.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        let mut resp =
+            ApiError::MethodNotAllowed(format!("{} is not supported on {}; use {allow}", req.method(), req.path()))
+                .error_response();
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+        resp
+    }))
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::NotFound(format!("no endpoint at {} {}", req.method(), req.path())).error_response()
-}
-
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::MethodNotAllowed(format!("{} is not supported on {}", req.method(), req.path())).error_response()
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

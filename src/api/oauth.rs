@@ -38,16 +38,23 @@ pub struct OAuthError {
     pub status: u16,
 }
 
+/// The only grant this endpoint serves.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum GrantType {
+    ClientCredentials,
+}
+
 /// Form fields of a token request.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    /// Must be `client_credentials`.
-    grant_type: String,
+    grant_type: GrantType,
     /// When not sent with HTTP Basic.
     client_id: Option<String>,
     client_secret: Option<String>,
-    /// `tickets` for partners, `admin` for operators (optional).
+    /// `tickets` (or `tickets:read`) for partners, `admin` for operators (optional).
     scope: Option<String>,
 }
 
@@ -184,9 +191,9 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
         return Err(AuthError::InvalidClient.into());
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(
-            AuthError::InvalidRequest("use HTTP Basic client authentication on the token endpoint".into()).into()
-        );
+        // Another scheme (say a stale bearer token) is not client authentication: ignore it
+        // and fall back to the form fields.
+        return Ok(None);
     }
     let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| AuthError::InvalidClient)?;
     let text = String::from_utf8(raw).map_err(|_| AuthError::InvalidClient)?;
@@ -222,7 +229,11 @@ fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
     if status == StatusCode::UNAUTHORIZED {
-        let used_basic = req.headers().get(header::AUTHORIZATION).is_some();
+        let used_basic = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
         let challenge = if used_basic { "Basic realm=\"ebond\"" } else { "Basic realm=\"ebond\", charset=\"UTF-8\"" };
         resp.insert_header((header::WWW_AUTHENTICATE, challenge));
     }

@@ -78,11 +78,13 @@ pub struct WorkNoteBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only tickets changed at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     pub updated_since: Option<String>,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
     /// Page size (1 to the configured maximum, default 100).
     #[validate(range(min = 1))]
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
 }
 
@@ -421,7 +423,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
                 .timestamp_millis(),
             None => i64::MIN,
         };
-        let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+        let after = q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
         let p = contract.id.clone();
         let rows = state
             .db

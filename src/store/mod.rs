@@ -121,9 +121,10 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         // WAL lets readers run beside the writer; synchronous=FULL makes every acknowledged
         // commit survive a power cut; foreign keys are off by default in SQLite.
+        // journal_mode=WAL is persistent: it is set once when the pool is built (setting it on
+        // every new connection can fail with "database is locked" while another writes).
         let sql = format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
             self.busy_timeout_ms
         );
         conn.batch_execute(&sql).map_err(diesel::r2d2::Error::QueryError)
@@ -176,6 +177,12 @@ impl Db {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| StoreError::Connect(format!("cannot create {}: {e}", dir.display())))?;
                 }
+            }
+            {
+                let mut first = SqliteConnection::establish(path).map_err(|e| StoreError::Connect(e.to_string()))?;
+                first
+                    .batch_execute(&format!("PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL;"))
+                    .map_err(|e| StoreError::Connect(format!("enabling WAL: {e}")))?;
             }
             let pool = Pool::builder()
                 .max_size(pool_size.max(1))

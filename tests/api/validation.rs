@@ -266,4 +266,14 @@ backend_test!(unknown_routes_and_methods_are_problems, |app: TestApp| async move
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let resp = app.http.delete(app.api("/tickets/INC0000001")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, PATCH");
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let resp = app.http.request(reqwest::Method::TRACE, app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+    // A path segment of the wrong type is a problem+json 404, not a plain-text error.
+    let admin = app.token(None).await;
+    let resp = app.http.get(app.api("/admin/outbox/not-a-number")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
 });
