@@ -4,7 +4,6 @@
 //! then goes through the same contract validation, rules and transaction as the ticket
 //! endpoints: it creates the ticket when the partner's id is new, else updates it.
 
-use super::context::record_ticket;
 use super::inbound::{audit, audit_info, check_partner_transport, parse_json_limited, read_body, require_json};
 use super::problem::{ApiError, Problem};
 use super::tickets::TicketWriteResponse;
@@ -17,7 +16,6 @@ use crate::store::tickets::TicketRepo;
 use crate::sync::write::{apply, WriteCommand, WriteOp};
 use crate::sync::SyncError;
 use crate::{with_conn, write_tx};
-use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::Value;
 use std::sync::Arc;
@@ -107,16 +105,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web:
     }
     .await;
     match result {
-        Ok(outcome) => {
-            record_ticket(&outcome.ticket_number);
-            if !outcome.fanned_out_to.is_empty() {
-                state.wake.notify_one();
-            }
-            let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
-            HttpResponse::build(status)
-                .insert_header((header::ETAG, format!("\"{}\"", outcome.version)))
-                .json(outcome.body)
-        }
+        Ok(outcome) => super::tickets::write_response(&state, outcome),
         Err(e) => {
             let status = e.status_code().as_u16();
             audit(&state, info, partner, reference, "rejected", status, e.audit_codes()).await;

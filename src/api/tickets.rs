@@ -223,33 +223,37 @@ async fn write(state: &AppState, req: HttpRequest, payload: web::Payload, kind: 
     }
     .await;
     match result {
-        Ok(outcome) => {
-            record_ticket(&outcome.ticket_number);
-            if !outcome.fanned_out_to.is_empty() {
-                state.wake.notify_one();
-            }
-            let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
-            let mut resp = HttpResponse::build(status);
-            resp.insert_header((header::ETAG, etag(outcome.version)));
-            if status == StatusCode::CREATED {
-                if let Some(pid) = outcome.body.get("partner_ticket_id").and_then(Value::as_str) {
-                    resp.insert_header((
-                        header::LOCATION,
-                        format!("/api/ebond/v1/tickets/{}", crate::util::encode_path_segment(pid)),
-                    ));
-                }
-            }
-            if outcome.replayed {
-                resp.insert_header(("Idempotency-Replayed", "true"));
-            }
-            resp.json(outcome.body)
-        }
+        Ok(outcome) => write_response(state, outcome),
         Err(e) => {
             let status = e.status_code().as_u16();
             audit(state, info, partner, reference, "rejected", status, e.audit_codes()).await;
             e.error_response()
         }
     }
+}
+
+/// The answer to an applied write: status, ETag, `Location` on create, the replay marker; and
+/// a nudge to the outbox processor when the write fanned out.
+pub(super) fn write_response(state: &AppState, outcome: crate::sync::write::WriteOutcome) -> HttpResponse {
+    record_ticket(&outcome.ticket_number);
+    if !outcome.fanned_out_to.is_empty() {
+        state.wake.notify_one();
+    }
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::ETAG, etag(outcome.version)));
+    if status == StatusCode::CREATED {
+        if let Some(pid) = outcome.body.get("partner_ticket_id").and_then(Value::as_str) {
+            resp.insert_header((
+                header::LOCATION,
+                format!("/api/ebond/v1/tickets/{}", crate::util::encode_path_segment(pid)),
+            ));
+        }
+    }
+    if outcome.replayed {
+        resp.insert_header(("Idempotency-Replayed", "true"));
+    }
+    resp.json(outcome.body)
 }
 
 /// The work-notes body, checked by serde (types, unknown members) and validator (lengths).
