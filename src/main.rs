@@ -71,7 +71,7 @@ enum OutboxCommand {
     List {
         #[arg(long)]
         partner: Option<String>,
-        /// pending, in_flight, delivered, dead or all.
+        /// pending, in_flight, delivered, dead, discarded or all.
         #[arg(long, default_value = "dead")]
         status: String,
         #[arg(long, default_value_t = 100)]
@@ -79,6 +79,8 @@ enum OutboxCommand {
     },
     /// Show one row with its payload and every attempt.
     Show { id: i64 },
+    /// Give up on a dead letter: it is never delivered, and its ticket's later changes flow.
+    Discard { id: i64 },
     /// Queue a dead letter again (ID), or every dead letter of a partner, in order (--partner).
     Replay {
         #[arg(required_unless_present = "partner", conflicts_with = "partner")]
@@ -129,6 +131,9 @@ enum CredentialsCommand {
         /// Rotate this credential rather than the newest.
         #[arg(long)]
         client_id: Option<String>,
+        /// Rotate even while an earlier rotation's overlap runs (that previous secret stops).
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },
@@ -326,6 +331,12 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
             Some(d) => println!("{}", serde_json::to_string_pretty(&d)?),
             None => anyhow::bail!("no outbox row {id}"),
         },
+        OutboxCommand::Discard { id } => {
+            if !outbox_admin::discard(&mut conn, id)? {
+                anyhow::bail!("outbox row {id} is not a dead letter");
+            }
+            println!("discarded dead letter {id}; later changes of its ticket go out now");
+        }
         OutboxCommand::Replay { id: Some(id), .. } => {
             if !outbox_admin::replay(&mut conn, id)? {
                 anyhow::bail!("outbox row {id} is not a dead letter");
@@ -368,14 +379,14 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
             known_partner(settings, &partner)?;
             issue_scoped(settings, Some(&partner), read_only, json)
         }
-        CredentialsCommand::Rotate { partner, overlap, client_id, json } => {
+        CredentialsCommand::Rotate { partner, overlap, client_id, force, json } => {
             known_partner(settings, &partner)?;
             let overlap_secs = parse_duration_secs(&overlap)
                 .ok_or_else(|| anyhow::anyhow!("--overlap `{overlap}` is not a duration such as 24h, 30m or 0s"))?;
             let db = app::open_database(settings)?;
             let mut conn = db.get()?;
             let iterations = settings.auth.pbkdf2_iterations;
-            let rotated = ebond::write_tx!(&mut conn, c => auth::tokens::rotate(c, &partner, client_id.as_deref(), overlap_secs, iterations))?;
+            let rotated = ebond::write_tx!(&mut conn, c => auth::tokens::rotate(c, &partner, client_id.as_deref(), overlap_secs, force, iterations))?;
             let Some(cred) = rotated else { anyhow::bail!("{partner} has no live credential to rotate") };
             if json {
                 println!("{}", serde_json::to_string(&cred)?);

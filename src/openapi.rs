@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         ops::outbox_list,
         ops::outbox_show,
         ops::replay_one,
+        ops::discard_one,
         ops::replay_partner,
         ops::pause,
         ops::resume,

@@ -99,7 +99,18 @@ impl MasterKey {
         match std::fs::read_to_string(file) {
             Ok(text) => Self::from_b64(text.trim())
                 .map_err(|_| SecretError::MasterKey(format!("{} does not hold base64 of 32 bytes", file.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match Self::create(file) {
+                // Another process created it first: read theirs once it is written.
+                Err(SecretError::MasterKey(m)) if m.contains("exists") => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| SecretError::MasterKey(format!("cannot read {}: {e}", file.display())))?;
+                    Self::from_b64(text.trim()).map_err(|_| {
+                        SecretError::MasterKey(format!("{} does not hold base64 of 32 bytes", file.display()))
+                    })
+                }
+                other => other,
+            },
             Err(e) => Err(SecretError::MasterKey(format!("cannot read {}: {e}", file.display()))),
         }
     }
@@ -171,7 +182,7 @@ fn context(partner: &str, name: &str) -> String {
 pub struct Secrets {
     db: Db,
     key_file: PathBuf,
-    key: Arc<OnceLock<Result<Arc<MasterKey>, String>>>,
+    key: Arc<OnceLock<Arc<MasterKey>>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -187,11 +198,14 @@ impl Secrets {
         Secrets { db, key_file, key: Arc::new(OnceLock::new()) }
     }
 
+    /// The master key, loaded (or created) on first use; a failure is not cached, so a fixed
+    /// key file is picked up without a restart.
     pub fn master_key(&self) -> Result<Arc<MasterKey>, SecretError> {
-        self.key
-            .get_or_init(|| MasterKey::load(&self.key_file).map(Arc::new).map_err(|e| e.to_string()))
-            .clone()
-            .map_err(SecretError::MasterKey)
+        if let Some(k) = self.key.get() {
+            return Ok(k.clone());
+        }
+        let key = Arc::new(MasterKey::load(&self.key_file)?);
+        Ok(self.key.get_or_init(|| key).clone())
     }
 
     /// Seals and stores a partner's secret.

@@ -51,8 +51,8 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web:
             return Err(AuthError::Signature("webhook-id, webhook-timestamp and webhook-signature are required".into()).into());
         };
         let ts: i64 = ts.trim().parse().map_err(|_| AuthError::Signature("webhook-timestamp is not Unix seconds".into()))?;
-        let skew = (chrono::Utc::now().timestamp() - ts).abs();
-        if skew > state.settings.security.webhook_tolerance_secs {
+        let skew = chrono::Utc::now().timestamp().abs_diff(ts);
+        if skew > state.settings.security.webhook_tolerance_secs.unsigned_abs() {
             return Err(AuthError::Signature(format!(
                 "webhook-timestamp is {skew} s away from now; at most {} s is accepted",
                 state.settings.security.webhook_tolerance_secs

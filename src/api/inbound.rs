@@ -29,7 +29,9 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
         };
         let source =
             crate::auth::network::client_ip(req, &state.trusted_proxies).map(|i| i.to_string()).unwrap_or_default();
-        record_auth_event(state, None, source, "failure", reason).await;
+        // "rejected", not "failure": a stale token must not lock its partner out of the token
+        // endpoint (lockout counts failed client authentications only).
+        record_auth_event(state, None, source, "rejected", reason).await;
     }
     Ok(checked?)
 }

@@ -148,6 +148,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/admin/outbox/replay", "POST").route(web::post().to(ops::replay_partner)))
                 .service(resource("/admin/outbox/{id}", "GET").route(web::get().to(ops::outbox_show)))
                 .service(resource("/admin/outbox/{id}/replay", "POST").route(web::post().to(ops::replay_one)))
+                .service(resource("/admin/outbox/{id}/discard", "POST").route(web::post().to(ops::discard_one)))
                 .service(resource("/admin/tickets/{number}/sync", "GET").route(web::get().to(ops::ticket_sync))),
         );
 }

@@ -64,10 +64,10 @@ pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
             let q: OutboxQuery = serde_urlencoded::from_str(req.query_string())
                 .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
             if let Some(s) = &q.status {
-                if !["pending", "in_flight", "delivered", "dead"].contains(&s.as_str()) {
+                if !["pending", "in_flight", "delivered", "dead", "discarded"].contains(&s.as_str()) {
                     return Err(ApiError::BadRequest {
                         code: "bad-query",
-                        detail: "status must be pending, in_flight, delivered or dead".into(),
+                        detail: "status must be pending, in_flight, delivered, dead or discarded".into(),
                     });
                 }
             }
@@ -131,6 +131,32 @@ pub async fn replay_one(state: web::Data<AppState>, req: HttpRequest, path: web:
                 tracing::info!(outbox_id = id, "dead letter replayed");
                 state.wake.notify_one();
                 Ok(HttpResponse::Ok().json(ReplayResult { replayed: 1 }))
+            } else {
+                Err(ApiError::NotFound(format!("no dead letter with id {id}")))
+            }
+        }
+        .await,
+    )
+}
+
+#[utoipa::path(
+    post, path = "/api/ebond/v1/admin/outbox/{id}/discard", tag = "admin",
+    params(("id" = i64, Path, description = "Outbox row id of a dead letter")),
+    responses(
+        (status = 200, description = "Discarded: never delivered; the ticket's later rows flow", body = ReplayResult),
+        (status = 404, description = "No dead letter with that id", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn discard_one(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
+    let id = path.into_inner();
+    respond(
+        async {
+            require_admin(&state, &req).await?;
+            if state.db.run(move |conn| outbox_admin::discard(conn, id)).await? {
+                tracing::warn!(outbox_id = id, "dead letter discarded by an operator");
+                state.wake.notify_one();
+                Ok(HttpResponse::Ok().json(ReplayResult { replayed: 0 }))
             } else {
                 Err(ApiError::NotFound(format!("no dead letter with id {id}")))
             }

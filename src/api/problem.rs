@@ -144,6 +144,12 @@ impl ApiError {
                     (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner")
                 }
                 SyncError::Store(StoreError::Pool(_)) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+                SyncError::Store(StoreError::Query(e)) if crate::store::is_unique_violation(e) => {
+                    (S::CONFLICT, "concurrent-write", "A concurrent request wrote the same data")
+                }
+                SyncError::Store(StoreError::Query(e)) if crate::store::is_busy(e) => {
+                    (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+                }
                 SyncError::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
             ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
@@ -254,6 +260,10 @@ fn sync_detail(s: &SyncError, extra: &mut Map<String, Value>) -> String {
         SyncError::StaleVersion { current, given } => {
             extra.insert("current_version".into(), json!(current));
             format!("If-Match named version {given}, but the ticket is at version {current}; re-read it and retry")
+        }
+        SyncError::Store(StoreError::Query(e)) if crate::store::is_unique_violation(e) => {
+            "a concurrent request (for instance a retry with the same Idempotency-Key) wrote the same data; retry"
+                .into()
         }
         SyncError::Store(_) => "an internal error occurred; quote the request id to the operator".into(),
         other => other.to_string(),

@@ -142,6 +142,7 @@ pub fn rotate<C: CredentialRepo>(
     partner: &str,
     client_id: Option<&str>,
     overlap_secs: i64,
+    force: bool,
     iterations: u32,
 ) -> Result<Option<IssuedCredential>, AuthError> {
     let cred = c
@@ -151,6 +152,14 @@ pub fn rotate<C: CredentialRepo>(
         .filter(|k| client_id.is_none_or(|id| k.client_id == id))
         .max_by_key(|k| k.id);
     let Some(cred) = cred else { return Ok(None) };
+    if let Some(until) = cred.previous_valid_until.filter(|u| *u > now_ms() && !force) {
+        // A second rotation would silently end the first one's overlap.
+        return Err(AuthError::InvalidRequest(format!(
+            "{} was rotated and its previous secret stays valid until {}; rotate again after that, or with --force to end that overlap now",
+            cred.client_id,
+            crate::util::ms_to_rfc3339(until)
+        )));
+    }
     let client_secret = format!("ebs_{}", random_token(32)?);
     let hash = password::hash(&client_secret, iterations)?;
     c.rotate_secret(cred.id, &hash, &cred.secret_hash, now_ms() + overlap_secs * 1000)?;

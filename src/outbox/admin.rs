@@ -122,6 +122,12 @@ pub fn replay(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {
     Ok(write_tx!(conn, c => c.replay(id, now))?)
 }
 
+/// Discards one dead letter: it is never delivered, and the rows after it flow again.
+pub fn discard(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {
+    let now = crate::util::now_ms();
+    Ok(write_tx!(conn, c => c.discard(id, now))?)
+}
+
 /// Replays every dead letter of a partner; they go out in their original order.
 pub fn replay_partner(conn: &mut DbConn, partner: &str) -> Result<usize, StoreError> {
     let now = crate::util::now_ms();

@@ -72,6 +72,7 @@ pub struct Processor {
     secrets: crate::secrets::Secrets,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
+    claims: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Processor {
@@ -116,6 +117,7 @@ impl Processor {
             alerts,
             secrets,
             wake,
+            claims: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -185,7 +187,10 @@ impl Processor {
         exclude.extend(self.health.blocked(&limits));
         let now = crate::util::now_ms();
         let lease_until = now + (self.settings.lease_secs as i64) * 1000;
-        let owner = self.worker.clone();
+        // A fresh lease token per claim: a task whose lease expired (and was re-claimed, even
+        // by this process) can no longer settle the row.
+        let claim = format!("{}#{}", self.worker, self.claims.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let owner = claim.clone();
         let rows = self
             .db
             .run(move |conn| {
@@ -200,18 +205,19 @@ impl Processor {
                 Ok(p) if self.health.admit(&row.partner, per_minute) => p,
                 _ => {
                     // Not now (no slot, rate limit, or breaker): back to the queue untouched.
-                    let (id, owner) = (row.id, self.worker.clone());
+                    let (id, owner) = (row.id, claim.clone());
                     self.db
-                        .run(move |conn| with_conn!(conn, c => c.release(id, &owner)).map_err(StoreError::from))
+                        .run(move |conn| write_tx!(conn, c => c.release(id, &owner)).map_err(StoreError::from))
                         .await?;
                     continue;
                 }
             };
             let this = self.clone();
+            let claim = claim.clone();
             let span = tracing::info_span!("delivery", partner = %row.partner, delivery_id = %row.delivery_id, event = %row.event, ticket = tracing::field::Empty);
             tokio::spawn(
                 async move {
-                    this.deliver(row, per_minute).await;
+                    this.deliver(row, per_minute, claim).await;
                     drop(permit);
                     this.wake.notify_one();
                 }
@@ -221,7 +227,7 @@ impl Processor {
         Ok(n)
     }
 
-    async fn deliver(&self, row: OutboxRow, per_minute: u32) {
+    async fn deliver(&self, row: OutboxRow, per_minute: u32, claim: String) {
         let started_at = crate::util::now_ms();
         let clock = Instant::now();
         let attempt = self.attempt(&row).await;
@@ -270,7 +276,7 @@ impl Processor {
             response_excerpt: attempt.excerpt.clone(),
             worker: self.worker.clone(),
         };
-        let result = self.settle(&row, settle, record, attempt.created_id.clone()).await;
+        let result = self.settle(&row, &claim, settle, record, attempt.created_id.clone()).await;
         if let Err(e) = result {
             // The lease expires and another attempt follows: at-least-once, nothing lost.
             tracing::error!(error = %e, "could not record the delivery attempt");
@@ -315,11 +321,12 @@ impl Processor {
     async fn settle(
         &self,
         row: &OutboxRow,
+        claim: &str,
         settle: Settle,
         record: AttemptRow,
         created_id: Option<String>,
     ) -> Result<(), StoreError> {
-        let (row2, owner) = (row.clone(), self.worker.clone());
+        let (row2, owner) = (row.clone(), claim.to_string());
         let (s2, r2, id2) = (settle.clone(), record.clone(), created_id.clone());
         let first = self
             .db
@@ -328,9 +335,8 @@ impl Processor {
                     let held = c.settle(&row2, &owner, &s2, &r2)?;
                     if let (true, Some(pid)) = (held, &id2) {
                         if let Some(x) = c.xref_for(&row2.partner, row2.ticket_id)? {
-                            if x.partner_ticket_id.is_none() {
-                                c.update_xref(x.id, Some(pid), x.active, s2.now)?;
-                            }
+                            // Never overwrites an id bonded meanwhile (e.g. by the partner itself).
+                            c.bond_partner_ticket_id(x.id, pid, s2.now)?;
                         }
                     }
                     if !held {
@@ -344,7 +350,7 @@ impl Processor {
         match first {
             Err(StoreError::Query(e)) if is_unique_violation(&e) => {
                 // The partner answered a create with an id already bonded to another ticket.
-                let (row3, owner) = (row.clone(), self.worker.clone());
+                let (row3, owner) = (row.clone(), claim.to_string());
                 let dead = Settle {
                     status: DEAD,
                     last_error: Some(format!(

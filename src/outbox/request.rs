@@ -65,9 +65,11 @@ pub fn build(
             Some("comment") => Target::Comment,
             _ => continue,
         };
-        let Some(spec) = contract.fields.iter().find(|f| f.target == target) else {
+        // Journal entries reach only partners whose contract lets them read that kind.
+        if !contract.may_read(&target.name()) {
             continue;
-        };
+        }
+        let Some(spec) = contract.fields.iter().find(|f| f.target == target) else { continue };
         let text = entry.get("body").and_then(Value::as_str).unwrap_or_default();
         let slot = notes.entry(spec.pointer.as_str().to_string()).or_insert(Value::String(String::new()));
         if let Value::String(s) = slot {

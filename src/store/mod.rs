@@ -264,3 +264,8 @@ fn redact_url(message: &str, url: &str) -> String {
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
+
+/// True when SQLite gave up waiting for its lock (`database is locked`): worth a retry.
+pub fn is_busy(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
+}

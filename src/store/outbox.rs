@@ -12,6 +12,8 @@ pub const PENDING: &str = "pending";
 pub const IN_FLIGHT: &str = "in_flight";
 pub const DELIVERED: &str = "delivered";
 pub const DEAD: &str = "dead";
+/// A dead letter an operator chose not to deliver; later rows of its ticket may flow.
+pub const DISCARDED: &str = "discarded";
 
 /// How an attempt ends a claim.
 #[derive(Debug, Clone)]
@@ -60,7 +62,8 @@ pub struct FailureCount {
 }
 
 pub trait OutboxRepo {
-    /// Leases up to `limit` due rows: each the oldest undelivered row of its (partner, ticket),
+    /// Leases up to `limit` due rows: each the oldest undelivered row of its (partner, ticket)
+    /// — a dead letter holds back the rows after it until it is replayed or discarded —
     /// skipping `exclude`d partners, rows locked by another worker (PostgreSQL), and rows
     /// whose lease has not expired.
     fn claim_due(
@@ -81,6 +84,8 @@ pub trait OutboxRepo {
     fn attempts_of(&mut self, outbox_id: i64) -> QueryResult<Vec<AttemptRow>>;
     /// Dead letter → pending, due now. False when the row is not dead.
     fn replay(&mut self, id: i64, now: i64) -> QueryResult<bool>;
+    /// Dead letter → discarded (never delivered; unblocks its ticket). False when not dead.
+    fn discard(&mut self, id: i64, now: i64) -> QueryResult<bool>;
     /// Every dead letter of `partner` → pending; returns how many.
     fn replay_partner(&mut self, partner: &str, now: i64) -> QueryResult<usize>;
     fn paused_partners(&mut self) -> QueryResult<Vec<String>>;
@@ -97,7 +102,7 @@ const SQLITE_CLAIM: &str = "UPDATE outbox SET status = 'in_flight', lease_until 
       WHERE o.status IN ('pending', 'in_flight') \
         AND ((o.status = 'pending' AND o.next_attempt_at <= ?) OR (o.status = 'in_flight' AND o.lease_until < ?)) \
         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partner = o.partner AND p.ticket_id = o.ticket_id \
-                        AND p.id < o.id AND p.status IN ('pending', 'in_flight')) \
+                        AND p.id < o.id AND p.status IN ('pending', 'in_flight', 'dead')) \
         AND o.partner NOT IN (SELECT value FROM json_each(?)) \
       ORDER BY o.id LIMIT ?) \
     RETURNING *";
@@ -110,7 +115,7 @@ const PG_CLAIM: &str = "UPDATE outbox SET status = 'in_flight', lease_until = $1
       WHERE o.status IN ('pending', 'in_flight') \
         AND ((o.status = 'pending' AND o.next_attempt_at <= $4) OR (o.status = 'in_flight' AND o.lease_until < $5)) \
         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partner = o.partner AND p.ticket_id = o.ticket_id \
-                        AND p.id < o.id AND p.status IN ('pending', 'in_flight')) \
+                        AND p.id < o.id AND p.status IN ('pending', 'in_flight', 'dead')) \
         AND o.partner NOT IN (SELECT jsonb_array_elements_text($6::jsonb)) \
       ORDER BY o.id LIMIT $7 FOR UPDATE SKIP LOCKED) \
     RETURNING *";
@@ -202,6 +207,13 @@ impl OutboxRepo for $conn {
     fn replay(&mut self, id: i64, now: i64) -> QueryResult<bool> {
         let n = diesel::update(outbox::table.find(id).filter(outbox::status.eq(DEAD)))
             .set((outbox::status.eq(PENDING), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
+            .execute(self)?;
+        Ok(n == 1)
+    }
+
+    fn discard(&mut self, id: i64, now: i64) -> QueryResult<bool> {
+        let n = diesel::update(outbox::table.find(id).filter(outbox::status.eq(DEAD)))
+            .set((outbox::status.eq(DISCARDED), outbox::updated_at.eq(now)))
             .execute(self)?;
         Ok(n == 1)
     }

@@ -18,7 +18,11 @@ pub trait TicketRepo: Dialect {
     fn xref_for(&mut self, partner: &str, ticket_id: i64) -> QueryResult<Option<XrefRow>>;
     fn xrefs_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<XrefRow>>;
     fn insert_xref(&mut self, row: &NewXref) -> QueryResult<()>;
-    fn update_xref(&mut self, id: i64, partner_ticket_id: Option<&str>, active: bool, now: i64) -> QueryResult<()>;
+    /// Bonds the partner's own id to a cross-reference that has none yet; false when another
+    /// writer bonded one first (the column is never overwritten).
+    fn bond_partner_ticket_id(&mut self, id: i64, partner_ticket_id: &str, now: i64) -> QueryResult<bool>;
+    /// Shares (active) or recalls (inactive) a ticket, leaving the partner's id untouched.
+    fn set_xref_active(&mut self, id: i64, active: bool, now: i64) -> QueryResult<()>;
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool>;
     fn insert_journal(&mut self, row: &NewJournal) -> QueryResult<()>;
     fn journal_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<JournalRow>>;
@@ -92,11 +96,15 @@ impl TicketRepo for $conn {
         diesel::insert_into(xrefs::table).values(row).execute(self).map(|_| ())
     }
 
-    fn update_xref(&mut self, id: i64, partner_ticket_id: Option<&str>, active: bool, now: i64) -> QueryResult<()> {
-        diesel::update(xrefs::table.find(id))
-            .set((xrefs::partner_ticket_id.eq(partner_ticket_id), xrefs::active.eq(active), xrefs::updated_at.eq(now)))
+    fn bond_partner_ticket_id(&mut self, id: i64, partner_ticket_id: &str, now: i64) -> QueryResult<bool> {
+        diesel::update(xrefs::table.find(id).filter(xrefs::partner_ticket_id.is_null()))
+            .set((xrefs::partner_ticket_id.eq(partner_ticket_id), xrefs::updated_at.eq(now)))
             .execute(self)
-            .map(|_| ())
+            .map(|n| n == 1)
+    }
+
+    fn set_xref_active(&mut self, id: i64, active: bool, now: i64) -> QueryResult<()> {
+        diesel::update(xrefs::table.find(id)).set((xrefs::active.eq(active), xrefs::updated_at.eq(now))).execute(self).map(|_| ())
     }
 
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool> {

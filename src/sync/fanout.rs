@@ -65,7 +65,7 @@ pub fn fan_out<C: TicketRepo>(
         };
         if recalled {
             if let Some(x) = &xref {
-                c.update_xref(x.id, x.partner_ticket_id.as_deref(), false, change.now)?;
+                c.set_xref_active(x.id, false, change.now)?;
             }
             if !outbound.subscriptions.iter().any(|s| s.events.contains(&Event::Recalled)) {
                 continue;
@@ -87,7 +87,7 @@ pub fn fan_out<C: TicketRepo>(
                     created_at: change.now,
                     updated_at: change.now,
                 })?,
-                Some(x) if !x.active => c.update_xref(x.id, x.partner_ticket_id.as_deref(), true, change.now)?,
+                Some(x) if !x.active => c.set_xref_active(x.id, true, change.now)?,
                 Some(_) => {}
             }
         }

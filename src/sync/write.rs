@@ -184,8 +184,13 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
 fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Result<Applied, SyncError> {
     let contract = cmd.contract;
     let workflow = &cmd.registry.workflow;
-    let (_, xref) = resolve(c, &contract.id, reference)?;
-    c.lock_ticket(xref.ticket_id)?;
+    let (_, resolved) = resolve(c, &contract.id, reference)?;
+    c.lock_ticket(resolved.ticket_id)?;
+    // Re-read under the lock: a recall or a bond may have committed since it was resolved.
+    let xref = c
+        .xref_for(&contract.id, resolved.ticket_id)?
+        .filter(|x| x.active)
+        .ok_or_else(|| SyncError::NotFound { reference: reference.to_string() })?;
     // Re-read under the lock: the row may have changed since it was resolved.
     let before = c
         .ticket_by_id(xref.ticket_id)?
@@ -208,6 +213,10 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
     derive_priority_if_needed(contract, cmd, &mut values);
     let from = before.state().to_string();
     let to = values.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
+    if from == to && values != before.values {
+        // Clearing a field the current state requires is refused like a transition would be.
+        check_required(contract, workflow, &to, &values)?;
+    }
     if from != to {
         workflow.check_transition(&from, &to).map_err(SyncError::Workflow)?;
         if !contract.may_transition(&from, &to) {
@@ -238,8 +247,19 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
                     let number = c.ticket_by_id(other.ticket_id)?.map(|t| t.number).unwrap_or_default();
                     return Err(SyncError::PartnerIdTaken { partner_ticket_id: new_pid.clone(), number });
                 }
-                c.update_xref(xref.id, Some(new_pid), true, cmd.now)
-                    .map_err(|e| duplicate_or(e, new_pid, &before.number))?;
+                if !c
+                    .bond_partner_ticket_id(xref.id, new_pid, cmd.now)
+                    .map_err(|e| duplicate_or(e, new_pid, &before.number))?
+                {
+                    let current =
+                        c.xref_for(&contract.id, xref.ticket_id)?.and_then(|x| x.partner_ticket_id).unwrap_or_default();
+                    if current != *new_pid {
+                        return Err(SyncError::PartnerIdImmutable {
+                            current,
+                            field: contract.partner_name_of(crate::domain::fields::PARTNER_TICKET_ID),
+                        });
+                    }
+                }
                 pid = Some(new_pid.clone());
             }
         }
@@ -250,9 +270,12 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
     if !fields_changed && journal.is_empty() {
         return Ok((200, before, None, journal, pid));
     }
+    // Taken under the row lock and never behind the previous change, so one ticket's
+    // updated_at follows its commit order (the list cursor relies on it).
+    let now = crate::util::now_ms().max(before.updated_at + 1);
     let after = Ticket {
         version: before.version + 1,
-        updated_at: cmd.now,
+        updated_at: now,
         updated_by: contract.id.clone(),
         values,
         ..before.clone()

@@ -420,3 +420,26 @@ crate::backend_test!(retention_purges_old_deliveries_keeps_dead_letters, |app: T
     let statuses: Vec<&str> = page["items"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["delivered", "dead"], "{page}");
 });
+
+delivery_test!(dead_letter_holds_its_ticket_until_discarded, |_s| {}, |app: TestApp, p: Partners| async move {
+    let snow = app.token(Some("servicenow")).await;
+    let admin = app.token(None).await;
+    p.acme.script(1, |_| true, ResponseTemplate::new(400).set_body_string("bad queue"));
+    let mut inc = servicenow_incident("INC0000951");
+    inc["assignment_group"] = json!("Acme L2");
+    app.post("/tickets", &snow, &inc).await;
+    let page = wait_outbox(&app, &admin, "dead letter", |p| p["items"][0]["status"] == "dead").await;
+    let dead_id = page["items"][0]["id"].as_i64().unwrap();
+    // A later change of the same ticket waits behind its dead letter: order is never broken.
+    assert_eq!(app.patch("/tickets/INC0000951", &snow, &json!({"short_description": "later"})).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(p.acme.received().len(), 1, "nothing overtakes a dead letter");
+    // The operator gives up on the dead letter: the later change goes out.
+    let resp =
+        app.http.post(app.api(&format!("/admin/outbox/{dead_id}/discard"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = p.acme.wait_for(10, "the later change", |r| r.len() >= 2).await;
+    assert_eq!(got[1].body["summary"], "later");
+    let (_, page, _) = app.get("/admin/outbox?status=discarded", &admin).await;
+    assert_eq!(page["items"][0]["id"], dead_id);
+});

@@ -237,6 +237,11 @@ async fn lockout(backend: Backend) {
     assert!(!page.to_string().contains("wrong-secret") && !page.to_string().contains(&secret));
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(token_with(&app.http, &app.base, &id, &secret, None).await.status(), 200, "the lockout expires");
+    // Stale bearer tokens (a partner's workers after expiry) do not lock the partner out.
+    for _ in 0..5 {
+        assert_eq!(app.get("/tickets", "expired-or-unknown").await.0, 401);
+    }
+    assert_eq!(token_with(&app.http, &app.base, &id, &secret, None).await.status(), 200);
 }
 on_both!(lockout_engages_and_expires, super::lockout);
 
@@ -281,10 +286,14 @@ async fn lifecycle(backend: Backend) {
     let s2 = serde_json::from_str::<Value>(&out).unwrap()["client_secret"].as_str().unwrap().to_string();
     assert_eq!(token_with(&app.http, &app.base, &id, &s1, None).await.status(), 200, "old secret during the overlap");
     assert_eq!(token_with(&app.http, &app.base, &id, &s2, None).await.status(), 200);
-    // Rotation without overlap: the previous secret stops at once.
-    let (ok, out, _) =
+    // A second rotation during the overlap is refused (it would end the overlap silently)…
+    let (ok, _, err) =
         cli(&app, &["partner", "credentials", "rotate", "servicenow", "--overlap", "0s", "--json"], None);
-    assert!(ok);
+    assert!(!ok && err.contains("--force"), "{err}");
+    // …unless forced: without overlap, the previous secret stops at once.
+    let (ok, out, err) =
+        cli(&app, &["partner", "credentials", "rotate", "servicenow", "--overlap", "0s", "--force", "--json"], None);
+    assert!(ok, "{err}");
     let s3 = serde_json::from_str::<Value>(&out).unwrap()["client_secret"].as_str().unwrap().to_string();
     assert_eq!(token_with(&app.http, &app.base, &id, &s2, None).await.status(), 401, "rotated out");
     assert_eq!(token_with(&app.http, &app.base, &id, &s1, None).await.status(), 401);
@@ -392,6 +401,8 @@ async fn signed_events(backend: Backend) {
     );
     assert_eq!(send("evt_4".into(), now, body.clone(), Some("v1,AAAA".into())).await.unwrap().status(), 401);
     assert_eq!(send("evt_5".into(), now, body.clone(), None).await.unwrap().status(), 401);
+    let overflow = send("evt_8".into(), i64::MIN, body.clone(), Some("v1,AAAA".into())).await.unwrap();
+    assert_eq!(overflow.status(), 401, "an absurd timestamp is refused, not a crash");
     // A signed update of the same issue goes through the contract and the workflow.
     let update = serde_json::to_vec(&json!({"data": {"name": "ISS-0000777", "title": "PLC reachable again"}})).unwrap();
     let resp = send("evt_6".into(), now, update.clone(), Some(sign("evt_6", now, &update))).await.unwrap();

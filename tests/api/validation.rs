@@ -119,6 +119,10 @@ backend_test!(target_state_requires_fields, |app: TestApp| async move {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "6");
+    // Clearing a field the current state requires is refused too.
+    let (status, body) = app.patch("/tickets/INC0000300", &snow, &json!({"close_notes": null})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["fields"], json!(["close_notes"]));
     // On hold needs a reason.
     app.post("/tickets", &snow, &servicenow_incident("INC0000301")).await;
     let (status, body) = app.patch("/tickets/INC0000301", &snow, &json!({"state": "3"})).await;
