@@ -443,3 +443,54 @@ delivery_test!(dead_letter_holds_its_ticket_until_discarded, |_s| {}, |app: Test
     let (_, page, _) = app.get("/admin/outbox?status=discarded", &admin).await;
     assert_eq!(page["items"][0]["id"], dead_id);
 });
+
+/// Outbound credentials sealed in the database (`db:` references) reach the partner.
+async fn sealed_outbound_secret_case(backend: crate::helpers::Backend) {
+    use base64::Engine;
+    let p = Partners::start().await;
+    let contracts = tempfile::tempdir().unwrap();
+    p.write_contracts(contracts.path(), "[\"100ms\"]");
+    let acme = contracts.path().join("acme-msp.toml");
+    let text = std::fs::read_to_string(&acme).unwrap();
+    let text =
+        text.lines()
+            .map(|l| {
+                if l.starts_with("password = ") {
+                    "password = \"db:acme_password\"".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    std::fs::write(&acme, text).unwrap();
+    let dir = contracts.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, |s| crate::helpers::delivering(s, dir)).await;
+    let secrets = ebond::secrets::Secrets::new(app.db.clone(), &app.settings);
+    tokio::task::spawn_blocking(move || secrets.store("acme-msp", "acme_password", "sealed-pass"))
+        .await
+        .unwrap()
+        .unwrap();
+    let snow = app.token(Some("servicenow")).await;
+    let mut inc = servicenow_incident("INC0000961");
+    inc["assignment_group"] = json!("Acme L2");
+    app.post("/tickets", &snow, &inc).await;
+    let got = p.acme.wait_for(10, "push with sealed credentials", |r| !r.is_empty()).await;
+    let basic = got[0].header("authorization").trim_start_matches("Basic ").to_string();
+    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(basic).unwrap()).unwrap();
+    assert_eq!(decoded, "ebond:sealed-pass");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_outbound_secret_sqlite() {
+    sealed_outbound_secret_case(crate::helpers::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_outbound_secret_postgres() {
+    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
+        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
+        return;
+    }
+    sealed_outbound_secret_case(crate::helpers::Backend::Postgres).await;
+}
