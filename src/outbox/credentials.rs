@@ -7,6 +7,7 @@ use crate::secrets::{SecretError, Secrets};
 use oauth2::basic::BasicClient;
 use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -28,7 +29,8 @@ struct Cached {
 #[derive(Debug)]
 pub struct TokenCache {
     http: reqwest::Client,
-    tokens: Mutex<HashMap<String, Cached>>,
+    /// One slot per partner: a slow token endpoint delays only its own partner's pushes.
+    tokens: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Cached>>>>>,
 }
 
 impl TokenCache {
@@ -39,12 +41,17 @@ impl TokenCache {
             .timeout(timeout)
             .build()
             .unwrap_or_default();
-        TokenCache { http, tokens: Mutex::new(HashMap::new()) }
+        TokenCache { http, tokens: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn slot(&self, partner: &str) -> Arc<Mutex<Option<Cached>>> {
+        let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(partner.to_string()).or_default().clone()
     }
 
     /// Forgets a partner's token (after the partner answered 401).
     pub async fn invalidate(&self, partner: &str) {
-        self.tokens.lock().await.remove(partner);
+        *self.slot(partner).lock().await = None;
     }
 
     /// Adds the contract's credentials to `req`.
@@ -80,9 +87,10 @@ impl TokenCache {
         secret_ref: &crate::contract::SecretRef,
         scope: Option<&str>,
     ) -> Result<String, CredentialError> {
-        // Held across the fetch so concurrent deliveries wait for one token request.
-        let mut tokens = self.tokens.lock().await;
-        if let Some(c) = tokens.get(partner) {
+        // Held across the fetch so concurrent deliveries to this partner wait for one request.
+        let slot = self.slot(partner);
+        let mut cached = slot.lock().await;
+        if let Some(c) = cached.as_ref() {
             if Instant::now() < c.refresh_at {
                 return Ok(c.token.clone());
             }
@@ -102,7 +110,7 @@ impl TokenCache {
         // Refresh once 80 % of the lifetime has passed, so no request carries a dying token.
         let refresh_at = Instant::now() + lifetime.mul_f64(0.8);
         let token = response.access_token().secret().clone();
-        tokens.insert(partner.to_string(), Cached { token: token.clone(), refresh_at });
+        *cached = Some(Cached { token: token.clone(), refresh_at });
         tracing::info!(partner, expires_in_secs = lifetime.as_secs(), "outbound OAuth2 token fetched");
         Ok(token)
     }
