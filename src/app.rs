@@ -42,7 +42,10 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 pub fn state(settings: Settings) -> anyhow::Result<AppState> {
     let registry = load_contracts(&settings)?;
     let db = open_database(&settings)?;
-    Ok(AppState::new(db, Arc::new(registry), Arc::new(settings)))
+    let state = AppState::new(db, Arc::new(registry), Arc::new(settings));
+    // The master key for secrets at rest exists from the first run on (created 0600).
+    state.secrets.master_key().context("master key for secrets stored in the database")?;
+    Ok(state)
 }
 
 /// The outbox processor over the same database, contracts, metrics and wake-up signal as
