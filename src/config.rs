@@ -218,6 +218,8 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     /// How long SQLite waits for a lock before giving up, in milliseconds.
     pub busy_timeout_ms: u32,
+    /// How long a request waits for a pooled connection, in milliseconds.
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -254,7 +256,7 @@ impl Default for AuthSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings { pool_size: 16, busy_timeout_ms: 5000 }
+        DatabaseSettings { pool_size: 16, busy_timeout_ms: 5000, connect_timeout_ms: 10_000 }
     }
 }
 

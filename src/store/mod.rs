@@ -160,8 +160,13 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens a pool for `url`: `postgres://` / `postgresql://` selects PostgreSQL, anything else
     /// is a SQLite path (with or without `sqlite://`). The SQLite file's folder is created.
-    pub fn connect(url: &str, pool_size: u32, busy_timeout_ms: u32) -> Result<Db, StoreError> {
-        let timeout = Duration::from_secs(10);
+    pub fn connect(
+        url: &str,
+        pool_size: u32,
+        busy_timeout_ms: u32,
+        connect_timeout: Duration,
+    ) -> Result<Db, StoreError> {
+        let timeout = connect_timeout;
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = Pool::builder()
                 .max_size(pool_size.max(1))

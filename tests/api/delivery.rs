@@ -494,3 +494,43 @@ async fn sealed_outbound_secret_postgres() {
     }
     sealed_outbound_secret_case(crate::helpers::Backend::Postgres).await;
 }
+
+/// The contract's outbound rate limit spaces deliveries; the rest wait in the outbox.
+async fn outbound_rate_limit_case(backend: crate::helpers::Backend) {
+    let p = Partners::start().await;
+    let contracts = tempfile::tempdir().unwrap();
+    p.write_contracts(contracts.path(), "[\"100ms\"]");
+    let acme = contracts.path().join("acme-msp.toml");
+    let text =
+        std::fs::read_to_string(&acme).unwrap().replace("rate_limit_per_minute = 100000", "rate_limit_per_minute = 2");
+    std::fs::write(&acme, text).unwrap();
+    let dir = contracts.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, |s| crate::helpers::delivering(s, dir)).await;
+    let snow = app.token(Some("servicenow")).await;
+    for i in 1..=3 {
+        let mut inc = servicenow_incident(&format!("INC000097{i}"));
+        inc["assignment_group"] = json!("Acme L2");
+        app.post("/tickets", &snow, &inc).await;
+    }
+    p.acme.wait_for(10, "the first two deliveries", |r| r.len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(p.acme.received().len(), 2, "2 per minute: the third waits");
+    let admin = app.token(None).await;
+    let (_, page, _) = app.get("/admin/outbox?partner=acme-msp&status=pending", &admin).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["attempts"], 0, "waiting for the rate limit costs no attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_rate_limit_sqlite() {
+    outbound_rate_limit_case(crate::helpers::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_rate_limit_postgres() {
+    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
+        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
+        return;
+    }
+    outbound_rate_limit_case(crate::helpers::Backend::Postgres).await;
+}

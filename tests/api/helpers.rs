@@ -108,9 +108,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: Db,
     pub settings: Settings,
-    _tmp: tempfile::TempDir,
-    _pg: Option<PgTestDb>,
+    // Dropped in this order: stop delivering, then drop the database, then the files.
     _processor: Option<tokio::sync::watch::Sender<bool>>,
+    _pg: Option<PgTestDb>,
+    _tmp: tempfile::TempDir,
 }
 
 /// A throw-away PostgreSQL database, dropped with the test.
@@ -161,6 +162,7 @@ impl TestApp {
             ..Default::default()
         };
         settings.database.pool_size = 4;
+        settings.database.connect_timeout_ms = 2_000;
         // Fast secret hashing in tests; production keeps the default.
         settings.auth.pbkdf2_iterations = 1_000;
         let pg = match backend {
