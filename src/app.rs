@@ -43,6 +43,17 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 pub fn state(settings: Settings) -> anyhow::Result<AppState> {
     let registry = load_contracts(&settings)?;
     let db = open_database(&settings)?;
+    for c in registry.partners() {
+        if !c.client_cert_sha256.is_empty()
+            && (settings.tls.cert_file.is_none() || settings.tls.client_ca_file.is_none())
+        {
+            tracing::error!(
+                partner = %c.id,
+                "the contract pins client certificates but TLS with tls.client_ca_file is not configured: \
+                 every request of this partner will be refused"
+            );
+        }
+    }
     let state = AppState::new(db, Arc::new(registry), Arc::new(settings));
     // The master key for secrets at rest exists from the first run on (created 0600).
     state.secrets.master_key().context("master key for secrets stored in the database")?;

@@ -83,6 +83,7 @@ enum OutboxCommand {
     Discard { id: i64 },
     /// Queue a dead letter again (ID), or every dead letter of a partner, in order (--partner).
     Replay {
+        /// The dead letter's outbox id (or use --partner).
         #[arg(required_unless_present = "partner", conflicts_with = "partner")]
         id: Option<i64>,
         #[arg(long)]
@@ -255,17 +256,19 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let db = app::open_database(&settings)?;
             let mut conn = db.get()?;
             let creds = with_conn!(&mut conn, c => c.list_credentials())?;
+            let paused = outbox_admin::paused(&mut conn)?;
             println!(
-                "{:<14} {:<44} {:<9} {:<7} {:<11} credentials",
-                "PARTNER", "NAME", "CONTRACT", "CREATE", "SUBSCRIBES"
+                "{:<14} {:<44} {:<9} {:<7} {:<11} {:<9} CREDENTIALS",
+                "PARTNER", "NAME", "CONTRACT", "CREATE", "SUBSCRIBES", "DELIVERY"
             );
             for c in registry.partners() {
                 let subscribes = c.outbound.as_ref().is_some_and(|o| !o.subscriptions.is_empty());
                 let active =
                     creds.iter().filter(|k| k.partner.as_deref() == Some(&c.id) && k.revoked_at.is_none()).count();
+                let delivery = if paused.contains(&c.id) { "paused" } else { "on" };
                 println!(
-                    "{:<14} {:<44} {:<9} {:<7} {:<11} {active}",
-                    c.id, c.name, c.version, c.access.create, subscribes
+                    "{:<14} {:<44} {:<9} {:<7} {:<11} {:<9} {active}",
+                    c.id, c.name, c.version, c.access.create, subscribes, delivery
                 );
             }
         }
@@ -404,6 +407,12 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
             let mut conn = db.get()?;
             let now = ebond::util::now_ms();
             let n = ebond::write_tx!(&mut conn, c => c.revoke(&partner, client_id.as_deref(), now))?;
+            if n == 0 {
+                anyhow::bail!(
+                    "{partner} has no live credential{} to revoke",
+                    client_id.map(|c| format!(" {c}")).unwrap_or_default()
+                );
+            }
             println!(
                 "revoked {n} credential{} of {partner}; their tokens no longer work",
                 if n == 1 { "" } else { "s" }

@@ -126,7 +126,13 @@ async fn signer(state: &AppState, id: &str, ts: i64, body: &[u8], header: &str) 
                 continue;
             }
         };
-        let Ok(expected) = crate::outbox::signing::sign(secret.expose(), id, ts, body) else { continue };
+        let expected = match crate::outbox::signing::sign(secret.expose(), id, ts, body) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(partner = %contract.id, error = %e, "webhook secret is unusable: it must be whsec_ followed by base64");
+                continue;
+            }
+        };
         let expected = expected.trim_start_matches("v1,");
         if offered.iter().any(|o| crate::util::constant_time_eq(o.as_bytes(), expected.as_bytes())) {
             return Ok(contract.clone());

@@ -98,6 +98,19 @@ pub fn partner_of(
 
 /// Source network, client certificate pin and inbound rate limit of `contract`.
 pub fn check_partner_transport(state: &AppState, req: &HttpRequest, contract: &Contract) -> Result<(), ApiError> {
+    check_partner_origin(state, req, contract)?;
+    if let Err(wait) = state.limiter.check(&contract.id, contract.inbound_rate_per_minute) {
+        return Err(AuthError::RateLimited {
+            per_minute: contract.inbound_rate_per_minute,
+            retry_after_secs: wait.as_secs().max(1),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Where the request comes from: the partner's source networks and pinned client certificate.
+pub fn check_partner_origin(state: &AppState, req: &HttpRequest, contract: &Contract) -> Result<(), ApiError> {
     if !contract.source_networks.is_empty() {
         let ip = crate::auth::network::client_ip(req, &state.trusted_proxies);
         if !ip.is_some_and(|ip| contract.source_allowed(ip)) {
@@ -120,21 +133,14 @@ pub fn check_partner_transport(state: &AppState, req: &HttpRequest, contract: &C
                 )
                 .into());
             }
-            None if contract.require_client_cert => {
+            // Pinning a certificate means the partner must present it.
+            None => {
                 return Err(AuthError::ClientCertificate(
                     "this partner must present its client certificate (mutual TLS)".into(),
                 )
                 .into())
             }
-            None => {}
         }
-    }
-    if let Err(wait) = state.limiter.check(&contract.id, contract.inbound_rate_per_minute) {
-        return Err(AuthError::RateLimited {
-            per_minute: contract.inbound_rate_per_minute,
-            retry_after_secs: wait.as_secs().max(1),
-        }
-        .into());
     }
     Ok(())
 }

@@ -141,32 +141,39 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
     let default_ttl = state.settings.auth.default_token_ttl_secs;
     let iterations = state.settings.auth.pbkdf2_iterations;
     let id = client_id.clone();
-    let issued = state
+    let verified = state
         .db
         .run(move |conn| {
-            let client = match with_conn!(conn, c => tokens::verify_client(c, &id, &client_secret, scope.as_deref(), iterations)) {
-                Ok(client) => client,
-                Err((e, reason)) => return Ok(Err((e, reason))),
-            };
-            let ttl = match client.partner.as_deref() {
-                None => default_ttl,
-                Some(p) => match registry.get(p) {
-                    Some(contract) => contract.token_ttl_secs.unwrap_or(default_ttl),
-                    None => return Ok(Err((AuthError::UnknownPartner(p.to_string()), "unknown_partner"))),
-                },
-            };
-            write_tx!(conn, c => tokens::issue_token(c, client, ttl)).map(Ok)
+            Ok::<_, crate::store::StoreError>(
+                with_conn!(conn, c => tokens::verify_client(c, &id, &client_secret, scope.as_deref(), iterations)),
+            )
         })
-        .await;
-    let issued = match issued {
-        Ok(Ok(t)) => t,
-        Ok(Err((e, reason))) => {
+        .await?;
+    let client = match verified {
+        Ok(client) => client,
+        Err((e, reason)) => {
             record(state, Some(&client_id), &source, "failure", reason).await;
             tracing::warn!(client_id = %client_id, source = %source, reason, "token refused");
             return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
     };
+    let ttl = match client.partner.as_deref() {
+        None => default_ttl,
+        Some(p) => {
+            let Some(contract) = registry.get(p) else {
+                record(state, Some(&client_id), &source, "failure", "unknown_partner").await;
+                return Err(AuthError::UnknownPartner(p.to_string()).into());
+            };
+            // A partner gets no token from outside its networks or without its pinned certificate.
+            if let Err(e) = super::inbound::check_partner_origin(state, req, contract) {
+                record(state, Some(&client_id), &source, "refused", "transport").await;
+                tracing::warn!(client_id = %client_id, source = %source, error = %e, "token refused");
+                return Err(e);
+            }
+            contract.token_ttl_secs.unwrap_or(default_ttl)
+        }
+    };
+    let issued = state.db.run(move |conn| write_tx!(conn, c => tokens::issue_token(c, client, ttl))).await?;
     record(state, Some(&client_id), &source, "success", "token_issued").await;
     tracing::info!(client_id = %client_id, partner = ?issued.partner, "token issued");
     Ok(TokenResponse {

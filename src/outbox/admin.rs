@@ -47,7 +47,8 @@ pub struct OutboxDetail {
     pub row: OutboxView,
     #[schema(value_type = Object)]
     pub payload: Value,
-    pub attempts: Vec<AttemptView>,
+    /// Every attempt, oldest first (`attempts` above is the count since the last replay).
+    pub history: Vec<AttemptView>,
 }
 
 pub fn view(row: &OutboxRow) -> OutboxView {
@@ -112,7 +113,7 @@ pub fn show(conn: &mut DbConn, id: i64) -> Result<Option<OutboxDetail>, StoreErr
     Ok(Some(OutboxDetail {
         row: view(&row),
         payload: serde_json::from_str(&row.payload).unwrap_or(Value::Null),
-        attempts: attempts.iter().map(attempt_view).collect(),
+        history: attempts.iter().map(attempt_view).collect(),
     }))
 }
 

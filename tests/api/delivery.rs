@@ -173,10 +173,10 @@ delivery_test!(order_kept_while_head_fails_and_other_tickets_flow, |_s| {}, |app
     let admin = app.token(None).await;
     let (_, sync, _) = app.get("/admin/tickets/EB0000001/sync", &admin).await;
     let rows = sync["outbound"]["acme-msp"].as_array().unwrap();
-    assert_eq!(rows[0]["attempts"].as_array().unwrap().len(), 4, "{sync}");
-    assert_eq!(rows[0]["attempts"][0]["http_status"], 503);
-    assert_eq!(rows[0]["attempts"][0]["outcome"], "retry");
-    assert_eq!(rows[0]["attempts"][3]["outcome"], "delivered");
+    assert_eq!(rows[0]["history"].as_array().unwrap().len(), 4, "{sync}");
+    assert_eq!(rows[0]["history"][0]["http_status"], 503);
+    assert_eq!(rows[0]["history"][0]["outcome"], "retry");
+    assert_eq!(rows[0]["history"][3]["outcome"], "delivered");
     assert_eq!(rows[0]["status"], "delivered");
     assert!(sync["inbound"].as_array().unwrap().len() >= 4);
 });
@@ -202,7 +202,7 @@ delivery_test!(permanent_4xx_dead_letters_then_replays, |_s| {}, |app: TestApp, 
     let (status, detail, _) = app.get(&format!("/admin/outbox/{id}"), &admin).await;
     assert_eq!(status, 200);
     assert_eq!(detail["payload"]["event"], "created");
-    assert_eq!(detail["attempts"][0]["error_class"], "http_4xx");
+    assert_eq!(detail["history"][0]["error_class"], "http_4xx");
 
     // The CLI lists it too.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))

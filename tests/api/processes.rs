@@ -243,7 +243,7 @@ async fn two_workers_on_postgres_never_deliver_twice() {
     for t in 1..=12 {
         let (_, sync, _) = app.get(&format!("/admin/tickets/EB{t:07}/sync"), &admin).await;
         for row in sync["outbound"]["acme-msp"].as_array().unwrap() {
-            for a in row["attempts"].as_array().unwrap() {
+            for a in row["history"].as_array().unwrap() {
                 workers.insert(a["worker"].as_str().unwrap().to_string());
             }
         }

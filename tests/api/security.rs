@@ -114,9 +114,11 @@ async fn tls_and_mutual_tls(backend: Backend) {
         .unwrap();
     assert_eq!(resp.status(), 201);
 
-    // Acme's requests must come with its pinned certificate.
+    // Acme's requests must come with its pinned certificate, its token request included.
     let (id, secret) = app.credentials(Some("acme-msp")).await;
-    let acme = token_json(&anon, &base, &id, &secret).await;
+    let refused = token_with(&anon, &base, &id, &secret, None).await;
+    assert_eq!(refused.status(), 403, "no token without the pinned certificate");
+    let acme = token_json(&pki.client(Some(&pki.client_a)), &base, &id, &secret).await;
     let resp = anon.get(format!("{base}/api/ebond/v1/tickets")).bearer_auth(&acme).send().await.unwrap();
     assert_eq!(resp.status(), 403, "no client certificate");
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "client-certificate");
@@ -165,18 +167,22 @@ async fn source_networks(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = contracts_with_auth(tmp.path(), "enovia.toml", "source_networks = [\"10.1.0.0/16\"]");
     let d2 = dir.clone();
+    let token_via = |app: &TestApp, id: String, secret: String, xff: Option<&'static str>| {
+        let mut req = app
+            .http
+            .post(app.api("/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")]);
+        if let Some(x) = xff {
+            req = req.header("x-forwarded-for", x);
+        }
+        req.send()
+    };
     // No trusted proxies: X-Forwarded-For is ignored, the peer (127.0.0.1) is what counts.
     let app = TestApp::spawn_with(backend, |s| s.contracts_dir = d2).await;
-    let enovia = app.token(Some("enovia")).await;
-    let resp = app
-        .http
-        .get(app.api("/tickets"))
-        .bearer_auth(&enovia)
-        .header("x-forwarded-for", "10.1.2.3")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403, "a spoofed X-Forwarded-For is ignored");
+    let (id, secret) = app.credentials(Some("enovia")).await;
+    let resp = token_via(&app, id.clone(), secret.clone(), Some("10.1.2.3")).await.unwrap();
+    assert_eq!(resp.status(), 403, "a spoofed X-Forwarded-For is ignored, even for a token");
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "source-not-allowed");
     // Other partners have no allowlist.
     let snow = app.token(Some("servicenow")).await;
@@ -188,13 +194,21 @@ async fn source_networks(backend: Backend) {
         s.security.trusted_proxies = vec!["127.0.0.1/32".into()];
     })
     .await;
-    let enovia = app.token(Some("enovia")).await;
+    let (id, secret) = app.credentials(Some("enovia")).await;
+    assert_eq!(
+        token_via(&app, id.clone(), secret.clone(), None).await.unwrap().status(),
+        403,
+        "the proxy itself is not the partner"
+    );
+    let resp = token_via(&app, id, secret, Some("10.1.2.3")).await.unwrap();
+    assert_eq!(resp.status(), 200, "behind a trusted proxy, from the partner's network");
+    let enovia = resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
     let via = |xff: &'static str| {
         app.http.get(app.api("/tickets")).bearer_auth(&enovia).header("x-forwarded-for", xff).send()
     };
-    assert_eq!(via("10.1.2.3").await.unwrap().status(), 200, "behind a trusted proxy, from the partner's network");
+    assert_eq!(via("10.1.2.3").await.unwrap().status(), 200);
     assert_eq!(via("10.1.2.3, 192.0.2.9").await.unwrap().status(), 403, "the last untrusted hop counts");
-    assert_eq!(app.get("/tickets", &enovia).await.0, 403, "the proxy itself is not the partner");
+    assert_eq!(app.get("/tickets", &enovia).await.0, 403, "a stolen token used from elsewhere");
 }
 on_both!(source_networks_and_trusted_proxies, super::source_networks);
 
