@@ -50,6 +50,9 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web:
         else {
             return Err(AuthError::Signature("webhook-id, webhook-timestamp and webhook-signature are required".into()).into());
         };
+        if id.is_empty() || id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AuthError::Signature("webhook-id must be 1 to 256 visible ASCII characters".into()).into());
+        }
         let ts: i64 = ts.trim().parse().map_err(|_| AuthError::Signature("webhook-timestamp is not Unix seconds".into()))?;
         let skew = chrono::Utc::now().timestamp().abs_diff(ts);
         if skew > state.settings.security.webhook_tolerance_secs.unsigned_abs() {

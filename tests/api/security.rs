@@ -415,6 +415,9 @@ async fn signed_events(backend: Backend) {
     );
     assert_eq!(send("evt_4".into(), now, body.clone(), Some("v1,AAAA".into())).await.unwrap().status(), 401);
     assert_eq!(send("evt_5".into(), now, body.clone(), None).await.unwrap().status(), 401);
+    let long_id = "x".repeat(300);
+    let resp = send(long_id.clone(), now, body.clone(), Some(sign(&long_id, now, &body))).await.unwrap();
+    assert_eq!(resp.status(), 401, "an oversized webhook-id never reaches the database");
     let overflow = send("evt_8".into(), i64::MIN, body.clone(), Some("v1,AAAA".into())).await.unwrap();
     assert_eq!(overflow.status(), 401, "an absurd timestamp is refused, not a crash");
     // A signed update of the same issue goes through the contract and the workflow.
