@@ -384,7 +384,8 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
         }
         CredentialsCommand::Rotate { partner, overlap, client_id, force, json } => {
             known_partner(settings, &partner)?;
-            let overlap_secs = parse_duration_secs(&overlap)
+            let overlap_secs = ebond::contract::parse_duration(&overlap)
+                .map(|d| d.as_secs() as i64)
                 .ok_or_else(|| anyhow::anyhow!("--overlap `{overlap}` is not a duration such as 24h, 30m or 0s"))?;
             let db = app::open_database(settings)?;
             let mut conn = db.get()?;
@@ -420,20 +421,6 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
             Ok(())
         }
     }
-}
-
-fn parse_duration_secs(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    Some(match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return None,
-    })
 }
 
 fn set_secret(settings: &Settings, partner: &str, name: &str) -> anyhow::Result<()> {

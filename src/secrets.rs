@@ -55,15 +55,7 @@ pub enum SecretError {
 }
 
 pub fn parse_ref(s: &str) -> Result<SecretRef, SecretError> {
-    if let Some(n) = s.strip_prefix("env:").filter(|n| !n.is_empty()) {
-        Ok(SecretRef::Env(n.into()))
-    } else if let Some(p) = s.strip_prefix("file:").filter(|p| !p.is_empty()) {
-        Ok(SecretRef::File(p.into()))
-    } else if let Some(n) = s.strip_prefix("db:").filter(|n| !n.is_empty()) {
-        Ok(SecretRef::Db(n.into()))
-    } else {
-        Err(SecretError::NotAReference("(hidden)".into()))
-    }
+    SecretRef::parse(s).ok_or_else(|| SecretError::NotAReference("(hidden)".into()))
 }
 
 /// Resolves `env:` and `file:` references (no database needed).

@@ -42,3 +42,43 @@ pub fn encode_path_segment(s: &str) -> String {
         })
         .collect()
 }
+
+/// A token bucket refilled continuously at `per_minute`, holding at most `per_minute` tokens.
+/// Used for the inbound rate limit and the outbound one.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(per_minute: u32) -> TokenBucket {
+        TokenBucket { tokens: f64::from(per_minute.max(1)), refilled: std::time::Instant::now() }
+    }
+
+    fn refill(&mut self, per_minute: u32) -> f64 {
+        let cap = f64::from(per_minute.max(1));
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * cap / 60.0).min(cap);
+        self.refilled = now;
+        cap
+    }
+
+    /// Is a token there (without taking it)?
+    pub fn available(&mut self, per_minute: u32) -> bool {
+        self.refill(per_minute);
+        self.tokens >= 1.0
+    }
+
+    /// Takes a token; `Err(wait)` until the next one when the bucket is empty.
+    pub fn take(&mut self, per_minute: u32) -> Result<(), std::time::Duration> {
+        let cap = self.refill(per_minute);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(std::time::Duration::from_secs_f64((1.0 - self.tokens) * 60.0 / cap))
+        }
+    }
+}

@@ -31,6 +31,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The generic OpenAPI document, rendered once.
     pub openapi: serde_json::Value,
+    /// Each partner's document, rendered once from its contract.
+    pub partner_openapi: std::collections::HashMap<String, serde_json::Value>,
     pub metrics: Metrics,
     /// Wakes the in-process outbox processor after a write that fanned out.
     pub wake: Arc<Notify>,
@@ -54,12 +56,18 @@ impl AppState {
                     .ok()
             })
             .collect();
+        let openapi = crate::openapi::generic_document();
+        let partner_openapi = registry
+            .partners()
+            .map(|c| (c.id.clone(), crate::openapi::partner_document(&openapi, c, &registry.workflow)))
+            .collect();
         AppState {
             secrets: crate::secrets::Secrets::new(db.clone(), &settings),
+            partner_openapi,
             db,
             registry,
             settings,
-            openapi: crate::openapi::generic_document(),
+            openapi,
             metrics: Metrics::new(),
             wake: Arc::new(Notify::new()),
             limiter: crate::auth::limits::RateLimiter::default(),
@@ -217,12 +225,8 @@ async fn openapi_generic(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn openapi_partner(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    match state.registry.get(&path) {
-        Some(contract) => HttpResponse::Ok().json(crate::openapi::partner_document(
-            &state.openapi,
-            contract,
-            &state.registry.workflow,
-        )),
+    match state.partner_openapi.get(path.as_str()) {
+        Some(doc) => HttpResponse::Ok().json(doc),
         None => ApiError::NotFound(format!("no partner `{path}` has a contract here")).error_response(),
     }
 }

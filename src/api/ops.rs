@@ -123,20 +123,7 @@ pub struct ReplayResult {
     security(("bearer" = []))
 )]
 pub async fn replay_one(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
-    let id = path.into_inner();
-    respond(
-        async {
-            require_admin(&state, &req).await?;
-            if state.db.run(move |conn| outbox_admin::replay(conn, id)).await? {
-                tracing::info!(outbox_id = id, "dead letter replayed");
-                state.wake.notify_one();
-                Ok(HttpResponse::Ok().json(ReplayResult { replayed: 1 }))
-            } else {
-                Err(ApiError::NotFound(format!("no dead letter with id {id}")))
-            }
-        }
-        .await,
-    )
+    on_dead_letter(state, req, path.into_inner(), outbox_admin::replay, "replayed", 1).await
 }
 
 #[utoipa::path(
@@ -149,14 +136,25 @@ pub async fn replay_one(state: web::Data<AppState>, req: HttpRequest, path: web:
     security(("bearer" = []))
 )]
 pub async fn discard_one(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
-    let id = path.into_inner();
+    on_dead_letter(state, req, path.into_inner(), outbox_admin::discard, "discarded", 0).await
+}
+
+/// Applies an operator action to one dead letter (404 when `id` is not one).
+async fn on_dead_letter(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: i64,
+    action: fn(&mut crate::store::DbConn, i64) -> Result<bool, StoreError>,
+    done: &'static str,
+    replayed: usize,
+) -> HttpResponse {
     respond(
         async {
             require_admin(&state, &req).await?;
-            if state.db.run(move |conn| outbox_admin::discard(conn, id)).await? {
-                tracing::warn!(outbox_id = id, "dead letter discarded by an operator");
+            if state.db.run(move |conn| action(conn, id)).await? {
+                tracing::info!(outbox_id = id, action = done, "dead letter handled by an operator");
                 state.wake.notify_one();
-                Ok(HttpResponse::Ok().json(ReplayResult { replayed: 0 }))
+                Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
             } else {
                 Err(ApiError::NotFound(format!("no dead letter with id {id}")))
             }

@@ -1,30 +1,21 @@
 //! Inbound rate limits: a token bucket per partner (in this process), sized by the contract's
 //! `rate_limit_per_minute`.
 
+use crate::util::TokenBucket;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl RateLimiter {
     /// Takes one token for `partner`; `Err(wait)` when the bucket is empty.
     pub fn check(&self, partner: &str, per_minute: u32) -> Result<(), Duration> {
-        let cap = f64::from(per_minute.max(1));
-        let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, at) = map.entry(partner.to_string()).or_insert((cap, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * cap / 60.0).min(cap);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) * 60.0 / cap))
-        }
+        map.entry(partner.to_string()).or_insert_with(|| TokenBucket::new(per_minute)).take(per_minute)
     }
 }
 

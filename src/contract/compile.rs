@@ -269,19 +269,8 @@ pub(super) fn check_canonical(target: &Target, v: &Value, workflow: &Workflow) -
 
 /// Keys that hold secrets: their values must be references, never the secret itself.
 fn check_secret_ref(loc: &mut Locator, key: &str, value: &Spanned<String>) -> Option<SecretRef> {
-    let v = value.get_ref();
-    if let Some(name) = v.strip_prefix("env:") {
-        if !name.is_empty() {
-            return Some(SecretRef::Env(name.to_string()));
-        }
-    } else if let Some(path) = v.strip_prefix("file:") {
-        if !path.is_empty() {
-            return Some(SecretRef::File(PathBuf::from(path)));
-        }
-    } else if let Some(name) = v.strip_prefix("db:") {
-        if !name.is_empty() {
-            return Some(SecretRef::Db(name.to_string()));
-        }
+    if let Some(r) = SecretRef::parse(value.get_ref()) {
+        return Some(r);
     }
     loc.at(
         value,
@@ -748,7 +737,8 @@ pub(super) fn plain(v: &Value) -> String {
     }
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
+/// `500ms`, `30s`, `5m`, `1h`, `2d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);

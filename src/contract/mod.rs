@@ -5,6 +5,7 @@
 //! map a partner payload to a canonical command) and [`render`] (canonical → partner view).
 
 mod compile;
+pub use compile::parse_duration;
 pub mod inbound;
 pub mod pointer;
 mod raw;
@@ -219,6 +220,22 @@ pub enum SecretRef {
     Env(String),
     File(PathBuf),
     Db(String),
+}
+
+impl SecretRef {
+    /// `env:NAME`, `file:PATH` or `db:NAME`; anything else is not a reference.
+    pub fn parse(s: &str) -> Option<SecretRef> {
+        let nonempty = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        if let Some(n) = s.strip_prefix("env:") {
+            nonempty(n).map(SecretRef::Env)
+        } else if let Some(p) = s.strip_prefix("file:") {
+            nonempty(p).map(|p| SecretRef::File(PathBuf::from(p)))
+        } else if let Some(n) = s.strip_prefix("db:") {
+            nonempty(n).map(SecretRef::Db)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,8 +12,7 @@ struct State {
     open_until: Option<Instant>,
     probing: bool,
     in_flight: u32,
-    tokens: f64,
-    refilled: Instant,
+    bucket: crate::util::TokenBucket,
 }
 
 #[derive(Debug)]
@@ -44,12 +43,8 @@ impl Health {
             open_until: None,
             probing: false,
             in_flight: 0,
-            tokens: f64::from(per_minute.max(1)),
-            refilled: now,
+            bucket: crate::util::TokenBucket::new(per_minute),
         });
-        let cap = f64::from(per_minute.max(1));
-        st.tokens = (st.tokens + now.duration_since(st.refilled).as_secs_f64() * cap / 60.0).min(cap);
-        st.refilled = now;
         f(st, now)
     }
 
@@ -70,13 +65,13 @@ impl Health {
                     true
                 }
             };
-            if !breaker_ok || st.tokens < 1.0 {
+            if !breaker_ok || !st.bucket.available(per_minute) {
                 if breaker_ok && st.probing {
                     st.probing = false;
                 }
                 return false;
             }
-            st.tokens -= 1.0;
+            let _ = st.bucket.take(per_minute);
             st.in_flight += 1;
             true
         })
@@ -96,7 +91,7 @@ impl Health {
             .iter()
             .filter(|(p, per_minute)| {
                 self.with(p, **per_minute, |st, now| {
-                    st.tokens < 1.0
+                    !st.bucket.available(**per_minute)
                         || st.open_until.is_some_and(|u| now < u)
                         || (st.open_until.is_some() && st.probing)
                         || (st.failures > 0 && st.in_flight > 0)

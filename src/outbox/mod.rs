@@ -230,7 +230,13 @@ impl Processor {
     async fn deliver(&self, row: OutboxRow, per_minute: u32, claim: String) {
         let started_at = crate::util::now_ms();
         let clock = Instant::now();
-        let attempt = self.attempt(&row).await;
+        // Parsed once: the attempt maps it, logs and alerts name its ticket.
+        let payload = serde_json::from_str::<Value>(&row.payload).map_err(|e| e.to_string());
+        let ticket = payload.as_ref().ok().and_then(|p| p["ticket"]["number"].as_str().map(str::to_string));
+        if let Some(n) = &ticket {
+            tracing::Span::current().record("ticket", n.as_str());
+        }
+        let attempt = self.attempt(&row, payload).await;
         let duration = clock.elapsed();
         let attempts_done = row.attempts as usize + 1;
         let now = crate::util::now_ms();
@@ -309,7 +315,7 @@ impl Processor {
                         "outbox_id": row.id,
                         "delivery_id": row.delivery_id,
                         "event": row.event,
-                        "ticket": serde_json::from_str::<Value>(&row.payload).ok().and_then(|p| p["ticket"]["number"].as_str().map(str::to_string)),
+                        "ticket": ticket,
                         "last_status": attempt.http_status,
                         "error_class": class,
                     }),
@@ -372,7 +378,7 @@ impl Processor {
     }
 
     /// Makes one HTTP attempt for `row`.
-    async fn attempt(&self, row: &OutboxRow) -> Attempt {
+    async fn attempt(&self, row: &OutboxRow, payload: Result<Value, String>) -> Attempt {
         let Some(contract) = self.registry.get(&row.partner).cloned() else {
             return Attempt::failed(
                 Verdict::Permanent { class: "unknown_partner" },
@@ -385,13 +391,10 @@ impl Processor {
                 "the contract has no [outbound] section",
             );
         };
-        let payload: Value = match serde_json::from_str(&row.payload) {
+        let payload = match payload {
             Ok(v) => v,
-            Err(e) => return Attempt::failed(Verdict::Permanent { class: "bad_payload" }, e.to_string()),
+            Err(e) => return Attempt::failed(Verdict::Permanent { class: "bad_payload" }, e),
         };
-        if let Some(n) = payload["ticket"]["number"].as_str() {
-            tracing::Span::current().record("ticket", n);
-        }
         let (partner, ticket_id) = (row.partner.clone(), row.ticket_id);
         let pid = match self
             .db
@@ -461,11 +464,8 @@ impl Processor {
             .header("webhook-timestamp", ts.to_string())
             .header("x-ebond-event", &row.event)
             .header("x-ebond-delivery", &row.delivery_id);
-        if let Some(number) = serde_json::from_str::<Value>(&row.payload)
-            .ok()
-            .and_then(|p| p["ticket"]["number"].as_str().map(str::to_string))
-        {
-            builder = builder.header("x-ebond-ticket", number);
+        if !req.ticket.is_empty() {
+            builder = builder.header("x-ebond-ticket", req.ticket.as_str());
         }
         for (k, v) in &outbound.headers {
             builder = builder.header(k.as_str(), v.as_str());

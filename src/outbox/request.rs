@@ -13,6 +13,8 @@ pub struct PartnerRequest {
     pub body: Vec<u8>,
     /// True when this is the first push (the create endpoint).
     pub creates: bool,
+    /// The hub's ticket number (sent as `X-Ebond-Ticket`).
+    pub ticket: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,11 +96,18 @@ pub fn build(
                 url: template.replace("{partner_ticket_id}", &crate::util::encode_path_segment(pid)),
                 body: bytes,
                 creates: false,
+                ticket: ticket.number,
             })
         }
         None => {
             let url = outbound.create_url.clone().ok_or(BuildError::NoCreateEndpoint)?;
-            Ok(PartnerRequest { method: method(&outbound.create_method), url, body: bytes, creates: true })
+            Ok(PartnerRequest {
+                method: method(&outbound.create_method),
+                url,
+                body: bytes,
+                creates: true,
+                ticket: ticket.number,
+            })
         }
     }
 }

@@ -6,7 +6,7 @@ use super::{AuditInfo, SyncError};
 use crate::contract::inbound::Mapped;
 use crate::contract::workflow::derive_priority;
 use crate::contract::{Contract, Registry};
-use crate::domain::events::{self, Event};
+use crate::domain::events;
 use crate::domain::{JournalInput, JournalKind, Ticket};
 use crate::store::audit::AuditRepo;
 use crate::store::is_unique_violation;
@@ -88,13 +88,15 @@ pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<
         return finish(c, &cmd, status, body, &before, vec![]);
     };
     let workflow = &cmd.registry.workflow;
-    let changed: Vec<&str> = changed_fields(before_values(status, &before), &after.values);
-    let state_before = (status != 201).then(|| (before.state(), workflow.category(before.state())));
+    // On create there is no "before": the events are `created` (plus journal entries).
+    let created = matches!(cmd.op, WriteOp::Create);
+    let changed: Vec<&str> = if created { Vec::new() } else { changed_fields(&before.values, &after.values) };
+    let state_before = (!created).then(|| (before.state(), workflow.category(before.state())));
     let evs = events::derive(state_before, (after.state(), workflow.category(after.state())), &changed, &journal);
     let change = Change {
         origin: partner,
         request_id: &cmd.audit.request_id,
-        before: (status != 201).then_some(&before),
+        before: (!created).then_some(&before),
         after: &after,
         events: &evs,
         journal: &journal,
@@ -109,21 +111,10 @@ pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<
         "write applied"
     );
     let body = response_body(cmd.contract, &after, partner_ticket_id.as_deref());
-    let mut outcome = finish(c, &cmd, status, body, &after, fanned_out_to.clone())?;
-    outcome.fanned_out_to = fanned_out_to;
-    Ok(outcome)
+    finish(c, &cmd, status, body, &after, fanned_out_to)
 }
 
 type Applied = (u16, Ticket, Option<Ticket>, Vec<JournalInput>, Option<String>);
-
-fn before_values(status: u16, before: &Ticket) -> &Map<String, Value> {
-    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    if status == 201 {
-        EMPTY.get_or_init(Map::new)
-    } else {
-        &before.values
-    }
-}
 
 fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
     let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
@@ -429,9 +420,4 @@ fn audit_row<C: AuditRepo>(
         ticket_number: number.map(str::to_string),
     })?;
     Ok(())
-}
-
-/// Event names for logs and tests.
-pub fn event_names(events: &[Event]) -> Vec<&'static str> {
-    events.iter().map(|e| e.as_str()).collect()
 }
