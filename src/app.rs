@@ -28,10 +28,9 @@ pub fn load_contracts(settings: &Settings) -> anyhow::Result<Registry> {
 /// Opens the configured database (creating the SQLite file if needed) and migrates it.
 pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
     let url = settings.effective_database_url();
-    let timeout = std::time::Duration::from_millis(settings.database.connect_timeout_ms);
-    let db = Db::connect(&url, settings.database.pool_size, settings.database.busy_timeout_ms, timeout).with_context(
-        || format!("opening the {} database", if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" }),
-    )?;
+    let db = Db::connect(&url, &settings.database).with_context(|| {
+        format!("opening the {} database", if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" })
+    })?;
     let applied = db.migrate().context("applying migrations")?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "database migrated");

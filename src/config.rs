@@ -220,6 +220,14 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u32,
     /// How long a request waits for a pooled connection, in milliseconds.
     pub connect_timeout_ms: u64,
+    /// Most SQLite writes committed together by the group-commit writer.
+    pub max_batch: usize,
+    /// `full` (default): an acknowledged write survives a power cut (SQLite
+    /// `synchronous=FULL`, PostgreSQL `synchronous_commit=on`). `fast`: commits are not
+    /// flushed to disk before the answer (SQLite `synchronous=NORMAL`, PostgreSQL
+    /// `synchronous_commit=off`); a crash of the machine can lose the last moments of
+    /// acknowledged writes, never corrupt the database.
+    pub durability: crate::store::Durability,
 }
 
 impl Default for Settings {
@@ -256,7 +264,13 @@ impl Default for AuthSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings { pool_size: 16, busy_timeout_ms: 5000, connect_timeout_ms: 10_000 }
+        DatabaseSettings {
+            pool_size: 16,
+            busy_timeout_ms: 5000,
+            connect_timeout_ms: 10_000,
+            max_batch: 256,
+            durability: crate::store::Durability::Full,
+        }
     }
 }
 
@@ -338,6 +352,12 @@ impl Settings {
         }
         if let Some(v) = get("EBOND_DB_POOL_SIZE") {
             self.database.pool_size = parse("EBOND_DB_POOL_SIZE", v)?;
+        }
+        if let Some(v) = get("EBOND_DB_MAX_BATCH") {
+            self.database.max_batch = parse("EBOND_DB_MAX_BATCH", v)?;
+        }
+        if let Some(v) = get("EBOND_DB_DURABILITY") {
+            self.database.durability = parse("EBOND_DB_DURABILITY", v)?;
         }
         if let Some(v) = get("EBOND_OUTBOX_IN_PROCESS") {
             self.outbox.in_process = parse("EBOND_OUTBOX_IN_PROCESS", v)?;

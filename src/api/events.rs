@@ -94,7 +94,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web:
         let me = contract.id.clone();
         let outcome = state
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 write_tx!(conn, c => {
                     let now = crate::util::now_ms();
                     if !c.remember_webhook(&me, &id, now)? {

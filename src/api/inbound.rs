@@ -54,7 +54,7 @@ pub async fn record_auth_event(
     };
     let result = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             use crate::store::credentials::CredentialRepo;
             write_tx!(conn, c => c.insert_auth_event(&row)).map_err(crate::store::StoreError::from)
         })
@@ -262,7 +262,7 @@ pub async fn audit(
 ) {
     let outcome = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             write_tx!(conn, c => {
                 let ticket = match (&partner, &reference) {
                     (Some(p), Some(r)) => crate::sync::read::resolve(c, p, r).ok().map(|(t, _)| (t.id, t.number)),

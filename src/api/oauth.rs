@@ -173,7 +173,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
             contract.token_ttl_secs.unwrap_or(default_ttl)
         }
     };
-    let issued = state.db.run(move |conn| write_tx!(conn, c => tokens::issue_token(c, client, ttl))).await?;
+    let issued = state.db.write(move |conn| write_tx!(conn, c => tokens::issue_token(c, client, ttl))).await?;
     record(state, Some(&client_id), &source, "success", "token_issued").await;
     tracing::info!(client_id = %client_id, partner = ?issued.partner, "token issued");
     Ok(TokenResponse {

@@ -151,7 +151,7 @@ async fn on_dead_letter(
     respond(
         async {
             require_admin(&state, &req).await?;
-            if state.db.run(move |conn| action(conn, id)).await? {
+            if state.db.write(move |conn| action(conn, id)).await? {
                 tracing::info!(outbox_id = id, action = done, "dead letter handled by an operator");
                 state.wake.notify_one();
                 Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
@@ -189,7 +189,7 @@ pub async fn replay_partner(state: web::Data<AppState>, req: HttpRequest) -> Htt
                 return Err(ApiError::NotFound(format!("no partner `{}`", q.partner)));
             }
             let partner = q.partner.clone();
-            let n = state.db.run(move |conn| outbox_admin::replay_partner(conn, &partner)).await?;
+            let n = state.db.write(move |conn| outbox_admin::replay_partner(conn, &partner)).await?;
             tracing::info!(partner = %q.partner, replayed = n, "dead letters replayed");
             state.wake.notify_one();
             Ok(HttpResponse::Ok().json(ReplayResult { replayed: n }))
@@ -212,7 +212,7 @@ async fn set_paused(state: web::Data<AppState>, req: HttpRequest, id: String, pa
                 return Err(ApiError::NotFound(format!("no partner `{id}`")));
             }
             let p = id.clone();
-            state.db.run(move |conn| outbox_admin::set_paused(conn, &p, paused)).await?;
+            state.db.write(move |conn| outbox_admin::set_paused(conn, &p, paused)).await?;
             tracing::info!(partner = %id, paused, "partner delivery switch changed");
             state.wake.notify_one();
             Ok(HttpResponse::Ok().json(PartnerControl { partner: id, paused }))

@@ -206,7 +206,7 @@ async fn write(state: &AppState, req: HttpRequest, payload: web::Payload, kind: 
         let audit = info.clone();
         let outcome = state
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 write_tx!(conn, c => apply(c, WriteCommand {
                     registry: &registry,
                     contract: &contract,

@@ -3,18 +3,18 @@
 
 use crate::store::outbox::OutboxRepo;
 use crate::store::{Db, StoreError};
-use crate::with_conn;
+use crate::write_tx;
 
 /// Deletes delivered rows older than `days`; returns how many.
 pub async fn purge(db: &Db, days: u64) -> Result<usize, StoreError> {
     let before = crate::util::now_ms() - (days as i64) * 86_400_000;
-    let n = db.run(move |conn| with_conn!(conn, c => c.purge_delivered(before)).map_err(StoreError::from)).await?;
+    let n = db.write(move |conn| write_tx!(conn, c => c.purge_delivered(before)).map_err(StoreError::from)).await?;
     if n > 0 {
         tracing::info!(rows = n, days, "retention: purged delivered outbox rows");
     }
     // Signed events older than a day can no longer be replayed (their timestamps are stale).
     let day_ago = crate::util::now_ms() - 86_400_000;
-    db.run(move |conn| {
+    db.write(move |conn| {
         use crate::store::credentials::CredentialRepo;
         crate::write_tx!(conn, c => c.forget_webhooks_before(day_ago)).map_err(StoreError::from)
     })

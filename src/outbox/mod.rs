@@ -193,7 +193,7 @@ impl Processor {
         let owner = claim.clone();
         let rows = self
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 write_tx!(conn, c => c.claim_due(now, lease_until, &owner, &exclude, free as i64))
                     .map_err(StoreError::from)
             })
@@ -207,7 +207,7 @@ impl Processor {
                     // Not now (no slot, rate limit, or breaker): back to the queue untouched.
                     let (id, owner) = (row.id, claim.clone());
                     self.db
-                        .run(move |conn| write_tx!(conn, c => c.release(id, &owner)).map_err(StoreError::from))
+                        .write(move |conn| write_tx!(conn, c => c.release(id, &owner)).map_err(StoreError::from))
                         .await?;
                     continue;
                 }
@@ -336,7 +336,7 @@ impl Processor {
         let (s2, r2, id2) = (settle.clone(), record.clone(), created_id.clone());
         let first = self
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 write_tx!(conn, c => {
                     let held = c.settle(&row2, &owner, &s2, &r2)?;
                     if let (true, Some(pid)) = (held, &id2) {
@@ -368,7 +368,7 @@ impl Processor {
                 let rec =
                     AttemptRow { outcome: "dead".into(), error_class: Some("duplicate_partner_id".into()), ..record };
                 self.db
-                    .run(move |conn| {
+                    .write(move |conn| {
                         write_tx!(conn, c => c.settle(&row3, &owner, &dead, &rec).map(|_| ())).map_err(StoreError::from)
                     })
                     .await

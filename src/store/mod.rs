@@ -10,7 +10,9 @@ pub mod models;
 pub mod outbox;
 pub mod schema;
 pub mod tickets;
+pub mod writer;
 
+use crate::config::DatabaseSettings;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -38,15 +40,22 @@ pub enum StoreError {
     Corrupt(String),
     #[error("blocking task failed: {0}")]
     Join(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("the write was not kept: {0}")]
+    Commit(String),
 }
 
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 
 /// A pooled connection to whichever backend is configured. A SQLite connection carries the
-/// process-wide write lock (see [`write_tx!`]).
+/// process-wide write lock (see [`write_tx!`]); `SqliteBatch` is the group-commit writer's
+/// connection, already inside its batch transaction and a savepoint of the current write
+/// (see [`writer`]).
 pub enum DbConn {
     Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>, WriteLock),
+    SqliteBatch(PooledConnection<ConnectionManager<SqliteConnection>>),
     Postgres(PooledConnection<ConnectionManager<PgConnection>>),
 }
 
@@ -59,7 +68,7 @@ pub type WriteLock = Arc<Mutex<()>>;
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::DbConn::Sqlite(pooled, _) => {
+            $crate::store::DbConn::Sqlite(pooled, _) | $crate::store::DbConn::SqliteBatch(pooled) => {
                 let $c: &mut ::diesel::SqliteConnection = &mut *pooled;
                 $body
             }
@@ -74,10 +83,15 @@ macro_rules! with_conn {
 /// Runs `$body` (returning `Result<_, E>` with `E: From<diesel::result::Error>`) in one write
 /// transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so a read-then-write
 /// never fails half-way with SQLITE_BUSY; PostgreSQL uses row locks ([`Dialect::lock_ticket`]).
+/// On the group-commit writer's connection the write already has its savepoint.
 #[macro_export]
 macro_rules! write_tx {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
+            $crate::store::DbConn::SqliteBatch(pooled) => {
+                // A closure like the other arms', so `?` and `return` in `$body` mean the same.
+                (|$c: &mut ::diesel::SqliteConnection| $body)(&mut *pooled)
+            }
             $crate::store::DbConn::Sqlite(pooled, lock) => {
                 let _writer = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let conn: &mut ::diesel::SqliteConnection = &mut *pooled;
@@ -112,9 +126,31 @@ impl Dialect for PgConnection {
     }
 }
 
+/// Whether an acknowledged commit is on disk (`full`, the default) or may be lost by a power
+/// cut (`fast`, an explicit opt-in). See `DatabaseSettings::durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Full,
+    Fast,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Durability::Full),
+            "fast" => Ok(Durability::Fast),
+            other => Err(format!("`{other}` is not a durability mode (full or fast)")),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SqlitePragmas {
     busy_timeout_ms: u32,
+    durability: Durability,
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
@@ -123,8 +159,12 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         // commit survive a power cut; foreign keys are off by default in SQLite.
         // journal_mode=WAL is persistent: it is set once when the pool is built (setting it on
         // every new connection can fail with "database is locked" while another writes).
+        let synchronous = match self.durability {
+            Durability::Full => "FULL",
+            Durability::Fast => "NORMAL",
+        };
         let sql = format!(
-            "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
             self.busy_timeout_ms
         );
         conn.batch_execute(&sql).map_err(diesel::r2d2::Error::QueryError)
@@ -132,19 +172,26 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
 }
 
 #[derive(Debug)]
-struct PgSession;
+struct PgSession {
+    durability: Durability,
+}
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         // Durable commits, stated rather than assumed from the server's configuration.
-        conn.batch_execute("SET synchronous_commit = on; SET TIME ZONE 'UTC';").map_err(diesel::r2d2::Error::QueryError)
+        let sql = match self.durability {
+            Durability::Full => "SET synchronous_commit = on; SET TIME ZONE 'UTC';",
+            Durability::Fast => "SET synchronous_commit = off; SET TIME ZONE 'UTC';",
+        };
+        conn.batch_execute(sql).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
-/// The database handle shared by the whole process (cheap to clone).
+/// The database handle shared by the whole process (cheap to clone). SQLite writes made with
+/// [`Db::write`] go through the group-commit [`writer::Writer`].
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool, WriteLock),
+    Sqlite(SqlitePool, WriteLock, writer::Writer),
     Postgres(PgPool),
 }
 
@@ -160,18 +207,14 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens a pool for `url`: `postgres://` / `postgresql://` selects PostgreSQL, anything else
     /// is a SQLite path (with or without `sqlite://`). The SQLite file's folder is created.
-    pub fn connect(
-        url: &str,
-        pool_size: u32,
-        busy_timeout_ms: u32,
-        connect_timeout: Duration,
-    ) -> Result<Db, StoreError> {
-        let timeout = connect_timeout;
+    pub fn connect(url: &str, opts: &DatabaseSettings) -> Result<Db, StoreError> {
+        let timeout = Duration::from_millis(opts.connect_timeout_ms);
+        let (pool_size, busy_timeout_ms) = (opts.pool_size, opts.busy_timeout_ms);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = Pool::builder()
                 .max_size(pool_size.max(1))
                 .connection_timeout(timeout)
-                .connection_customizer(Box::new(PgSession))
+                .connection_customizer(Box::new(PgSession { durability: opts.durability }))
                 .build(ConnectionManager::<PgConnection>::new(url))
                 .map_err(|e| StoreError::Connect(redact_url(&e.to_string(), url)))?;
             Ok(Db::Postgres(pool))
@@ -192,10 +235,12 @@ impl Db {
             let pool = Pool::builder()
                 .max_size(pool_size.max(1))
                 .connection_timeout(timeout)
-                .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms }))
+                .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms, durability: opts.durability }))
                 .build(ConnectionManager::<SqliteConnection>::new(path))
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
-            Ok(Db::Sqlite(pool, Arc::new(Mutex::new(()))))
+            let lock: WriteLock = Arc::new(Mutex::new(()));
+            let writer = writer::Writer::start(pool.clone(), lock.clone(), opts.max_batch)?;
+            Ok(Db::Sqlite(pool, lock, writer))
         }
     }
 
@@ -208,7 +253,7 @@ impl Db {
 
     pub fn get(&self) -> Result<DbConn, StoreError> {
         Ok(match self {
-            Db::Sqlite(p, lock) => DbConn::Sqlite(p.get()?, lock.clone()),
+            Db::Sqlite(p, lock, _) => DbConn::Sqlite(p.get()?, lock.clone()),
             Db::Postgres(p) => DbConn::Postgres(p.get()?),
         })
     }
@@ -217,7 +262,7 @@ impl Db {
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.get()?;
         let applied = match &mut conn {
-            DbConn::Sqlite(c, _) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+            DbConn::Sqlite(c, _) | DbConn::SqliteBatch(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
             DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
         };
         applied.map_err(|e| StoreError::Migration(e.to_string()))
@@ -240,6 +285,22 @@ impl Db {
         })
         .await
         .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+    }
+
+    /// Runs a write: `f` wraps its work in [`write_tx!`]. On SQLite it joins the group-commit
+    /// writer's next batch (answered after that batch commits); on PostgreSQL it runs on a
+    /// pooled connection like [`Db::run`], where concurrent transactions already share WAL
+    /// flushes.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Db::Sqlite(_, _, writer) => writer.submit(f).await,
+            Db::Postgres(_) => self.run(f).await,
+        }
     }
 
     /// Readiness probe: a trivial query round trip.

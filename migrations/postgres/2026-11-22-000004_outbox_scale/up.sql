@@ -1,0 +1,3 @@
+-- The claim's "is an earlier row of this ticket still open or dead?" check reads only rows
+-- that are not delivered, so its cost stays flat however many deliveries a ticket has had.
+CREATE INDEX outbox_unsettled ON outbox (partner, ticket_id, id) WHERE status IN ('pending', 'in_flight', 'dead');

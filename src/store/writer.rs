@@ -1,0 +1,299 @@
+//! Group commit for SQLite: one thread owns the write connection and applies whatever writes
+//! are queued in one transaction, each behind its own savepoint, then answers every caller
+//! after the single commit.
+//!
+//! SQLite has one writer at a time and a durable commit costs an fsync, so one commit per
+//! request caps throughput at the disk's fsync rate. Queued requests share the commit instead:
+//! while one batch is being synced the next one queues up, so batches grow with load and
+//! stay at one request when idle (no added delay). A request that fails rolls back to its
+//! savepoint and fails alone; nobody is answered before the commit that holds their write.
+
+use super::{DbConn, StoreError, WriteLock};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::SqliteConnection;
+use std::panic::AssertUnwindSafe;
+use tokio::sync::{mpsc, oneshot};
+
+/// Runs one queued write on the batch's connection (or, given the reason there is none,
+/// fails it) and returns what to tell its caller once the batch's commit is known (`Ok` =
+/// committed, `Err` = the commit's error).
+type Job = Box<dyn FnOnce(Result<&mut DbConn, &str>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Handle to the writer thread (cheap to clone). The thread stops when every handle is gone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread. `max_batch` bounds how many writes share one commit.
+    pub fn start(
+        pool: Pool<ConnectionManager<SqliteConnection>>,
+        lock: WriteLock,
+        max_batch: usize,
+    ) -> Result<Writer, StoreError> {
+        let (queue, rx) = mpsc::channel::<Job>(max_batch.max(1) * 8);
+        std::thread::Builder::new()
+            .name("ebond-sqlite-writer".into())
+            .spawn(move || run(pool, lock, rx, max_batch.max(1)))
+            .map_err(|e| StoreError::Connect(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(Writer { queue })
+    }
+
+    /// Queues `f` and waits for the commit that holds its effects. `f` runs inside the batch's
+    /// transaction under its own savepoint: returning `Err` undoes only what `f` did.
+    pub async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        // The request's span (request id, partner, ticket) follows the write onto the thread.
+        let span = tracing::Span::current();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => span.in_scope(|| in_savepoint(conn, f)),
+                Err(why) => Err(E::from(StoreError::Unavailable(why.to_string()))),
+            };
+            Box::new(move |committed| {
+                let answer = match (committed, result) {
+                    (Ok(()), r) => r,
+                    // Rolled back with the rest of the batch: nothing of it was kept.
+                    (Err(e), Ok(_)) => Err(E::from(StoreError::Commit(e))),
+                    (Err(_), Err(e)) => Err(e),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.queue.send(job).await.map_err(|_| E::from(StoreError::Join("the SQLite writer has stopped".into())))?;
+        rx.await.map_err(|_| E::from(StoreError::Join("the SQLite writer dropped a write".into())))?
+    }
+}
+
+/// Runs `f` behind a savepoint on the batch connection, rolling back to it on error.
+fn in_savepoint<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    E: From<StoreError>,
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+{
+    let DbConn::SqliteBatch(pooled) = conn else {
+        return f(conn);
+    };
+    let c: &mut SqliteConnection = pooled;
+    if let Err(e) = AnsiTransactionManager::begin_transaction(c) {
+        return Err(E::from(StoreError::Query(e)));
+    }
+    let result = f(conn);
+    let DbConn::SqliteBatch(pooled) = conn else { unreachable_conn() };
+    let c: &mut SqliteConnection = pooled;
+    let end = if result.is_ok() {
+        AnsiTransactionManager::commit_transaction(c)
+    } else {
+        AnsiTransactionManager::rollback_transaction(c)
+    };
+    match end {
+        Ok(()) => result,
+        Err(e) => result.and(Err(E::from(StoreError::Query(e)))),
+    }
+}
+
+#[cold]
+fn unreachable_conn() -> ! {
+    // `in_savepoint` matched the variant a line earlier and nothing replaces it in between.
+    panic!("the batch connection changed variant inside a write")
+}
+
+fn run(
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+    lock: WriteLock,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
+    let mut conn: Option<PooledConnection<ConnectionManager<SqliteConnection>>> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let pooled = match conn.take() {
+            Some(c) => c,
+            None => match pool.get() {
+                Ok(c) => c,
+                Err(e) => {
+                    fail_unrun(&mut batch, &format!("database connection unavailable: {e}"));
+                    continue;
+                }
+            },
+        };
+        let mut db = DbConn::SqliteBatch(pooled);
+        // Other connections of this process (CLI-style `write_tx!`) queue on the same lock.
+        let guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let size = batch.len();
+        let (outcome, healthy) = apply_batch(&mut db, &mut batch);
+        drop(guard);
+        if healthy {
+            if let DbConn::SqliteBatch(pooled) = db {
+                conn = Some(pooled);
+            }
+        }
+        match outcome {
+            Ok(replies) => {
+                tracing::trace!(writes = size, "batch committed");
+                for reply in replies {
+                    reply(Ok(()));
+                }
+            }
+            Err((replies, error)) => {
+                tracing::error!(writes = size, error = %error, "write batch rolled back");
+                for reply in replies {
+                    reply(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+type BatchError = (Vec<Reply>, String);
+
+/// One transaction for the whole batch. Returns the replies, or the replies plus the error
+/// that rolled everything back; `false` when the connection should not be reused.
+fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, BatchError>, bool) {
+    let c = match db {
+        DbConn::SqliteBatch(pooled) => &mut **pooled,
+        _ => return (Err((Vec::new(), "not a batch connection".into())), false),
+    };
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+        let msg = format!("could not begin the write transaction: {e}");
+        fail_unrun(batch, &msg);
+        return (Err((Vec::new(), msg)), true);
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut jobs = std::mem::take(batch).into_iter();
+    for job in jobs.by_ref() {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(db)))) {
+            Ok(reply) => replies.push(reply),
+            Err(_) => {
+                // The panicking caller's reply is gone (its sender dropped: it gets an error);
+                // its half-done savepoint cannot be trusted, so the whole batch is undone.
+                let msg = "a write panicked; its batch was rolled back".to_string();
+                let mut rest: Vec<Job> = jobs.collect();
+                fail_unrun(&mut rest, &msg);
+                rollback(db);
+                return (Err((replies, msg)), false);
+            }
+        }
+    }
+    let DbConn::SqliteBatch(pooled) = db else { unreachable_conn() };
+    match AnsiTransactionManager::commit_transaction(&mut **pooled) {
+        Ok(()) => (Ok(replies), true),
+        Err(e) => {
+            rollback(db);
+            (Err((replies, format!("commit failed: {e}"))), false)
+        }
+    }
+}
+
+/// Undoes the batch, including a savepoint a panicking write left open.
+fn rollback(db: &mut DbConn) {
+    if let DbConn::SqliteBatch(pooled) = db {
+        let c: &mut SqliteConnection = pooled;
+        while let Ok(Some(_)) = AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
+            if AnsiTransactionManager::rollback_transaction(c).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Answers jobs that never ran: each gets the error without touching the database.
+fn fail_unrun(batch: &mut Vec<Job>, msg: &str) {
+    if batch.is_empty() {
+        return;
+    }
+    tracing::error!(writes = batch.len(), error = msg, "write batch could not run");
+    for job in batch.drain(..) {
+        job(Err(msg))(Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::DatabaseSettings;
+    use crate::store::{Db, StoreError};
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn db(dir: &tempfile::TempDir) -> Db {
+        let db = Db::connect(&dir.path().join("w.db").display().to_string(), &DatabaseSettings::default()).unwrap();
+        let mut conn = db.get().unwrap();
+        crate::with_conn!(&mut conn, c => c.batch_execute("CREATE TABLE t (n BIGINT NOT NULL UNIQUE)")).unwrap();
+        db
+    }
+
+    fn rows(db: &Db) -> Vec<i64> {
+        let mut conn = db.get().unwrap();
+        let rows: Vec<N> =
+            crate::with_conn!(&mut conn, c => diesel::sql_query("SELECT n FROM t ORDER BY n").load(c)).unwrap();
+        rows.into_iter().map(|r| r.n).collect()
+    }
+
+    /// Each write inserts two rows; odd writes then fail. Sent at once they share batches, yet
+    /// every odd write is undone alone and every even one is kept whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_is_undone_alone_within_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir);
+        let tasks: Vec<_> = (0..200i64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |conn| {
+                        crate::write_tx!(conn, c => {
+                            diesel::sql_query(format!("INSERT INTO t (n) VALUES ({}), ({})", i * 2, i * 2 + 1)).execute(c)?;
+                            if i % 2 == 1 {
+                                // A unique violation, like a concurrent duplicate would raise.
+                                diesel::sql_query(format!("INSERT INTO t (n) VALUES ({})", i * 2)).execute(c)?;
+                            }
+                            Ok::<_, StoreError>(i)
+                        })
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let r = t.await.unwrap();
+            assert_eq!(r.is_ok(), i % 2 == 0, "write {i}: {r:?}");
+        }
+        let expected: Vec<i64> = (0..200i64).filter(|i| i % 2 == 0).flat_map(|i| [i * 2, i * 2 + 1]).collect();
+        assert_eq!(rows(&db), expected);
+    }
+
+    /// A panic inside a write answers its caller with an error and the writer keeps serving.
+    #[tokio::test]
+    async fn a_panicking_write_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir);
+        let r: Result<(), StoreError> = db.write(|_conn| panic!("boom")).await;
+        assert!(matches!(r, Err(StoreError::Join(_))), "{r:?}");
+        let ok: Result<usize, StoreError> = db
+            .write(|conn| crate::write_tx!(conn, c => diesel::sql_query("INSERT INTO t (n) VALUES (7)").execute(c).map_err(StoreError::from)))
+            .await;
+        assert_eq!(ok.unwrap(), 1);
+        assert_eq!(rows(&db), vec![7]);
+    }
+}
