@@ -67,6 +67,9 @@ fn main() {
 
 async fn run(opts: Options) {
     let tmp = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("EBOND_BENCH_KEEP").is_some() {
+        eprintln!("keeping {} (EBOND_BENCH_KEEP)", tmp.path().display());
+    }
     let (url, pg_admin) = database(&opts, tmp.path());
     let receipts: Receipts = Arc::new(Mutex::new(HashMap::new()));
     let sink = if opts.outbound { Some(start_sink(receipts.clone()).await) } else { None };
@@ -188,6 +191,9 @@ async fn run(opts: Options) {
     }
     server.stop();
     drop(db);
+    if std::env::var_os("EBOND_BENCH_KEEP").is_some() {
+        let _ = tmp.keep();
+    }
     if let Some((admin, name)) = pg_admin {
         let mut c = PgConnection::establish(&admin).expect("pg admin");
         let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
@@ -201,7 +207,8 @@ fn database(opts: &Options, tmp: &std::path::Path) -> (String, Option<(String, S
     }
     let name = format!("ebond_bench_{}", std::process::id());
     let mut c = PgConnection::establish(&opts.db).expect("connect to the PostgreSQL URL given with --db");
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}")).expect("create database");
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).expect("drop database");
+    c.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
     let (head, _) = opts.db.rsplit_once('/').expect("a PostgreSQL URL ends with /database");
     (format!("{head}/{name}"), Some((opts.db.clone(), name)))
 }
@@ -352,7 +359,7 @@ fn seed(db: &ebond::store::Db, n: usize) {
              INSERT INTO xrefs (partner, partner_ticket_id, ticket_id, active, created_at, updated_at) \
                SELECT 'acme-msp', 'ACME-' || substr(number, 3), id, 1, created_at, created_at FROM tickets WHERE id > 1; \
              UPDATE counters SET value = {n} WHERE name = 'ticket_number'; \
-             COMMIT; ANALYZE;"
+             COMMIT;"
         ),
         _ => format!(
             "BEGIN; \

@@ -236,6 +236,16 @@ async fn write(state: &AppState, req: HttpRequest, payload: web::Payload, kind: 
 /// a nudge to the outbox processor when the write fanned out.
 pub(super) fn write_response(state: &AppState, outcome: crate::sync::write::WriteOutcome) -> HttpResponse {
     record_ticket(&outcome.ticket_number);
+    // Logged here, after the commit, and off the database writer's thread.
+    if !outcome.replayed {
+        tracing::info!(
+            ticket = %outcome.ticket_number,
+            version = outcome.version,
+            events = ?outcome.events,
+            outbox = ?outcome.fanned_out_to,
+            "write committed"
+        );
+    }
     if !outcome.fanned_out_to.is_empty() {
         state.wake.notify_one();
     }

@@ -96,29 +96,88 @@ pub trait OutboxRepo {
     fn purge_delivered(&mut self, before: i64) -> QueryResult<usize>;
 }
 
-const SQLITE_CLAIM: &str = "UPDATE outbox SET status = 'in_flight', lease_until = ?, lease_owner = ?, updated_at = ? \
-    WHERE id IN ( \
-      SELECT o.id FROM outbox o \
-      WHERE o.status IN ('pending', 'in_flight') \
-        AND ((o.status = 'pending' AND o.next_attempt_at <= ?) OR (o.status = 'in_flight' AND o.lease_until < ?)) \
-        AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partner = o.partner AND p.ticket_id = o.ticket_id \
-                        AND p.id < o.id AND p.status IN ('pending', 'in_flight', 'dead')) \
-        AND o.partner NOT IN (SELECT value FROM json_each(?)) \
-      ORDER BY o.id LIMIT ?) \
-    RETURNING *";
+// A claim is two statements: leases that expired (a worker died mid-attempt; rare, few rows)
+// and pending rows that are due. The due scan walks `outbox_due` (status, next_attempt_at, id)
+// in index order and stops at `limit`, so its cost does not grow with the backlog or the
+// history. The NOT EXISTS keeps each (partner, ticket) to its oldest open row, which is what
+// orders deliveries; the order across tickets is only fairness (oldest due first).
+macro_rules! claim_sql {
+    ($p:literal, $lock:literal, $hint_o:literal, $hint_p:literal, $exclude:literal, $candidates:literal, $order:literal) => {
+        concat!(
+            "UPDATE outbox SET status = 'in_flight', lease_until = ",
+            $p,
+            "1, lease_owner = ",
+            $p,
+            "2, updated_at = ",
+            $p,
+            "3 \
+            WHERE id IN ( \
+              SELECT o.id FROM outbox o ",
+            $hint_o,
+            " \
+              WHERE ",
+            $candidates,
+            " \
+                AND NOT EXISTS (SELECT 1 FROM outbox p ",
+            $hint_p,
+            " WHERE p.partner = o.partner AND p.ticket_id = o.ticket_id \
+                                AND p.id < o.id AND p.status IN ('pending', 'in_flight', 'dead')) \
+                AND o.partner NOT IN (",
+            $exclude,
+            ") \
+              ORDER BY ",
+            $order,
+            " LIMIT ",
+            $p,
+            "6",
+            $lock,
+            ") \
+            RETURNING *"
+        )
+    };
+}
+
+// SQLite: the indexes are named (INDEXED BY) because statistics gathered while the outbox
+// was small (ANALYZE) otherwise lead the planner to scan and sort every open row per claim.
+const SQLITE_CLAIM_EXPIRED: &str = claim_sql!(
+    "?",
+    "",
+    "INDEXED BY outbox_due",
+    "INDEXED BY outbox_unsettled",
+    "SELECT value FROM json_each(?5)",
+    "o.status = 'in_flight' AND o.lease_until < ?4",
+    "o.id"
+);
+const SQLITE_CLAIM_DUE: &str = claim_sql!(
+    "?",
+    "",
+    "INDEXED BY outbox_due",
+    "INDEXED BY outbox_unsettled",
+    "SELECT value FROM json_each(?5)",
+    "o.status = 'pending' AND o.next_attempt_at <= ?4",
+    "o.next_attempt_at, o.id"
+);
 
 // FOR UPDATE SKIP LOCKED: concurrent workers never lease the same row; a later row of a
 // ticket is invisible while its predecessor is pending or in flight.
-const PG_CLAIM: &str = "UPDATE outbox SET status = 'in_flight', lease_until = $1, lease_owner = $2, updated_at = $3 \
-    WHERE id IN ( \
-      SELECT o.id FROM outbox o \
-      WHERE o.status IN ('pending', 'in_flight') \
-        AND ((o.status = 'pending' AND o.next_attempt_at <= $4) OR (o.status = 'in_flight' AND o.lease_until < $5)) \
-        AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.partner = o.partner AND p.ticket_id = o.ticket_id \
-                        AND p.id < o.id AND p.status IN ('pending', 'in_flight', 'dead')) \
-        AND o.partner NOT IN (SELECT jsonb_array_elements_text($6::jsonb)) \
-      ORDER BY o.id LIMIT $7 FOR UPDATE SKIP LOCKED) \
-    RETURNING *";
+const PG_CLAIM_EXPIRED: &str = claim_sql!(
+    "$",
+    " FOR UPDATE SKIP LOCKED",
+    "",
+    "",
+    "SELECT jsonb_array_elements_text($5::jsonb)",
+    "o.status = 'in_flight' AND o.lease_until < $4",
+    "o.id"
+);
+const PG_CLAIM_DUE: &str = claim_sql!(
+    "$",
+    " FOR UPDATE SKIP LOCKED",
+    "",
+    "",
+    "SELECT jsonb_array_elements_text($5::jsonb)",
+    "o.status = 'pending' AND o.next_attempt_at <= $4",
+    "o.next_attempt_at, o.id"
+);
 
 const STATS: &str = "SELECT partner, status, COUNT(*) AS count, MIN(created_at) AS oldest FROM outbox \
     WHERE status IN ('pending', 'in_flight', 'dead') GROUP BY partner, status";
@@ -136,15 +195,23 @@ macro_rules! impl_for_backends {
 impl OutboxRepo for $conn {
     fn claim_due(&mut self, now: i64, lease_until: i64, owner: &str, exclude: &[String], limit: i64) -> QueryResult<Vec<OutboxRow>> {
         let exclude = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
-        let mut rows: Vec<OutboxRow> = diesel::sql_query($claim)
-            .bind::<BigInt, _>(lease_until)
-            .bind::<Text, _>(owner)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(now)
-            .bind::<Text, _>(exclude)
-            .bind::<BigInt, _>(limit)
-            .load(self)?;
+        let mut rows: Vec<OutboxRow> = Vec::new();
+        for sql in $claim {
+            let left = limit - rows.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            rows.extend(
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(lease_until)
+                    .bind::<Text, _>(owner)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(now)
+                    .bind::<Text, _>(&exclude)
+                    .bind::<BigInt, _>(left)
+                    .load::<OutboxRow>(self)?,
+            );
+        }
         rows.sort_by_key(|r| r.id);
         Ok(rows)
     }
@@ -256,6 +323,6 @@ impl OutboxRepo for $conn {
 }
 
 impl_for_backends!(
-    diesel::SqliteConnection => (SQLITE_CLAIM, FAILURES_SQLITE),
-    diesel::PgConnection => (PG_CLAIM, FAILURES_PG)
+    diesel::SqliteConnection => ([SQLITE_CLAIM_EXPIRED, SQLITE_CLAIM_DUE], FAILURES_SQLITE),
+    diesel::PgConnection => ([PG_CLAIM_EXPIRED, PG_CLAIM_DUE], FAILURES_PG)
 );

@@ -54,6 +54,8 @@ pub struct WriteOutcome {
     pub replayed: bool,
     /// Partners an outbox row was written for.
     pub fanned_out_to: Vec<String>,
+    /// Lifecycle events the write raised.
+    pub events: Vec<&'static str>,
 }
 
 /// Applies `cmd` on `c`, which must already be inside a transaction.
@@ -75,6 +77,7 @@ pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<
                 version,
                 replayed: true,
                 fanned_out_to: vec![],
+                events: Vec::new(),
             });
         }
     }
@@ -103,15 +106,10 @@ pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<
         now: cmd.now,
     };
     let fanned_out_to = fan_out(c, cmd.registry, &change)?;
-    tracing::info!(
-        ticket = %after.number,
-        version = after.version,
-        events = ?evs.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-        outbox = ?fanned_out_to,
-        "write applied"
-    );
     let body = response_body(cmd.contract, &after, partner_ticket_id.as_deref());
-    finish(c, &cmd, status, body, &after, fanned_out_to)
+    let mut outcome = finish(c, &cmd, status, body, &after, fanned_out_to)?;
+    outcome.events = evs.iter().map(|e| e.as_str()).collect();
+    Ok(outcome)
 }
 
 type Applied = (u16, Ticket, Option<Ticket>, Vec<JournalInput>, Option<String>);
@@ -394,6 +392,7 @@ fn finish<C: TicketRepo + AuditRepo>(
         version: ticket.version,
         replayed: false,
         fanned_out_to,
+        events: Vec::new(),
     })
 }
 
