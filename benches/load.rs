@@ -18,6 +18,10 @@
 //!
 //!   cargo bench --bench load -- [--db sqlite|postgres://user@host:port/db] [--concurrency 64]
 //!       [--seconds 10] [--tickets 10000] [--durability full|fast] [--paced-at 0.8] [--outbound]
+//!       [--history 1000000]
+//!
+//! `--history N` (after the load, gateway stopped): the outbox claim's cost, timed through the
+//! gateway's own claim, before and after N delivered rows are added to the outbox history.
 //!
 //! For PostgreSQL, the URL names a database to connect to; the benchmark creates a fresh
 //! database beside it (`ebond_bench_<pid>`) and drops it afterwards.
@@ -42,6 +46,7 @@ struct Options {
     durability: String,
     paced_at: f64,
     outbound: bool,
+    history: usize,
 }
 
 fn options() -> Options {
@@ -56,6 +61,7 @@ fn options() -> Options {
         durability: get("--durability").unwrap_or_else(|| "full".into()),
         paced_at: num("--paced-at", 0.8),
         outbound: args.iter().any(|a| a == "--outbound"),
+        history: num("--history", 0.0) as usize,
     }
 }
 
@@ -190,6 +196,9 @@ async fn run(opts: Options) {
         );
     }
     server.stop();
+    if opts.history > 0 {
+        claim_cost_with_history(&db, opts.history);
+    }
     drop(db);
     if std::env::var_os("EBOND_BENCH_KEEP").is_some() {
         let _ = tmp.keep();
@@ -731,4 +740,64 @@ fn bench_contracts(dir: &std::path::Path, sink: &str) -> std::path::PathBuf {
         std::fs::write(out.join(f), text).expect("write contract");
     }
     out
+}
+
+/// Times the gateway's claim (`claim_due`, 64 rows, then released) over 1,000 pending rows,
+/// before and after `history` delivered rows of the same tickets are inserted ahead of them.
+fn claim_cost_with_history(db: &ebond::store::Db, history: usize) {
+    use ebond::store::outbox::OutboxRepo;
+    let pending = |conn: &mut ebond::store::DbConn, tag: &str| {
+        let sql = format!(
+            "INSERT INTO outbox (partner, ticket_id, event, delivery_id, payload, status, attempts, next_attempt_at, created_at, updated_at) \
+             SELECT 'acme-msp', id, 'updated', '{tag}_' || id, '{{}}', 'pending', 0, 0, 0, 0 FROM tickets WHERE id <= 1001"
+        );
+        ebond::with_conn!(conn, c => c.batch_execute(&sql)).expect("pending rows");
+    };
+    let time_claims = |conn: &mut ebond::store::DbConn| -> f64 {
+        let rounds = 200;
+        let mut spent = Duration::ZERO;
+        for _ in 0..rounds {
+            let now = ebond::util::now_ms();
+            let t = Instant::now();
+            let rows = ebond::write_tx!(conn, c => c.claim_due(now, now + 60_000, "bench", &[], 64)).expect("claim");
+            spent += t.elapsed();
+            assert!(!rows.is_empty(), "nothing to claim");
+            ebond::write_tx!(conn, c => {
+                for r in &rows {
+                    c.release(r.id, "bench")?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+            .expect("release");
+        }
+        spent.as_secs_f64() * 1e6 / rounds as f64
+    };
+    let mut conn = db.get().expect("conn");
+    ebond::with_conn!(&mut conn, c => c.batch_execute("DELETE FROM delivery_attempts; DELETE FROM outbox WHERE status <> 'delivered'"))
+        .expect("clear open rows");
+    let before_rows = count(db, "outbox");
+    pending(&mut conn, "before");
+    let before = time_claims(&mut conn);
+    ebond::with_conn!(&mut conn, c => c.batch_execute("DELETE FROM outbox WHERE status <> 'delivered'"))
+        .expect("clear");
+    let t = Instant::now();
+    let series = match db.backend_name() {
+        "sqlite" => format!(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {history}) \
+             INSERT INTO outbox (partner, ticket_id, event, delivery_id, payload, status, attempts, next_attempt_at, created_at, updated_at, delivered_at) \
+             SELECT 'acme-msp', 2 + (n % 1000), 'updated', 'history_' || n, '{{}}', 'delivered', 1, 0, 0, 0, 0 FROM s"
+        ),
+        _ => format!(
+            "INSERT INTO outbox (partner, ticket_id, event, delivery_id, payload, status, attempts, next_attempt_at, created_at, updated_at, delivered_at) \
+             SELECT 'acme-msp', 2 + (n % 1000), 'updated', 'history_' || n, '{{}}', 'delivered', 1, 0, 0, 0, 0 FROM generate_series(1, {history}) AS s(n); ANALYZE outbox"
+        ),
+    };
+    ebond::with_conn!(&mut conn, c => c.batch_execute(&series)).expect("history rows");
+    eprintln!("inserted {history} delivered rows in {:.1} s", t.elapsed().as_secs_f64());
+    pending(&mut conn, "after");
+    let after = time_claims(&mut conn);
+    println!(
+        "outbox claim (64 of 1,000 due rows): {before:.0} µs with {before_rows} delivered rows in the history, {after:.0} µs with {}",
+        before_rows + history as i64
+    );
 }

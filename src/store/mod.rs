@@ -107,22 +107,22 @@ macro_rules! write_tx {
 
 /// Statements whose SQL differs between the backends.
 pub trait Dialect {
-    /// Locks the ticket row for the rest of the transaction (no-op on SQLite, where the
-    /// immediate transaction already holds the database write lock).
-    fn lock_ticket(&mut self, ticket_id: i64) -> QueryResult<()>;
+    /// Reads the ticket row and locks it for the rest of the transaction, in one statement
+    /// (no lock on SQLite, where the immediate transaction already holds the write lock).
+    fn ticket_locked(&mut self, ticket_id: i64) -> QueryResult<Option<models::TicketRow>>;
 }
 
 impl Dialect for SqliteConnection {
-    fn lock_ticket(&mut self, _ticket_id: i64) -> QueryResult<()> {
-        Ok(())
+    fn ticket_locked(&mut self, ticket_id: i64) -> QueryResult<Option<models::TicketRow>> {
+        use schema::tickets::dsl as t;
+        t::tickets.find(ticket_id).select(models::TicketRow::as_select()).first(self).optional()
     }
 }
 
 impl Dialect for PgConnection {
-    fn lock_ticket(&mut self, ticket_id: i64) -> QueryResult<()> {
+    fn ticket_locked(&mut self, ticket_id: i64) -> QueryResult<Option<models::TicketRow>> {
         use schema::tickets::dsl as t;
-        t::tickets.filter(t::id.eq(ticket_id)).select(t::id).for_update().first::<i64>(self)?;
-        Ok(())
+        t::tickets.find(ticket_id).select(models::TicketRow::as_select()).for_update().first(self).optional()
     }
 }
 

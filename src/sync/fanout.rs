@@ -5,7 +5,7 @@
 use crate::contract::{Contract, Registry};
 use crate::domain::events::Event;
 use crate::domain::{JournalInput, Ticket};
-use crate::store::models::{NewOutbox, NewXref};
+use crate::store::models::{NewOutbox, NewXref, XrefRow};
 use crate::store::tickets::TicketRepo;
 use serde_json::{json, Map, Value};
 
@@ -17,6 +17,8 @@ pub struct Change<'a> {
     pub after: &'a Ticket,
     pub events: &'a [Event],
     pub journal: &'a [JournalInput],
+    /// The ticket's cross-references, read under its lock by the caller.
+    pub xrefs: &'a [XrefRow],
     pub now: i64,
 }
 
@@ -43,7 +45,7 @@ pub fn fan_out<C: TicketRepo>(
         let Some(outbound) = &partner.outbound else {
             continue;
         };
-        let xref = c.xref_for(&partner.id, change.after.id)?;
+        let xref = change.xrefs.iter().find(|x| x.partner == partner.id);
         let bonded = xref.as_ref().is_some_and(|x| x.active);
         let mut events: Vec<Event> = change
             .events

@@ -8,7 +8,15 @@ use crate::store::tickets::TicketRepo;
 /// Resolves what a partner put in the path: its own ticket id, or the hub number of a ticket
 /// shared with it (bonded, not recalled). Another partner's ids never resolve.
 pub fn resolve<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) -> Result<(Ticket, XrefRow), SyncError> {
-    let not_found = || SyncError::NotFound { reference: reference.to_string() };
+    let xref = resolve_xref(c, partner, reference)?;
+    let row =
+        c.ticket_by_id(xref.ticket_id)?.ok_or_else(|| SyncError::NotFound { reference: reference.to_string() })?;
+    Ok((row.into_ticket()?, xref))
+}
+
+/// The partner's active cross-reference for `reference` (its own ticket id, or the hub number
+/// of a ticket shared with it), without reading the ticket.
+pub fn resolve_xref<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) -> Result<XrefRow, SyncError> {
     let xref = match c.xref_by_partner_id(partner, reference)? {
         Some(x) => Some(x),
         None => match c.ticket_by_number(reference)? {
@@ -16,9 +24,7 @@ pub fn resolve<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) -> Resu
             None => None,
         },
     };
-    let xref = xref.filter(|x| x.active).ok_or_else(not_found)?;
-    let row = c.ticket_by_id(xref.ticket_id)?.ok_or_else(not_found)?;
-    Ok((row.into_ticket()?, xref))
+    xref.filter(|x| x.active).ok_or_else(|| SyncError::NotFound { reference: reference.to_string() })
 }
 
 /// One page of tickets bonded to `partner`, oldest change first.

@@ -1,7 +1,7 @@
 //! One inbound write, start to commit, as a single function over a connection.
 
 use super::fanout::{fan_out, Change};
-use super::read::resolve;
+use super::read::resolve_xref;
 use super::{AuditInfo, SyncError};
 use crate::contract::inbound::Mapped;
 use crate::contract::workflow::derive_priority;
@@ -10,7 +10,7 @@ use crate::domain::events;
 use crate::domain::{JournalInput, JournalKind, Ticket};
 use crate::store::audit::AuditRepo;
 use crate::store::is_unique_violation;
-use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, TransactionRow};
+use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, TransactionRow, XrefRow};
 use crate::store::tickets::TicketRepo;
 use serde_json::{json, Map, Value};
 
@@ -81,7 +81,7 @@ pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<
             });
         }
     }
-    let (status, before, after, journal, partner_ticket_id) = match &cmd.op {
+    let Applied { status, before, after, journal, partner_ticket_id, xrefs } = match &cmd.op {
         WriteOp::Create => create(c, &cmd)?,
         WriteOp::Update { reference } => update(c, &cmd, reference)?,
     };
@@ -103,6 +103,7 @@ pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<
         after: &after,
         events: &evs,
         journal: &journal,
+        xrefs: &xrefs,
         now: cmd.now,
     };
     let fanned_out_to = fan_out(c, cmd.registry, &change)?;
@@ -112,7 +113,17 @@ pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<
     Ok(outcome)
 }
 
-type Applied = (u16, Ticket, Option<Ticket>, Vec<JournalInput>, Option<String>);
+/// What `create` / `update` did, for fan-out and the answer.
+struct Applied {
+    status: u16,
+    before: Ticket,
+    /// `None` when nothing changed.
+    after: Option<Ticket>,
+    journal: Vec<JournalInput>,
+    partner_ticket_id: Option<String>,
+    /// The ticket's cross-references as read under its lock (none yet on create).
+    xrefs: Vec<XrefRow>,
+}
 
 fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
     let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
@@ -167,24 +178,26 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
     };
     c.insert_xref(&xref).map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
     let journal = write_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
-    Ok((201, ticket.clone(), Some(ticket), journal, Some(pid)))
+    Ok(Applied {
+        status: 201,
+        before: ticket.clone(),
+        after: Some(ticket),
+        journal,
+        partner_ticket_id: Some(pid),
+        xrefs: Vec::new(),
+    })
 }
 
 fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Result<Applied, SyncError> {
     let contract = cmd.contract;
     let workflow = &cmd.registry.workflow;
-    let (_, resolved) = resolve(c, &contract.id, reference)?;
-    c.lock_ticket(resolved.ticket_id)?;
-    // Re-read under the lock: a recall or a bond may have committed since it was resolved.
-    let xref = c
-        .xref_for(&contract.id, resolved.ticket_id)?
-        .filter(|x| x.active)
-        .ok_or_else(|| SyncError::NotFound { reference: reference.to_string() })?;
-    // Re-read under the lock: the row may have changed since it was resolved.
-    let before = c
-        .ticket_by_id(xref.ticket_id)?
-        .ok_or_else(|| SyncError::NotFound { reference: reference.to_string() })?
-        .into_ticket()?;
+    let not_found = || SyncError::NotFound { reference: reference.to_string() };
+    let resolved = resolve_xref(c, &contract.id, reference)?;
+    let before = c.ticket_locked(resolved.ticket_id)?.ok_or_else(not_found)?.into_ticket()?;
+    // Read under the lock (a recall or a bond may have committed since the reference was
+    // resolved); fan-out reuses them.
+    let xrefs = c.xrefs_of_ticket(before.id)?;
+    let xref = xrefs.iter().find(|x| x.partner == contract.id && x.active).cloned().ok_or_else(not_found)?;
     if let Some(given) = cmd.if_match {
         if given != before.version {
             return Err(SyncError::StaleVersion { current: before.version, given });
@@ -257,7 +270,7 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
     let journal = write_journal(c, cmd, &before, &cmd.mapped.journal)?;
     let fields_changed = values != before.values;
     if !fields_changed && journal.is_empty() {
-        return Ok((200, before, None, journal, pid));
+        return Ok(Applied { status: 200, before, after: None, journal, partner_ticket_id: pid, xrefs });
     }
     // Taken under the row lock and never behind the previous change, so one ticket's
     // updated_at follows its commit order (the list cursor relies on it).
@@ -284,7 +297,7 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
             created_at: cmd.now,
         })?;
     }
-    Ok((200, before, Some(after), journal, pid))
+    Ok(Applied { status: 200, before, after: Some(after), journal, partner_ticket_id: pid, xrefs })
 }
 
 /// Appends work notes and comments, dropping entries the partner already sent (same entry id).
