@@ -123,12 +123,14 @@ async fn run(opts: Options) {
     let load = Load { http: http.clone(), base: base.clone(), token: token.clone(), numbers: Arc::new(numbers) };
     if !opts.outbound {
         let outbox_before = count(&db, "outbox");
-        let cpu = server.cpu_ticks();
+        let (cpu, own) = (server.cpu_ticks(), own_cpu_ticks());
         let max = load.run(&opts, None).await;
         let cores = server.cores_since(cpu, max.elapsed);
+        let client_cores = (own_cpu_ticks() - own) as f64 / clock_ticks_per_second() / max.elapsed;
         let outbox_rows = count(&db, "outbox") - outbox_before;
         writes_per_patch = outbox_rows as f64 / max.ok().max(1) as f64;
         max.print("max", cores);
+        println!("load generator CPU during max: {client_cores:.2} cores");
         let ceiling = ceiling(&db, &url, &opts, writes_per_patch.round() as usize);
         let ratio = max.rate() / ceiling;
         println!(
@@ -305,6 +307,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// CPU time of this process (the load generator and the fake partner), in clock ticks.
+fn own_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    utime + stime
 }
 
 fn clock_ticks_per_second() -> f64 {

@@ -236,6 +236,10 @@ impl Db {
                 .max_size(pool_size.max(1))
                 .connection_timeout(timeout)
                 .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms, durability: opts.durability }))
+                // A local file connection does not go stale; the check-out ping (`SELECT 1`)
+                // would cost a statement per request. (Kept on PostgreSQL, where it catches
+                // connections a server restart killed.)
+                .test_on_check_out(false)
                 .build(ConnectionManager::<SqliteConnection>::new(path))
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
             let lock: WriteLock = Arc::new(Mutex::new(()));

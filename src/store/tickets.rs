@@ -24,7 +24,8 @@ pub trait TicketRepo: Dialect {
     /// Shares (active) or recalls (inactive) a ticket, leaving the partner's id untouched.
     fn set_xref_active(&mut self, id: i64, active: bool, now: i64) -> QueryResult<()>;
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool>;
-    fn insert_journal(&mut self, row: &NewJournal) -> QueryResult<()>;
+    /// Appends journal entries (none is a no-op), in one statement.
+    fn insert_journal(&mut self, rows: &[NewJournal]) -> QueryResult<()>;
     fn journal_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<JournalRow>>;
     fn insert_outbox(&mut self, rows: &[NewOutbox]) -> QueryResult<()>;
     fn outbox_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<OutboxRow>>;
@@ -117,8 +118,11 @@ impl TicketRepo for $conn {
         .get_result(self)
     }
 
-    fn insert_journal(&mut self, row: &NewJournal) -> QueryResult<()> {
-        diesel::insert_into(journal::table).values(row).execute(self).map(|_| ())
+    fn insert_journal(&mut self, rows: &[NewJournal]) -> QueryResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        diesel::insert_into(journal::table).values(rows).execute(self).map(|_| ())
     }
 
     fn journal_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<JournalRow>> {

@@ -25,7 +25,12 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
+    /// The checkpointer runs while any handle holds this.
+    _alive: std::sync::Arc<()>,
 }
+
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Writer {
     /// Starts the writer thread. `max_batch` bounds how many writes share one commit.
@@ -35,11 +40,18 @@ impl Writer {
         max_batch: usize,
     ) -> Result<Writer, StoreError> {
         let (queue, rx) = mpsc::channel::<Job>(max_batch.max(1) * 8);
+        let writer_pool = pool.clone();
         std::thread::Builder::new()
             .name("ebond-sqlite-writer".into())
-            .spawn(move || run(pool, lock, rx, max_batch.max(1)))
+            .spawn(move || run(writer_pool, lock, rx, max_batch.max(1)))
             .map_err(|e| StoreError::Connect(format!("cannot start the SQLite writer thread: {e}")))?;
-        Ok(Writer { queue })
+        let alive = std::sync::Arc::new(());
+        let watch = std::sync::Arc::downgrade(&alive);
+        std::thread::Builder::new()
+            .name("ebond-sqlite-checkpoint".into())
+            .spawn(move || checkpoint(pool, watch))
+            .map_err(|e| StoreError::Connect(format!("cannot start the SQLite checkpoint thread: {e}")))?;
+        Ok(Writer { queue, _alive: alive })
     }
 
     /// Queues `f` and waits for the commit that holds its effects. `f` runs inside the batch's
@@ -106,6 +118,26 @@ fn unreachable_conn() -> ! {
     panic!("the batch connection changed variant inside a write")
 }
 
+/// Checkpoints the WAL beside the writer (PASSIVE: never blocks it, copies what readers
+/// allow), so the writer's commits never pay for a checkpoint (SQLite's automatic checkpoint
+/// runs inside the committing connection, stalling every write queued behind it).
+fn checkpoint(pool: Pool<ConnectionManager<SqliteConnection>>, alive: std::sync::Weak<()>) {
+    use diesel::connection::SimpleConnection;
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if alive.upgrade().is_none() {
+            return;
+        }
+        let done = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+            let c: &mut SqliteConnection = &mut c;
+            c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)").map_err(|e| e.to_string())
+        });
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
+}
+
 fn run(
     pool: Pool<ConnectionManager<SqliteConnection>>,
     lock: WriteLock,
@@ -124,7 +156,13 @@ fn run(
         }
         let pooled = match conn.take() {
             Some(c) => c,
-            None => match pool.get() {
+            None => match pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+                // Checkpoints are the checkpoint thread's job (see `checkpoint`).
+                let raw: &mut SqliteConnection = &mut c;
+                diesel::connection::SimpleConnection::batch_execute(raw, "PRAGMA wal_autocheckpoint = 0")
+                    .map(|_| c)
+                    .map_err(|e| e.to_string())
+            }) {
                 Ok(c) => c,
                 Err(e) => {
                     fail_unrun(&mut batch, &format!("database connection unavailable: {e}"));

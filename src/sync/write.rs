@@ -177,7 +177,8 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
         updated_at: cmd.now,
     };
     c.insert_xref(&xref).map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
-    let journal = write_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
+    let (journal, rows) = new_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
+    c.insert_journal(&rows)?;
     Ok(Applied {
         status: 201,
         before: ticket.clone(),
@@ -267,7 +268,7 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
         }
     }
 
-    let journal = write_journal(c, cmd, &before, &cmd.mapped.journal)?;
+    let (journal, mut journal_rows) = new_journal(c, cmd, &before, &cmd.mapped.journal)?;
     let fields_changed = values != before.values;
     if !fields_changed && journal.is_empty() {
         return Ok(Applied { status: 200, before, after: None, journal, partner_ticket_id: pid, xrefs });
@@ -283,48 +284,55 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
         ..before.clone()
     };
     c.update_ticket(&TicketRow::from_ticket(&after))?;
-    if fields_changed {
+    let change_body = fields_changed.then(|| {
         let changes: Map<String, Value> = changed_fields(&before.values, &after.values)
             .into_iter()
             .map(|k| (k.to_string(), json!({"from": before.get(k), "to": after.get(k)})))
             .collect();
-        c.insert_journal(&NewJournal {
+        Value::Object(changes).to_string()
+    });
+    if let Some(body) = &change_body {
+        journal_rows.push(NewJournal {
             ticket_id: after.id,
             kind: JournalKind::FieldChange.as_str(),
             author_partner: &contract.id,
             partner_entry_id: None,
-            body: &Value::Object(changes).to_string(),
+            body,
             created_at: cmd.now,
-        })?;
+        });
     }
+    c.insert_journal(&journal_rows)?;
     Ok(Applied { status: 200, before, after: Some(after), journal, partner_ticket_id: pid, xrefs })
 }
 
-/// Appends work notes and comments, dropping entries the partner already sent (same entry id).
-fn write_journal<C: TicketRepo>(
+/// The work notes and comments to append, dropping entries the partner already sent (same
+/// entry id, stored or earlier in this request). The caller inserts them, in one statement.
+fn new_journal<'a, C: TicketRepo>(
     c: &mut C,
-    cmd: &WriteCommand,
+    cmd: &'a WriteCommand,
     ticket: &Ticket,
-    entries: &[JournalInput],
-) -> Result<Vec<JournalInput>, SyncError> {
+    entries: &'a [JournalInput],
+) -> Result<(Vec<JournalInput>, Vec<NewJournal<'a>>), SyncError> {
     let mut written = Vec::new();
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for e in entries {
         if let Some(id) = &e.entry_id {
-            if c.journal_entry_exists(ticket.id, &cmd.contract.id, id)? {
+            if !seen.insert(id.as_str()) || c.journal_entry_exists(ticket.id, &cmd.contract.id, id)? {
                 continue;
             }
         }
-        c.insert_journal(&NewJournal {
+        rows.push(NewJournal {
             ticket_id: ticket.id,
             kind: e.kind.as_str(),
             author_partner: &cmd.contract.id,
             partner_entry_id: e.entry_id.as_deref(),
             body: &e.body,
             created_at: cmd.now,
-        })?;
+        });
         written.push(e.clone());
     }
-    Ok(written)
+    Ok((written, rows))
 }
 
 /// Priority follows impact × urgency unless the writer set it explicitly.
