@@ -306,7 +306,7 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
 }
 
 /// The work notes and comments to append, dropping entries the partner already sent (same
-/// entry id, stored or earlier in this request). The caller inserts them, in one statement.
+/// entry id, stored or earlier in this request). The caller inserts them.
 fn new_journal<'a, C: TicketRepo>(
     c: &mut C,
     cmd: &'a WriteCommand,
