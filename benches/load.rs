@@ -242,7 +242,7 @@ impl Server {
             .env("EBOND_CONTRACTS_DIR", contracts)
             .env("EBOND_DB_DURABILITY", &opts.durability)
             .env("EBOND_OUTBOX_IN_PROCESS", opts.outbound.to_string())
-            .env("EBOND_OUTBOX_CONCURRENCY", "64")
+            .env("EBOND_OUTBOX_CONCURRENCY", "256")
             .env("EBOND_OUTBOX_POLL_MS", "50")
             .env("EBOND_LOG_FORMAT", "json")
             .stdout(log.try_clone().expect("log"))

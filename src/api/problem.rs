@@ -143,7 +143,9 @@ impl ApiError {
                 SyncError::WorkNoteForbidden => {
                     (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner")
                 }
-                SyncError::Store(StoreError::Pool(_)) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+                SyncError::Store(StoreError::Pool(_) | StoreError::Unavailable(_) | StoreError::Commit(_)) => {
+                    (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+                }
                 SyncError::Store(StoreError::Query(e)) if crate::store::is_unique_violation(e) => {
                     (S::CONFLICT, "concurrent-write", "A concurrent request wrote the same data")
                 }
