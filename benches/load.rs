@@ -273,13 +273,7 @@ impl Server {
 
     /// User + system CPU time of the server so far, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
-        let stat = self.proc_file("stat");
-        // Fields after the command name (which may hold spaces) start at ") ".
-        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-        utime + stime
+        cpu_ticks_of(&self.proc_file("stat"))
     }
 
     fn cores_since(&self, ticks: u64, seconds: f64) -> f64 {
@@ -311,12 +305,16 @@ impl Drop for Server {
 
 /// CPU time of this process (the load generator and the fake partner), in clock ticks.
 fn own_cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_ticks_of(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// utime + stime from a /proc/<pid>/stat line. The fields after the command name (which may
+/// hold spaces) start at ") ".
+fn cpu_ticks_of(stat: &str) -> u64 {
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    utime + stime
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
 }
 
 fn clock_ticks_per_second() -> f64 {
