@@ -131,11 +131,17 @@ impl Processor {
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
         let mut housekeeping = tokio::time::interval(Duration::from_secs(self.settings.alert_interval_secs.max(1)));
         let mut retention = tokio::time::interval(Duration::from_secs(self.settings.retention_interval_secs.max(1)));
+        // After a delivery finished (a wake), claim only once a batch's worth of slots is free;
+        // after a poll interval, claim whatever is free (a slow partner holding most slots
+        // must not leave the rest idle).
+        let mut woken = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let claimed = match self.tick().await {
+            let min_free = if woken { (self.settings.concurrency / 4).max(1) } else { 1 };
+            woken = false;
+            let claimed = match self.tick(min_free).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(error = %e, "outbox claim failed");
@@ -147,7 +153,7 @@ impl Processor {
                 continue;
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => woken = true,
                 _ = tokio::time::sleep(poll) => {}
                 changed = shutdown.changed() => {
                     if changed.is_err() {
@@ -171,13 +177,12 @@ impl Processor {
         tracing::info!(drained = drained.is_ok(), "outbox processor stopped");
     }
 
-    /// One claim round: leases as many due rows as there are free slots and starts them.
-    async fn tick(self: &Arc<Self>) -> Result<usize, StoreError> {
+    /// One claim round: leases as many due rows as there are free slots and starts them, when
+    /// at least `min_free` slots are free (under load, claims come in batches rather than one
+    /// transaction per finished delivery).
+    async fn tick(self: &Arc<Self>, min_free: usize) -> Result<usize, StoreError> {
         let free = self.slots.available_permits();
-        let slots = self.settings.concurrency.max(1);
-        // Under load, claim in batches of a quarter of the slots rather than one row per
-        // finished delivery: each claim is a transaction, and the idle ones cost nothing here.
-        if free == 0 || (free < (slots / 4).max(1) && free < slots) {
+        if free == 0 || free < min_free {
             return Ok(0);
         }
         let limits: HashMap<String, u32> = self
@@ -209,9 +214,14 @@ impl Processor {
                 _ => {
                     // Not now (no slot, rate limit, or breaker): back to the queue untouched.
                     let (id, owner) = (row.id, claim.clone());
-                    self.db
+                    let released = self
+                        .db
                         .write(move |conn| write_tx!(conn, c => c.release(id, &owner)).map_err(StoreError::from))
-                        .await?;
+                        .await;
+                    if let Err(e) = released {
+                        // Its lease expires and it is claimed again: late, never lost.
+                        tracing::error!(error = %e, outbox_id = id, "could not release a claimed row");
+                    }
                     continue;
                 }
             };

@@ -83,14 +83,15 @@ macro_rules! with_conn {
 /// Runs `$body` (returning `Result<_, E>` with `E: From<diesel::result::Error>`) in one write
 /// transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so a read-then-write
 /// never fails half-way with SQLITE_BUSY; PostgreSQL uses row locks ([`Dialect::lock_ticket`]).
-/// On the group-commit writer's connection the write already has its savepoint.
+/// On the group-commit writer's connection the transaction is a savepoint of the batch.
 #[macro_export]
 macro_rules! write_tx {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
             $crate::store::DbConn::SqliteBatch(pooled) => {
-                // A closure like the other arms', so `?` and `return` in `$body` mean the same.
-                (|$c: &mut ::diesel::SqliteConnection| $body)(&mut *pooled)
+                // Inside the writer's batch transaction, diesel makes this a savepoint.
+                let conn: &mut ::diesel::SqliteConnection = &mut *pooled;
+                ::diesel::Connection::transaction(conn, |$c| $body)
             }
             $crate::store::DbConn::Sqlite(pooled, lock) => {
                 let _writer = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -233,7 +234,9 @@ impl Db {
                     .map_err(|e| StoreError::Connect(format!("enabling WAL: {e}")))?;
             }
             let pool = Pool::builder()
-                .max_size(pool_size.max(1))
+                // The writer keeps one connection and the checkpointer borrows one: leave at
+                // least one for reads.
+                .max_size(pool_size.max(3))
                 .connection_timeout(timeout)
                 .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms, durability: opts.durability }))
                 // A local file connection does not go stale; the check-out ping (`SELECT 1`)
@@ -309,6 +312,11 @@ impl Db {
 
     /// Readiness probe: a trivial query round trip.
     pub fn ping(&self) -> Result<(), StoreError> {
+        if let Db::Sqlite(_, _, writer) = self {
+            if !writer.is_running() {
+                return Err(StoreError::Unavailable("the SQLite writer has stopped".into()));
+            }
+        }
         let mut conn = self.get()?;
         with_conn!(&mut conn, c => diesel::sql_query("SELECT 1").execute(c))?;
         Ok(())

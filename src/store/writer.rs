@@ -1,6 +1,6 @@
 //! Group commit for SQLite: one thread owns the write connection and applies whatever writes
-//! are queued in one transaction, each behind its own savepoint, then answers every caller
-//! after the single commit.
+//! are queued in one transaction, each behind its own savepoint (the one [`crate::write_tx!`]
+//! opens), then answers every caller after the single commit.
 //!
 //! SQLite has one writer at a time and a durable commit costs an fsync, so one commit per
 //! request caps throughput at the disk's fsync rate. Queued requests share the commit instead:
@@ -55,7 +55,8 @@ impl Writer {
     }
 
     /// Queues `f` and waits for the commit that holds its effects. `f` runs inside the batch's
-    /// transaction under its own savepoint: returning `Err` undoes only what `f` did.
+    /// transaction and must do its work inside [`crate::write_tx!`], which gives it its own
+    /// savepoint: returning `Err` undoes only what `f` did.
     pub async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -67,55 +68,38 @@ impl Writer {
         let span = tracing::Span::current();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
-                Ok(conn) => span.in_scope(|| in_savepoint(conn, f)),
+                Ok(conn) => span.in_scope(|| f(conn)),
                 Err(why) => Err(E::from(StoreError::Unavailable(why.to_string()))),
             };
             Box::new(move |committed| {
-                let answer = match (committed, result) {
-                    (Ok(()), r) => r,
-                    // Rolled back with the rest of the batch: nothing of it was kept.
-                    (Err(e), Ok(_)) => Err(E::from(StoreError::Commit(e))),
-                    (Err(_), Err(e)) => Err(e),
+                let answer = match committed {
+                    Ok(()) => result,
+                    // Rolled back with the rest of the batch: nothing of it was kept, and its own
+                    // answer may rest on another write that was not kept either.
+                    Err(e) => Err(E::from(StoreError::Commit(e))),
                 };
                 let _ = tx.send(answer);
             })
         });
-        self.queue.send(job).await.map_err(|_| E::from(StoreError::Join("the SQLite writer has stopped".into())))?;
-        rx.await.map_err(|_| E::from(StoreError::Join("the SQLite writer dropped a write".into())))?
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| E::from(StoreError::Unavailable("the SQLite writer has stopped".into())))?;
+        rx.await.map_err(|_| E::from(StoreError::Join("a write panicked; see the log".into())))?
+    }
+
+    /// False once the writer thread has stopped (readiness reports it).
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
     }
 }
 
-/// Runs `f` behind a savepoint on the batch connection, rolling back to it on error.
-fn in_savepoint<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
-where
-    E: From<StoreError>,
-    F: FnOnce(&mut DbConn) -> Result<T, E>,
-{
-    let DbConn::SqliteBatch(pooled) = conn else {
-        return f(conn);
-    };
-    let c: &mut SqliteConnection = pooled;
-    if let Err(e) = AnsiTransactionManager::begin_transaction(c) {
-        return Err(E::from(StoreError::Query(e)));
+/// The batch connection's transaction depth (0 = none); `None` when diesel cannot tell.
+fn depth(c: &mut SqliteConnection) -> Option<u32> {
+    match AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
+        Ok(d) => Some(d.map_or(0, |d| d.get())),
+        Err(_) => None,
     }
-    let result = f(conn);
-    let DbConn::SqliteBatch(pooled) = conn else { unreachable_conn() };
-    let c: &mut SqliteConnection = pooled;
-    let end = if result.is_ok() {
-        AnsiTransactionManager::commit_transaction(c)
-    } else {
-        AnsiTransactionManager::rollback_transaction(c)
-    };
-    match end {
-        Ok(()) => result,
-        Err(e) => result.and(Err(E::from(StoreError::Query(e)))),
-    }
-}
-
-#[cold]
-fn unreachable_conn() -> ! {
-    // `in_savepoint` matched the variant a line earlier and nothing replaces it in between.
-    panic!("the batch connection changed variant inside a write")
 }
 
 /// Checkpoints the WAL beside the writer (PASSIVE: never blocks it, copies what readers
@@ -157,9 +141,10 @@ fn run(
         let pooled = match conn.take() {
             Some(c) => c,
             None => match pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
-                // Checkpoints are the checkpoint thread's job (see `checkpoint`).
+                // Checkpoints are the checkpoint thread's job (see `checkpoint`); the automatic
+                // one stays as a backstop for a WAL that grows past 10,000 pages anyway.
                 let raw: &mut SqliteConnection = &mut c;
-                diesel::connection::SimpleConnection::batch_execute(raw, "PRAGMA wal_autocheckpoint = 0")
+                diesel::connection::SimpleConnection::batch_execute(raw, "PRAGMA wal_autocheckpoint = 10000")
                     .map(|_| c)
                     .map_err(|e| e.to_string())
             }) {
@@ -203,49 +188,63 @@ type BatchError = (Vec<Reply>, String);
 /// One transaction for the whole batch. Returns the replies, or the replies plus the error
 /// that rolled everything back; `false` when the connection should not be reused.
 fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, BatchError>, bool) {
-    let c = match db {
-        DbConn::SqliteBatch(pooled) => &mut **pooled,
-        _ => return (Err((Vec::new(), "not a batch connection".into())), false),
+    let DbConn::SqliteBatch(pooled) = db else {
+        return (Err((Vec::new(), "not a batch connection".into())), false);
     };
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(&mut **pooled, "BEGIN IMMEDIATE") {
         let msg = format!("could not begin the write transaction: {e}");
         fail_unrun(batch, &msg);
-        return (Err((Vec::new(), msg)), true);
+        return (Err((Vec::new(), msg)), false);
     }
     let mut replies = Vec::with_capacity(batch.len());
     let mut jobs = std::mem::take(batch).into_iter();
     for job in jobs.by_ref() {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(db)))) {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut *db))));
+        let DbConn::SqliteBatch(pooled) = &mut *db else { unreachable_conn() };
+        let c: &mut SqliteConnection = pooled;
+        match outcome {
             Ok(reply) => replies.push(reply),
-            Err(_) => {
-                // The panicking caller's reply is gone (its sender dropped: it gets an error);
-                // its half-done savepoint cannot be trusted, so the whole batch is undone.
-                let msg = "a write panicked; its batch was rolled back".to_string();
-                let mut rest: Vec<Job> = jobs.collect();
-                fail_unrun(&mut rest, &msg);
-                rollback(db);
-                return (Err((replies, msg)), false);
-            }
+            // Its caller hears of the panic (the reply sender is gone); undo its savepoint and
+            // go on with the others.
+            Err(_) => roll_back_to(c, 1),
+        }
+        // Each write must leave exactly the batch transaction open. Anything else means its
+        // savepoint could not be closed, or SQLite ended the whole transaction itself (disk
+        // full, I/O error): later writes would then commit one by one, outside the batch.
+        if depth(c) != Some(1) {
+            let msg = "the batch transaction was lost; every write in it was rolled back".to_string();
+            let mut rest: Vec<Job> = jobs.collect();
+            fail_unrun(&mut rest, &msg);
+            roll_back_to(c, 0);
+            return (Err((replies, msg)), false);
         }
     }
     let DbConn::SqliteBatch(pooled) = db else { unreachable_conn() };
-    match AnsiTransactionManager::commit_transaction(&mut **pooled) {
-        Ok(()) => (Ok(replies), true),
+    let c: &mut SqliteConnection = pooled;
+    match AnsiTransactionManager::commit_transaction(c) {
+        Ok(()) if depth(c) == Some(0) => (Ok(replies), true),
+        Ok(()) => {
+            roll_back_to(c, 0);
+            (Err((replies, "the batch transaction did not end at commit".into())), false)
+        }
         Err(e) => {
-            rollback(db);
+            roll_back_to(c, 0);
             (Err((replies, format!("commit failed: {e}"))), false)
         }
     }
 }
 
-/// Undoes the batch, including a savepoint a panicking write left open.
-fn rollback(db: &mut DbConn) {
-    if let DbConn::SqliteBatch(pooled) = db {
-        let c: &mut SqliteConnection = pooled;
-        while let Ok(Some(_)) = AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
-            if AnsiTransactionManager::rollback_transaction(c).is_err() {
-                break;
-            }
+#[cold]
+fn unreachable_conn() -> ! {
+    // `apply_batch` checked the variant on entry and nothing replaces it in between.
+    panic!("the batch connection changed variant inside a write")
+}
+
+/// Rolls back savepoints (and, for `target` 0, the transaction) until the depth is `target`.
+fn roll_back_to(c: &mut SqliteConnection, target: u32) {
+    while depth(c).is_some_and(|d| d > target) {
+        if AnsiTransactionManager::rollback_transaction(c).is_err() {
+            break;
         }
     }
 }
@@ -318,6 +317,36 @@ mod tests {
             assert_eq!(r.is_ok(), i % 2 == 0, "write {i}: {r:?}");
         }
         let expected: Vec<i64> = (0..200i64).filter(|i| i % 2 == 0).flat_map(|i| [i * 2, i * 2 + 1]).collect();
+        assert_eq!(rows(&db), expected);
+    }
+
+    /// A write that panics among others fails alone: the writes batched with it are kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir);
+        let tasks: Vec<_> = (0..60i64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |conn| {
+                        crate::write_tx!(conn, c => {
+                            diesel::sql_query(format!("INSERT INTO t (n) VALUES ({i})")).execute(c)?;
+                            if i % 20 == 7 {
+                                panic!("write {i} panics after inserting");
+                            }
+                            Ok::<_, StoreError>(())
+                        })
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let r = t.await.unwrap();
+            assert_eq!(r.is_ok(), i % 20 != 7, "write {i}: {r:?}");
+        }
+        let expected: Vec<i64> = (0..60i64).filter(|i| i % 20 != 7).collect();
         assert_eq!(rows(&db), expected);
     }
 
