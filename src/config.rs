@@ -455,6 +455,18 @@ mod tests {
     }
 
     #[test]
+    fn durability_is_full_unless_asked_and_checked() {
+        assert_eq!(Settings::default().database.durability, crate::store::Durability::Full);
+        let mut s = Settings::default();
+        s.apply_env(|n| (n == "EBOND_DB_DURABILITY").then(|| "fast".to_string())).unwrap();
+        assert_eq!(s.database.durability, crate::store::Durability::Fast);
+        let err = s.apply_env(|n| (n == "EBOND_DB_DURABILITY").then(|| "off".to_string())).unwrap_err();
+        assert!(err.to_string().contains("full or fast"), "{err}");
+        let parsed: Settings = toml::from_str("[database]\ndurability = \"fast\"\nmax_batch = 32\n").unwrap();
+        assert_eq!((parsed.database.durability, parsed.database.max_batch), (crate::store::Durability::Fast, 32));
+    }
+
+    #[test]
     fn bad_env_value_is_named() {
         let mut s = Settings::default();
         let err = s.apply_env(|n| (n == "EBOND_MAX_BODY_BYTES").then(|| "lots".to_string())).unwrap_err();

@@ -12,5 +12,6 @@ mod openapi;
 mod pki;
 mod processes;
 mod security;
+mod storage;
 mod tickets;
 mod validation;
