@@ -49,20 +49,62 @@ struct Options {
     history: usize,
 }
 
+const USAGE: &str = "usage: cargo bench --bench load -- [--db sqlite|postgres://user@host:port/db] \
+[--concurrency 64] [--seconds 10] [--tickets 10000] [--durability full|fast] [--paced-at 0.8] [--outbound] \
+[--history N]";
+
+/// Parses the options; an unknown option, a missing or malformed value stops with the usage
+/// (a mistyped option must not silently run the defaults).
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let num = |name: &str, default: f64| get(name).and_then(|v| v.parse::<f64>().ok()).unwrap_or(default);
-    Options {
-        db: get("--db").unwrap_or_else(|| "sqlite".into()),
-        concurrency: num("--concurrency", 64.0) as usize,
-        seconds: num("--seconds", 10.0) as u64,
-        tickets: num("--tickets", 10_000.0) as usize,
-        durability: get("--durability").unwrap_or_else(|| "full".into()),
-        paced_at: num("--paced-at", 0.8),
-        outbound: args.iter().any(|a| a == "--outbound"),
-        history: num("--history", 0.0) as usize,
+    // cargo passes `--bench` to every benchmark binary.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let fail = |msg: String| -> ! {
+        eprintln!("{msg}\n{USAGE}");
+        std::process::exit(2)
+    };
+    let mut o = Options {
+        db: "sqlite".into(),
+        concurrency: 64,
+        seconds: 10,
+        tickets: 10_000,
+        durability: "full".into(),
+        paced_at: 0.8,
+        outbound: false,
+        history: 0,
+    };
+    let mut it = args.iter();
+    while let Some(name) = it.next() {
+        if name == "--outbound" {
+            o.outbound = true;
+            continue;
+        }
+        if name == "--help" || name == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it.next().cloned().unwrap_or_else(|| fail(format!("{name} needs a value")));
+        let number = |v: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|n| *n > 0.0)
+                .unwrap_or_else(|| fail(format!("{name}: `{v}` is not a positive number")))
+        };
+        match name.as_str() {
+            "--db" => o.db = value,
+            "--concurrency" => o.concurrency = number(&value) as usize,
+            "--seconds" => o.seconds = number(&value) as u64,
+            "--tickets" => o.tickets = number(&value) as usize,
+            "--durability" if value == "full" || value == "fast" => o.durability = value,
+            "--durability" => fail(format!("--durability: `{value}` is not full or fast")),
+            "--paced-at" => o.paced_at = number(&value),
+            "--history" => o.history = number(&value) as usize,
+            other => fail(format!("unknown option {other}")),
+        }
     }
+    if o.db != "sqlite" && !o.db.starts_with("postgres://") && !o.db.starts_with("postgresql://") {
+        fail(format!("--db: `{}` is neither sqlite nor a postgres:// URL", o.db));
+    }
+    o
 }
 
 fn main() {
