@@ -2,8 +2,8 @@
 //! one transaction (workflow rules, optimistic concurrency, journal, cross-reference, events,
 //! outbox fan-out, audit row, idempotency record) and answers reads.
 //!
-//! [`write::apply`] is one function over a connection so that a batching writer can later run
-//! many commands in one transaction, each behind a savepoint.
+//! [`write::apply`] is one function over a connection, so on SQLite the group-commit writer
+//! (`store::writer`) runs many of them in one transaction, each behind a savepoint.
 
 pub mod fanout;
 pub mod read;
