@@ -372,19 +372,7 @@ async fn alerts_case(backend: crate::helpers::Backend) {
     ops.wait_for(15, "recovered alert", |r| r.iter().any(|x| x.body["type"] == "partner.delivery_recovered")).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_metrics_and_signed_ops_webhook_sqlite() {
-    alerts_case(crate::helpers::Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_metrics_and_signed_ops_webhook_postgres() {
-    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-        return;
-    }
-    alerts_case(crate::helpers::Backend::Postgres).await;
-}
+crate::per_backend!(alerts_metrics_and_signed_ops_webhook, super::alerts_case);
 
 crate::backend_test!(retention_purges_old_deliveries_keeps_dead_letters, |app: TestApp| async move {
     use diesel::prelude::*;
@@ -481,19 +469,7 @@ async fn sealed_outbound_secret_case(backend: crate::helpers::Backend) {
     assert_eq!(decoded, "ebond:sealed-pass");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sealed_outbound_secret_sqlite() {
-    sealed_outbound_secret_case(crate::helpers::Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sealed_outbound_secret_postgres() {
-    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-        return;
-    }
-    sealed_outbound_secret_case(crate::helpers::Backend::Postgres).await;
-}
+crate::per_backend!(sealed_outbound_secret, super::sealed_outbound_secret_case);
 
 /// The contract's outbound rate limit spaces deliveries; the rest wait in the outbox.
 async fn outbound_rate_limit_case(backend: crate::helpers::Backend) {
@@ -521,16 +497,4 @@ async fn outbound_rate_limit_case(backend: crate::helpers::Backend) {
     assert_eq!(page["items"][0]["attempts"], 0, "waiting for the rate limit costs no attempt");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_rate_limit_sqlite() {
-    outbound_rate_limit_case(crate::helpers::Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_rate_limit_postgres() {
-    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-        return;
-    }
-    outbound_rate_limit_case(crate::helpers::Backend::Postgres).await;
-}
+crate::per_backend!(outbound_rate_limit, super::outbound_rate_limit_case);

@@ -46,6 +46,29 @@ macro_rules! backend_test {
     };
 }
 
+/// Declares a test per backend for an `async fn(Backend)` case that starts what it needs itself
+/// (`name::sqlite`, `name::postgres`; the PostgreSQL one only with `EBOND_TEST_DATABASE_URL`).
+#[macro_export]
+macro_rules! per_backend {
+    ($name:ident, $case:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $case($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
+                    eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
+                    return;
+                }
+                $case($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 /// Declares one delivery test per backend: fake partners are started, the example contracts
 /// are rewritten to point at them, and the gateway runs its outbox processor with fast timing.
 /// `$tweak` adjusts the settings further.

@@ -162,19 +162,7 @@ async fn crash_case(backend: Backend) {
     assert_eq!(seen.len(), 5);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_mid_delivery_loses_nothing_sqlite() {
-    crash_case(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_mid_delivery_loses_nothing_postgres() {
-    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-        return;
-    }
-    crash_case(Backend::Postgres).await;
-}
+crate::per_backend!(crash_mid_delivery_loses_nothing, super::crash_case);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_postgres_never_deliver_twice() {

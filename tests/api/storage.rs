@@ -54,16 +54,4 @@ async fn durable_by_default_fast_on_request(backend: Backend) {
     assert_eq!(resp.status(), 201);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn durability_sqlite() {
-    durable_by_default_fast_on_request(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn durability_postgres() {
-    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-        eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-        return;
-    }
-    durable_by_default_fast_on_request(Backend::Postgres).await;
-}
+crate::per_backend!(durability, super::durable_by_default_fast_on_request);
