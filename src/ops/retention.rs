@@ -5,10 +5,23 @@ use crate::store::outbox::OutboxRepo;
 use crate::store::{Db, StoreError};
 use crate::write_tx;
 
+/// Rows deleted per transaction: a large purge never holds the database (on SQLite, the
+/// writer every request waits for) for long.
+const PURGE_CHUNK: i64 = 1000;
+
 /// Deletes delivered rows older than `days`; returns how many.
 pub async fn purge(db: &Db, days: u64) -> Result<usize, StoreError> {
     let before = crate::util::now_ms() - (days as i64) * 86_400_000;
-    let n = db.write(move |conn| write_tx!(conn, c => c.purge_delivered(before)).map_err(StoreError::from)).await?;
+    let mut n = 0;
+    loop {
+        let chunk = db
+            .write(move |conn| write_tx!(conn, c => c.purge_delivered(before, PURGE_CHUNK)).map_err(StoreError::from))
+            .await?;
+        n += chunk;
+        if (chunk as i64) < PURGE_CHUNK {
+            break;
+        }
+    }
     if n > 0 {
         tracing::info!(rows = n, days, "retention: purged delivered outbox rows");
     }

@@ -92,8 +92,8 @@ pub trait OutboxRepo {
     fn set_paused(&mut self, partner: &str, paused: bool, now: i64) -> QueryResult<()>;
     fn outbox_stats(&mut self) -> QueryResult<Vec<OutboxStat>>;
     fn failure_counts(&mut self, since: i64) -> QueryResult<Vec<FailureCount>>;
-    /// Deletes delivered rows (and their attempts) delivered before `before`.
-    fn purge_delivered(&mut self, before: i64) -> QueryResult<usize>;
+    /// Deletes up to `limit` rows (and their attempts) delivered before `before`, oldest first.
+    fn purge_delivered(&mut self, before: i64, limit: i64) -> QueryResult<usize>;
 }
 
 // A claim is two statements: leases that expired (a worker died mid-attempt; rare, few rows)
@@ -316,10 +316,19 @@ impl OutboxRepo for $conn {
         diesel::sql_query($failures).bind::<BigInt, _>(since).load(self)
     }
 
-    fn purge_delivered(&mut self, before: i64) -> QueryResult<usize> {
-        let old = outbox::table.filter(outbox::status.eq(DELIVERED)).filter(outbox::delivered_at.lt(before)).select(outbox::id);
-        diesel::delete(delivery_attempts::table.filter(delivery_attempts::outbox_id.eq_any(old))).execute(self)?;
-        diesel::delete(outbox::table.filter(outbox::status.eq(DELIVERED)).filter(outbox::delivered_at.lt(before))).execute(self)
+    fn purge_delivered(&mut self, before: i64, limit: i64) -> QueryResult<usize> {
+        let ids: Vec<i64> = outbox::table
+            .filter(outbox::status.eq(DELIVERED))
+            .filter(outbox::delivered_at.lt(before))
+            .order(outbox::delivered_at)
+            .select(outbox::id)
+            .limit(limit)
+            .load(self)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(delivery_attempts::table.filter(delivery_attempts::outbox_id.eq_any(&ids))).execute(self)?;
+        diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(self)
     }
 }
     )*};

@@ -409,6 +409,56 @@ crate::backend_test!(retention_purges_old_deliveries_keeps_dead_letters, |app: T
     assert_eq!(statuses, ["delivered", "dead"], "{page}");
 });
 
+crate::backend_test!(retention_purges_a_long_history_in_chunks, |app: TestApp| async move {
+    use diesel::prelude::*;
+    use ebond::store::models::NewOutbox;
+    use ebond::store::schema::outbox;
+    let enovia = app.token(Some("enovia")).await;
+    app.post("/tickets", &enovia, &enovia_issue("ISS-0000991")).await;
+    // 2,500 deliveries 40 days old (more than two purge chunks) and the fresh rows of the create.
+    let db = app.db.clone();
+    let old = ebond::util::now_ms() - 40 * 86_400_000;
+    let fresh = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().unwrap();
+        ebond::with_conn!(&mut conn, c => c.transaction::<_, diesel::result::Error, _>(|c| {
+            let fresh: i64 = outbox::table.count().get_result(c)?;
+            let ticket_id: i64 = outbox::table.select(outbox::ticket_id).first(c)?;
+            for i in 0..2_500 {
+                diesel::insert_into(outbox::table)
+                    .values(&NewOutbox {
+                        partner: "servicenow".into(),
+                        ticket_id,
+                        event: "updated".into(),
+                        delivery_id: format!("msg_history_{i}"),
+                        payload: "{}".into(),
+                        status: "delivered".into(),
+                        attempts: 1,
+                        next_attempt_at: old,
+                        created_at: old,
+                        updated_at: old,
+                    })
+                    .execute(c)?;
+            }
+            diesel::update(outbox::table.filter(outbox::delivery_id.like("msg_history_%")))
+                .set(outbox::delivered_at.eq(Some(old)))
+                .execute(c)?;
+            Ok(fresh)
+        }))
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ebond::ops::retention::purge(&app.db, 30).await.unwrap(), 2_500);
+    let db = app.db.clone();
+    let left: i64 = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().unwrap();
+        ebond::with_conn!(&mut conn, c => outbox::table.count().get_result(c)).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(left, fresh, "only the old deliveries are gone");
+});
+
 delivery_test!(dead_letter_holds_its_ticket_until_discarded, |_s| {}, |app: TestApp, p: Partners| async move {
     let snow = app.token(Some("servicenow")).await;
     let admin = app.token(None).await;
