@@ -82,7 +82,7 @@ macro_rules! with_conn {
 
 /// Runs `$body` (returning `Result<_, E>` with `E: From<diesel::result::Error>`) in one write
 /// transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so a read-then-write
-/// never fails half-way with SQLITE_BUSY; PostgreSQL uses row locks ([`Dialect::lock_ticket`]).
+/// never fails half-way with SQLITE_BUSY; PostgreSQL uses row locks ([`Dialect::ticket_locked`]).
 /// On the group-commit writer's connection the transaction is a savepoint of the batch.
 #[macro_export]
 macro_rules! write_tx {

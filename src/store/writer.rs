@@ -185,13 +185,22 @@ fn run(
 
 type BatchError = (Vec<Reply>, String);
 
+/// The SQLite connection under the batch's `DbConn`.
+fn batch_conn(db: &mut DbConn) -> Option<&mut SqliteConnection> {
+    match db {
+        DbConn::SqliteBatch(pooled) => Some(&mut **pooled),
+        _ => None,
+    }
+}
+
 /// One transaction for the whole batch. Returns the replies, or the replies plus the error
 /// that rolled everything back; `false` when the connection should not be reused.
 fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, BatchError>, bool) {
-    let DbConn::SqliteBatch(pooled) = db else {
-        return (Err((Vec::new(), "not a batch connection".into())), false);
+    let begun = match batch_conn(db) {
+        Some(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(|e| e.to_string()),
+        None => Err("not a batch connection".to_string()),
     };
-    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(&mut **pooled, "BEGIN IMMEDIATE") {
+    if let Err(e) = begun {
         let msg = format!("could not begin the write transaction: {e}");
         fail_unrun(batch, &msg);
         return (Err((Vec::new(), msg)), false);
@@ -200,44 +209,54 @@ fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, Bat
     let mut jobs = std::mem::take(batch).into_iter();
     for job in jobs.by_ref() {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut *db))));
-        let DbConn::SqliteBatch(pooled) = &mut *db else { unreachable_conn() };
-        let c: &mut SqliteConnection = pooled;
-        match outcome {
-            Ok(reply) => replies.push(reply),
-            // Its caller hears of the panic (the reply sender is gone); undo its savepoint and
-            // go on with the others.
-            Err(_) => roll_back_to(c, 1),
-        }
+        let panicked = match outcome {
+            Ok(reply) => {
+                replies.push(reply);
+                false
+            }
+            // Its caller hears of the panic (the reply sender is gone); its savepoint is undone
+            // below and the others go on.
+            Err(_) => true,
+        };
+        let depth_now = batch_conn(db).and_then(|c| {
+            if panicked {
+                roll_back_to(c, 1);
+            }
+            depth(c)
+        });
         // Each write must leave exactly the batch transaction open. Anything else means its
         // savepoint could not be closed, or SQLite ended the whole transaction itself (disk
         // full, I/O error): later writes would then commit one by one, outside the batch.
-        if depth(c) != Some(1) {
+        if depth_now != Some(1) {
             let msg = "the batch transaction was lost; every write in it was rolled back".to_string();
             let mut rest: Vec<Job> = jobs.collect();
             fail_unrun(&mut rest, &msg);
-            roll_back_to(c, 0);
+            roll_back(db);
             return (Err((replies, msg)), false);
         }
     }
-    let DbConn::SqliteBatch(pooled) = db else { unreachable_conn() };
-    let c: &mut SqliteConnection = pooled;
-    match AnsiTransactionManager::commit_transaction(c) {
-        Ok(()) if depth(c) == Some(0) => (Ok(replies), true),
-        Ok(()) => {
-            roll_back_to(c, 0);
-            (Err((replies, "the batch transaction did not end at commit".into())), false)
-        }
-        Err(e) => {
-            roll_back_to(c, 0);
-            (Err((replies, format!("commit failed: {e}"))), false)
+    let committed = match batch_conn(db) {
+        Some(c) => match AnsiTransactionManager::commit_transaction(c) {
+            Ok(()) if depth(c) == Some(0) => Ok(()),
+            Ok(()) => Err("the batch transaction did not end at commit".to_string()),
+            Err(e) => Err(format!("commit failed: {e}")),
+        },
+        None => Err("not a batch connection".to_string()),
+    };
+    match committed {
+        Ok(()) => (Ok(replies), true),
+        Err(msg) => {
+            roll_back(db);
+            (Err((replies, msg)), false)
         }
     }
 }
 
-#[cold]
-fn unreachable_conn() -> ! {
-    // `apply_batch` checked the variant on entry and nothing replaces it in between.
-    panic!("the batch connection changed variant inside a write")
+/// Undoes whatever is left of the batch (the connection is then not reused).
+fn roll_back(db: &mut DbConn) {
+    if let Some(c) = batch_conn(db) {
+        roll_back_to(c, 0);
+    }
 }
 
 /// Rolls back savepoints (and, for `target` 0, the transaction) until the depth is `target`.
