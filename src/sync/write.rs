@@ -177,8 +177,7 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
         updated_at: cmd.now,
     };
     c.insert_xref(&xref).map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
-    let (journal, rows) = new_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
-    c.insert_journal(&rows)?;
+    let journal = write_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
     Ok(Applied {
         status: 201,
         before: ticket.clone(),
@@ -268,7 +267,7 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
         }
     }
 
-    let (journal, mut journal_rows) = new_journal(c, cmd, &before, &cmd.mapped.journal)?;
+    let journal = write_journal(c, cmd, &before, &cmd.mapped.journal)?;
     let fields_changed = values != before.values;
     if !fields_changed && journal.is_empty() {
         return Ok(Applied { status: 200, before, after: None, journal, partner_ticket_id: pid, xrefs });
@@ -284,37 +283,32 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
         ..before.clone()
     };
     c.update_ticket(&TicketRow::from_ticket(&after))?;
-    let change_body = fields_changed.then(|| {
+    if fields_changed {
         let changes: Map<String, Value> = changed_fields(&before.values, &after.values)
             .into_iter()
             .map(|k| (k.to_string(), json!({"from": before.get(k), "to": after.get(k)})))
             .collect();
-        Value::Object(changes).to_string()
-    });
-    if let Some(body) = &change_body {
-        journal_rows.push(NewJournal {
+        c.insert_journal(&NewJournal {
             ticket_id: after.id,
             kind: JournalKind::FieldChange.as_str(),
             author_partner: &contract.id,
             partner_entry_id: None,
-            body,
+            body: &Value::Object(changes).to_string(),
             created_at: cmd.now,
-        });
+        })?;
     }
-    c.insert_journal(&journal_rows)?;
     Ok(Applied { status: 200, before, after: Some(after), journal, partner_ticket_id: pid, xrefs })
 }
 
-/// The work notes and comments to append, dropping entries the partner already sent (same
-/// entry id, stored or earlier in this request). The caller inserts them.
-fn new_journal<'a, C: TicketRepo>(
+/// Appends work notes and comments, dropping entries the partner already sent (same entry id,
+/// stored or earlier in this request).
+fn write_journal<C: TicketRepo>(
     c: &mut C,
-    cmd: &'a WriteCommand,
+    cmd: &WriteCommand,
     ticket: &Ticket,
-    entries: &'a [JournalInput],
-) -> Result<(Vec<JournalInput>, Vec<NewJournal<'a>>), SyncError> {
+    entries: &[JournalInput],
+) -> Result<Vec<JournalInput>, SyncError> {
     let mut written = Vec::new();
-    let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for e in entries {
         if let Some(id) = &e.entry_id {
@@ -322,17 +316,17 @@ fn new_journal<'a, C: TicketRepo>(
                 continue;
             }
         }
-        rows.push(NewJournal {
+        c.insert_journal(&NewJournal {
             ticket_id: ticket.id,
             kind: e.kind.as_str(),
             author_partner: &cmd.contract.id,
             partner_entry_id: e.entry_id.as_deref(),
             body: &e.body,
             created_at: cmd.now,
-        });
+        })?;
         written.push(e.clone());
     }
-    Ok((written, rows))
+    Ok(written)
 }
 
 /// Priority follows impact × urgency unless the writer set it explicitly.
