@@ -300,8 +300,7 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
     Ok(Applied { status: 200, before, after: Some(after), journal, partner_ticket_id: pid, xrefs })
 }
 
-/// Appends work notes and comments, dropping entries the partner already sent (same entry id,
-/// stored or earlier in this request).
+/// Appends work notes and comments, dropping entries the partner already sent (same entry id).
 fn write_journal<C: TicketRepo>(
     c: &mut C,
     cmd: &WriteCommand,
@@ -309,10 +308,9 @@ fn write_journal<C: TicketRepo>(
     entries: &[JournalInput],
 ) -> Result<Vec<JournalInput>, SyncError> {
     let mut written = Vec::new();
-    let mut seen = std::collections::HashSet::new();
     for e in entries {
         if let Some(id) = &e.entry_id {
-            if !seen.insert(id.as_str()) || c.journal_entry_exists(ticket.id, &cmd.contract.id, id)? {
+            if c.journal_entry_exists(ticket.id, &cmd.contract.id, id)? {
                 continue;
             }
         }
