@@ -37,6 +37,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Serialises the ceiling's SQLite transactions in this process, as a single writer would
+/// (SQLite's sleep-and-retry busy handler starves under many threads).
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `$body` in one transaction of its own on a raw connection: SQLite takes the write lock
+/// up front (`BEGIN IMMEDIATE`), PostgreSQL a plain transaction. The gateway's group commit is
+/// exactly what the ceiling leaves out.
+macro_rules! transaction {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            ebond::store::DbConn::Sqlite(pooled) => {
+                let _writer = SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let conn: &mut diesel::SqliteConnection = &mut *pooled;
+                conn.immediate_transaction(|$c| $body)
+            }
+            ebond::store::DbConn::Postgres(pooled) => {
+                let conn: &mut diesel::PgConnection = &mut *pooled;
+                diesel::Connection::transaction(conn, |$c| $body)
+            }
+        }
+    };
+}
+
 #[derive(Clone)]
 struct Options {
     db: String,
@@ -507,7 +530,7 @@ fn ceiling(db: &ebond::store::Db, url: &str, opts: &Options, outbox_rows: usize)
                     let id = 2 + (i * 7) % (tickets - 1).max(1);
                     let now = ebond::util::now_ms();
                     let note = format!("ceiling note {i}");
-                    let r: QueryResult<()> = ebond::write_tx!(&mut conn, c => {
+                    let r: QueryResult<()> = transaction!(&mut conn, c => {
                         diesel::sql_query(&update)
                             .bind::<Text, _>(format!("ceiling update {i}"))
                             .bind::<BigInt, _>(1 + i % 3)
@@ -797,7 +820,7 @@ fn bench_contracts(dir: &std::path::Path, sink: &str) -> std::path::PathBuf {
 /// Times the gateway's claim (`claim_due`, 64 rows, then released) over 1,000 pending rows,
 /// before and after `history` delivered rows of the same tickets are inserted ahead of them.
 fn claim_cost_with_history(db: &ebond::store::Db, history: usize) {
-    use ebond::store::outbox::OutboxRepo;
+    use ebond::store::outbox::OutboxRepo as _;
     let pending = |conn: &mut ebond::store::DbConn, tag: &str| {
         let sql = format!(
             "INSERT INTO outbox (partner, ticket_id, event, delivery_id, payload, status, attempts, next_attempt_at, created_at, updated_at) \
@@ -811,10 +834,10 @@ fn claim_cost_with_history(db: &ebond::store::Db, history: usize) {
         for _ in 0..rounds {
             let now = ebond::util::now_ms();
             let t = Instant::now();
-            let rows = ebond::write_tx!(conn, c => c.claim_due(now, now + 60_000, "bench", &[], 64)).expect("claim");
+            let rows = transaction!(conn, c => c.claim_due(now, now + 60_000, "bench", &[], 64)).expect("claim");
             spent += t.elapsed();
             assert!(!rows.is_empty(), "nothing to claim");
-            ebond::write_tx!(conn, c => {
+            transaction!(conn, c => {
                 for r in &rows {
                     c.release(r.id, "bench")?;
                 }

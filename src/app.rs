@@ -25,23 +25,60 @@ pub fn load_contracts(settings: &Settings) -> anyhow::Result<Registry> {
     })
 }
 
-/// Opens the configured database (creating the SQLite file if needed) and migrates it.
-pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+/// Opens the configured database (creating the SQLite file if needed) and migrates it: what
+/// `serve`, `worker` and `migrate` do. Returns the migrations applied.
+pub fn open_and_migrate(settings: &Settings) -> anyhow::Result<(Db, Vec<String>)> {
     let url = settings.effective_database_url();
-    let db = Db::connect(&url, &settings.database).with_context(|| {
-        format!("opening the {} database", if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" })
-    })?;
-    let applied = db.migrate().context("applying migrations")?;
+    let db = Db::connect(&url, &settings.database).with_context(|| format!("opening {}", describe_database(&url)))?;
+    let applied = db.migrate().with_context(|| format!("migrating {}", describe_database(&url)))?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "database migrated");
     }
+    Ok((db, applied))
+}
+
+/// Opens the configured database as it is, for every other command: it must exist and be
+/// migrated already (a command that only reads or changes a few rows never changes the
+/// schema under a gateway that may still be running an older binary).
+pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    let url = settings.effective_database_url();
+    let shown = describe_database(&url);
+    if crate::store::Backend::of_url(&url)? == crate::store::Backend::Sqlite {
+        let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!("there is no database yet at {path}: start `ebond serve` or run `ebond migrate` first");
+        }
+    }
+    let db = Db::connect(&url, &settings.database).with_context(|| format!("opening {shown}"))?;
+    let pending = db.pending_migrations().with_context(|| format!("reading the schema version of {shown}"))?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "{shown} is not migrated to this version of ebond ({} migration{} pending): run `ebond migrate`",
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" }
+        );
+    }
     Ok(db)
+}
+
+/// "the SQLite database ./data/ebond.db", "the PostgreSQL database db.internal/ebond" (no
+/// credentials).
+pub fn describe_database(url: &str) -> String {
+    match crate::store::Backend::of_url(url) {
+        Ok(crate::store::Backend::Postgres) => {
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            let rest = rest.split('?').next().unwrap_or(rest);
+            format!("the PostgreSQL database {rest}")
+        }
+        _ => format!("the SQLite database {}", url.strip_prefix("sqlite://").unwrap_or(url)),
+    }
 }
 
 /// Everything the HTTP server needs.
 pub fn state(settings: Settings) -> anyhow::Result<AppState> {
     let registry = load_contracts(&settings)?;
-    let db = open_database(&settings)?;
+    let (db, _) = open_and_migrate(&settings)?;
     for c in registry.partners() {
         if !c.client_cert_sha256.is_empty()
             && (settings.tls.cert_file.is_none() || settings.tls.client_ca_file.is_none())

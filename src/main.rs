@@ -4,9 +4,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ebond::config::Settings;
 use ebond::outbox::admin as outbox_admin;
-use ebond::store::credentials::CredentialRepo;
 use ebond::store::outbox::OutboxFilter;
-use ebond::{app, auth, openapi, with_conn};
+use ebond::store::StoreError;
+use ebond::{app, auth, openapi};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -204,8 +204,18 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Partner { command: PartnerCommand::Pause { partner } } => set_paused(&settings, &partner, true)?,
         Command::Partner { command: PartnerCommand::Resume { partner } } => set_paused(&settings, &partner, false)?,
         Command::Migrate => {
-            let db = app::open_database(&settings)?;
-            println!("database {} is up to date", db.backend_name());
+            let (_, applied) = app::open_and_migrate(&settings)?;
+            let shown = app::describe_database(&settings.effective_database_url());
+            if applied.is_empty() {
+                println!("{shown} is up to date");
+            } else {
+                println!(
+                    "migrated {shown}: applied {} migration{} ({})",
+                    applied.len(),
+                    if applied.len() == 1 { "" } else { "s" },
+                    applied.join(", ")
+                );
+            }
         }
         Command::Contracts { command: ContractsCommand::Check { dir } } => {
             let mut settings = settings;
@@ -254,9 +264,8 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Partner { command: PartnerCommand::List } => {
             let registry = app::load_contracts(&settings)?;
             let db = app::open_database(&settings)?;
-            let mut conn = db.get()?;
-            let creds = with_conn!(&mut conn, c => c.list_credentials())?;
-            let paused = outbox_admin::paused(&mut conn)?;
+            let (creds, paused) =
+                db.read_now(|c| Ok::<_, StoreError>((c.list_credentials()?, outbox_admin::paused(c)?)))?;
             println!(
                 "{:<14} {:<44} {:<9} {:<7} {:<11} {:<9} CREDENTIALS",
                 "PARTNER", "NAME", "CONTRACT", "CREATE", "SUBSCRIBES", "DELIVERY"
@@ -289,10 +298,10 @@ fn issue(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Resu
 
 fn issue_scoped(settings: &Settings, partner: Option<&str>, read_only: bool, json: bool) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
-    let mut conn = db.get()?;
     let iterations = settings.auth.pbkdf2_iterations;
+    let partner = partner.map(str::to_string);
     let cred =
-        ebond::write_tx!(&mut conn, c => auth::tokens::issue_credential_scoped(c, partner, read_only, iterations))?;
+        db.write_now(move |c| auth::tokens::issue_credential_scoped(c, partner.as_deref(), read_only, iterations))?;
     if json {
         println!("{}", serde_json::to_string(&cred)?);
     } else {
@@ -305,12 +314,11 @@ fn issue_scoped(settings: &Settings, partner: Option<&str>, read_only: bool, jso
 
 fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
-    let mut conn = db.get()?;
     match command {
         OutboxCommand::List { partner, status, limit } => {
             let status = (status != "all").then_some(status);
             let filter = OutboxFilter { partner, status, ticket_id: None, after_id: None, limit };
-            let rows = outbox_admin::list(&mut conn, &filter)?;
+            let rows = db.read_now(|c| outbox_admin::list(c, &filter))?;
             println!(
                 "{:>8} {:<12} {:<11} {:<16} {:<10} {:>8} {:>6}  LAST ERROR",
                 "ID", "PARTNER", "TICKET", "EVENT", "STATUS", "ATTEMPTS", "HTTP"
@@ -330,24 +338,25 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
             }
             eprintln!("{} row{}", rows.len(), if rows.len() == 1 { "" } else { "s" });
         }
-        OutboxCommand::Show { id } => match outbox_admin::show(&mut conn, id)? {
+        OutboxCommand::Show { id } => match db.read_now(|c| outbox_admin::show(c, id))? {
             Some(d) => println!("{}", serde_json::to_string_pretty(&d)?),
             None => anyhow::bail!("no outbox row {id}"),
         },
         OutboxCommand::Discard { id } => {
-            if !outbox_admin::discard(&mut conn, id)? {
+            if !db.write_now(move |c| outbox_admin::discard(c, id))? {
                 anyhow::bail!("outbox row {id} is not a dead letter");
             }
             println!("discarded dead letter {id}; later changes of its ticket go out now");
         }
         OutboxCommand::Replay { id: Some(id), .. } => {
-            if !outbox_admin::replay(&mut conn, id)? {
+            if !db.write_now(move |c| outbox_admin::replay(c, id))? {
                 anyhow::bail!("outbox row {id} is not a dead letter");
             }
             println!("replayed 1 dead letter ({id}); a running processor picks it up within its poll interval");
         }
         OutboxCommand::Replay { partner: Some(p), .. } => {
-            let n = outbox_admin::replay_partner(&mut conn, &p)?;
+            let partner = p.clone();
+            let n = db.write_now(move |c| outbox_admin::replay_partner(c, &partner))?;
             println!("replayed {n} dead letter{} of {p}, in their original order", if n == 1 { "" } else { "s" });
         }
         OutboxCommand::Replay { .. } => anyhow::bail!("give an outbox id or --partner"),
@@ -361,8 +370,8 @@ fn set_paused(settings: &Settings, partner: &str, paused: bool) -> anyhow::Resul
         anyhow::bail!("no contract for partner `{partner}`");
     }
     let db = app::open_database(settings)?;
-    let mut conn = db.get()?;
-    outbox_admin::set_paused(&mut conn, partner, paused)?;
+    let p = partner.to_string();
+    db.write_now(move |c| outbox_admin::set_paused(c, &p, paused))?;
     println!("deliveries to {partner} {}", if paused { "paused: its backlog waits" } else { "resumed" });
     Ok(())
 }
@@ -388,9 +397,10 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
                 .map(|d| d.as_secs() as i64)
                 .ok_or_else(|| anyhow::anyhow!("--overlap `{overlap}` is not a duration such as 24h, 30m or 0s"))?;
             let db = app::open_database(settings)?;
-            let mut conn = db.get()?;
             let iterations = settings.auth.pbkdf2_iterations;
-            let rotated = ebond::write_tx!(&mut conn, c => auth::tokens::rotate(c, &partner, client_id.as_deref(), overlap_secs, force, iterations))?;
+            let (p, id) = (partner.clone(), client_id.clone());
+            let rotated =
+                db.write_now(move |c| auth::tokens::rotate(c, &p, id.as_deref(), overlap_secs, force, iterations))?;
             let Some(cred) = rotated else { anyhow::bail!("{partner} has no live credential to rotate") };
             if json {
                 println!("{}", serde_json::to_string(&cred)?);
@@ -405,9 +415,9 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
         }
         CredentialsCommand::Revoke { partner, client_id } => {
             let db = app::open_database(settings)?;
-            let mut conn = db.get()?;
             let now = ebond::util::now_ms();
-            let n = ebond::write_tx!(&mut conn, c => c.revoke(&partner, client_id.as_deref(), now))?;
+            let (p, id) = (partner.clone(), client_id.clone());
+            let n = db.write_now(move |c| c.revoke(&p, id.as_deref(), now).map_err(StoreError::from))?;
             if n == 0 {
                 anyhow::bail!(
                     "{partner} has no live credential{} to revoke",

@@ -3,9 +3,7 @@
 //! master key from `EBOND_MASTER_KEY` or a key file created with mode 0600 on first use.
 
 use crate::contract::SecretRef;
-use crate::store::credentials::CredentialRepo;
 use crate::store::{Db, StoreError};
-use crate::with_conn;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
@@ -203,9 +201,9 @@ impl Secrets {
     /// Seals and stores a partner's secret.
     pub fn store(&self, partner: &str, name: &str, value: &str) -> Result<(), SecretError> {
         let sealed = self.master_key()?.seal(&context(partner, name), value.as_bytes())?;
-        let mut conn = self.db.get()?;
         let now = crate::util::now_ms();
-        crate::write_tx!(&mut conn, c => c.put_secret(partner, name, &sealed, now)).map_err(StoreError::from)?;
+        let (partner, name) = (partner.to_string(), name.to_string());
+        self.db.write_now(move |c| c.put_secret(&partner, &name, &sealed, now).map_err(StoreError::from))?;
         Ok(())
     }
 
@@ -213,8 +211,7 @@ impl Secrets {
     pub fn resolve_blocking(&self, partner: &str, r: &SecretRef) -> Result<Secret, SecretError> {
         match r {
             SecretRef::Db(name) => {
-                let mut conn = self.db.get()?;
-                let sealed = with_conn!(&mut conn, c => c.get_secret(partner, name)).map_err(StoreError::from)?;
+                let sealed = self.db.read_now(|c| c.get_secret(partner, name).map_err(StoreError::from))?;
                 let sealed =
                     sealed.ok_or_else(|| SecretError::MissingDb { partner: partner.into(), name: name.clone() })?;
                 self.master_key()?.open(&context(partner, name), &sealed)

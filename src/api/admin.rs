@@ -3,8 +3,7 @@
 use super::inbound::require_admin;
 use super::problem::{ApiError, Problem};
 use super::AppState;
-use crate::store::audit::{AuditRepo, TransactionFilter};
-use crate::with_conn;
+use crate::store::audit::TransactionFilter;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -95,12 +94,8 @@ pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpR
             before_id: q.before,
             limit,
         };
-        let rows = state
-            .db
-            .run(move |conn| {
-                with_conn!(conn, c => c.query_transactions(&filter)).map_err(crate::store::StoreError::from)
-            })
-            .await?;
+        let rows =
+            state.db.read(move |c| c.query_transactions(&filter).map_err(crate::store::StoreError::from)).await?;
         let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
         let items = rows.into_iter().map(transaction_view).collect();
         Ok(HttpResponse::Ok().json(TransactionPage { items, next_before }))
@@ -191,7 +186,6 @@ pub struct AuthEventPage {
     security(("bearer" = []))
 )]
 pub async fn auth_events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    use crate::store::credentials::CredentialRepo;
     let result: Result<HttpResponse, ApiError> = async {
         require_admin(&state, &req).await?;
         let q: AuthEventQuery = serde_urlencoded::from_str(req.query_string())
@@ -200,8 +194,8 @@ pub async fn auth_events(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
             q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
         let rows = state
             .db
-            .run(move |conn| {
-                with_conn!(conn, c => c.list_auth_events(q.client_id.as_deref(), q.outcome.as_deref(), q.before, limit))
+            .read(move |c| {
+                c.list_auth_events(q.client_id.as_deref(), q.outcome.as_deref(), q.before, limit)
                     .map_err(crate::store::StoreError::from)
             })
             .await?;

@@ -11,11 +11,8 @@ use super::AppState;
 use crate::auth::AuthError;
 use crate::contract::inbound::Op;
 use crate::contract::Contract;
-use crate::store::credentials::CredentialRepo;
-use crate::store::tickets::TicketRepo;
 use crate::sync::write::{apply, WriteCommand, WriteOp};
 use crate::sync::SyncError;
-use crate::{with_conn, write_tx};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::Value;
 use std::sync::Arc;
@@ -46,14 +43,19 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web:
         let body = read_body(&req, payload, state.settings.limits.max_body_bytes).await?;
         info = audit_info(&req, &body);
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let (Some(id), Some(ts), Some(sig)) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
+        let (Some(id), Some(ts), Some(sig)) =
+            (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
         else {
-            return Err(AuthError::Signature("webhook-id, webhook-timestamp and webhook-signature are required".into()).into());
+            return Err(AuthError::Signature(
+                "webhook-id, webhook-timestamp and webhook-signature are required".into(),
+            )
+            .into());
         };
         if id.is_empty() || id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(AuthError::Signature("webhook-id must be 1 to 256 visible ASCII characters".into()).into());
         }
-        let ts: i64 = ts.trim().parse().map_err(|_| AuthError::Signature("webhook-timestamp is not Unix seconds".into()))?;
+        let ts: i64 =
+            ts.trim().parse().map_err(|_| AuthError::Signature("webhook-timestamp is not Unix seconds".into()))?;
         let skew = chrono::Utc::now().timestamp().abs_diff(ts);
         if skew > state.settings.security.webhook_tolerance_secs.unsigned_abs() {
             return Err(AuthError::Signature(format!(
@@ -78,7 +80,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web:
                 let me = contract.id.clone();
                 state
                     .db
-                    .run(move |conn| with_conn!(conn, c => c.xref_by_partner_id(&me, &p)).map_err(crate::store::StoreError::from))
+                    .read(move |c| c.xref_by_partner_id(&me, &p).map_err(crate::store::StoreError::from))
                     .await?
                     .is_some()
             }
@@ -94,14 +96,24 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web:
         let me = contract.id.clone();
         let outcome = state
             .db
-            .write(move |conn| {
-                write_tx!(conn, c => {
-                    let now = crate::util::now_ms();
-                    if !c.remember_webhook(&me, &id, now)? {
-                        return Err(SyncError::Replayed { webhook_id: id.clone() });
-                    }
-                    apply(c, WriteCommand { registry: &registry, contract: &contract, op, mapped, if_match: None, idempotency: None, audit, now })
-                })
+            .write(move |c| {
+                let now = crate::util::now_ms();
+                if !c.remember_webhook(&me, &id, now)? {
+                    return Err(SyncError::Replayed { webhook_id: id.clone() });
+                }
+                apply(
+                    c,
+                    WriteCommand {
+                        registry: &registry,
+                        contract: &contract,
+                        op,
+                        mapped,
+                        if_match: None,
+                        idempotency: None,
+                        audit,
+                        now,
+                    },
+                )
             })
             .await?;
         Ok(outcome)

@@ -6,10 +6,8 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{tokens, AuthError, Principal, Scope};
 use crate::contract::Contract;
-use crate::store::audit::AuditRepo;
 use crate::store::models::TransactionRow;
 use crate::sync::AuditInfo;
-use crate::{with_conn, write_tx};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
@@ -18,7 +16,7 @@ use std::sync::Arc;
 /// Authenticates the bearer token of `req`. Failures are recorded as authentication events.
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ApiError> {
     let checked = match bearer_token(req) {
-        Ok(token) => state.db.run(move |conn| with_conn!(conn, c => tokens::check(c, &token))).await,
+        Ok(token) => state.db.read(move |c| tokens::check(c, &token)).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &checked {
@@ -52,13 +50,7 @@ pub async fn record_auth_event(
         outcome: outcome.into(),
         reason: reason.into(),
     };
-    let result = state
-        .db
-        .write(move |conn| {
-            use crate::store::credentials::CredentialRepo;
-            write_tx!(conn, c => c.insert_auth_event(&row)).map_err(crate::store::StoreError::from)
-        })
-        .await;
+    let result = state.db.write(move |c| c.insert_auth_event(&row).map_err(crate::store::StoreError::from)).await;
     if let Err(e) = result {
         tracing::error!(error = %e, "could not record the authentication event");
     }
@@ -262,28 +254,26 @@ pub async fn audit(
 ) {
     let outcome = state
         .db
-        .write(move |conn| {
-            write_tx!(conn, c => {
-                let ticket = match (&partner, &reference) {
-                    (Some(p), Some(r)) => crate::sync::read::resolve(c, p, r).ok().map(|(t, _)| (t.id, t.number)),
-                    _ => None,
-                };
-                c.insert_transaction(&TransactionRow {
-                    id: 0,
-                    at: crate::util::now_ms(),
-                    partner,
-                    request_id: info.request_id,
-                    method: info.method,
-                    path: info.path,
-                    payload_sha256: info.payload_sha256,
-                    result: result.to_string(),
-                    status: i32::from(status),
-                    error_codes,
-                    ticket_id: ticket.as_ref().map(|t| t.0),
-                    ticket_number: ticket.map(|t| t.1),
-                })
-                .map_err(crate::store::StoreError::from)
+        .write(move |c| {
+            let ticket = match (&partner, &reference) {
+                (Some(p), Some(r)) => crate::sync::read::resolve(c, p, r).ok().map(|(t, _)| (t.id, t.number)),
+                _ => None,
+            };
+            c.insert_transaction(&TransactionRow {
+                id: 0,
+                at: crate::util::now_ms(),
+                partner,
+                request_id: info.request_id,
+                method: info.method,
+                path: info.path,
+                payload_sha256: info.payload_sha256,
+                result: result.to_string(),
+                status: i32::from(status),
+                error_codes,
+                ticket_id: ticket.as_ref().map(|t| t.0),
+                ticket_number: ticket.map(|t| t.1),
             })
+            .map_err(crate::store::StoreError::from)
         })
         .await;
     if let Err(e) = outcome {

@@ -6,8 +6,6 @@
 use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{tokens, AuthError};
-use crate::store::credentials::CredentialRepo;
-use crate::{with_conn, write_tx};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::Engine;
@@ -123,8 +121,8 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
     let now = crate::util::now_ms();
     let (failures, last) = state
         .db
-        .run(move |conn| {
-            with_conn!(conn, c => c.recent_failures(Some(&id2), &src2, now - sec.lockout_window_secs * 1000))
+        .read(move |c| {
+            c.recent_failures(Some(&id2), &src2, now - sec.lockout_window_secs * 1000)
                 .map_err(crate::store::StoreError::from)
         })
         .await?;
@@ -143,10 +141,14 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
     let id = client_id.clone();
     let verified = state
         .db
-        .run(move |conn| {
-            Ok::<_, crate::store::StoreError>(
-                with_conn!(conn, c => tokens::verify_client(c, &id, &client_secret, scope.as_deref(), iterations)),
-            )
+        .read(move |c| {
+            Ok::<_, crate::store::StoreError>(tokens::verify_client(
+                c,
+                &id,
+                &client_secret,
+                scope.as_deref(),
+                iterations,
+            ))
         })
         .await?;
     let client = match verified {
@@ -173,7 +175,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
             contract.token_ttl_secs.unwrap_or(default_ttl)
         }
     };
-    let issued = state.db.write(move |conn| write_tx!(conn, c => tokens::issue_token(c, client, ttl))).await?;
+    let issued = state.db.write(move |c| tokens::issue_token(c, client, ttl)).await?;
     record(state, Some(&client_id), &source, "success", "token_issued").await;
     tracing::info!(client_id = %client_id, partner = ?issued.partner, "token issued");
     Ok(TokenResponse {

@@ -6,10 +6,9 @@ use super::inbound::require_admin;
 use super::problem::{ApiError, Problem};
 use super::AppState;
 use crate::outbox::admin::{self as outbox_admin, OutboxDetail, OutboxView};
-use crate::store::audit::{AuditRepo, TransactionFilter};
-use crate::store::outbox::{OutboxFilter, OutboxRepo};
+use crate::store::audit::TransactionFilter;
+use crate::store::outbox::OutboxFilter;
 use crate::store::StoreError;
-use crate::with_conn;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,7 +22,7 @@ fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let partners: Vec<String> = state.registry.partners().map(|c| c.id.clone()).collect();
-    match state.db.run(|conn| with_conn!(conn, c => c.outbox_stats()).map_err(StoreError::from)).await {
+    match state.db.read(|c| c.outbox_stats().map_err(StoreError::from)).await {
         Ok(stats) => state.metrics.set_outbox(&partners, &stats, crate::util::now_ms()),
         Err(e) => tracing::warn!(error = %e, "metrics: outbox figures unavailable"),
     }
@@ -77,7 +76,7 @@ pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
                 .clamp(1, state.settings.limits.max_page_size);
             let filter =
                 OutboxFilter { partner: q.partner, status: q.status, ticket_id: None, after_id: q.after, limit };
-            let items = state.db.run(move |conn| outbox_admin::list(conn, &filter)).await?;
+            let items = state.db.read(move |c| outbox_admin::list(c, &filter)).await?;
             let next_after = (items.len() as i64 == limit).then(|| items.last().map(|r| r.id)).flatten();
             Ok(HttpResponse::Ok().json(OutboxPage { items, next_after }))
         }
@@ -99,7 +98,7 @@ pub async fn outbox_show(state: web::Data<AppState>, req: HttpRequest, path: web
     respond(
         async {
             require_admin(&state, &req).await?;
-            match state.db.run(move |conn| outbox_admin::show(conn, id)).await? {
+            match state.db.read(move |c| outbox_admin::show(c, id)).await? {
                 Some(d) => Ok(HttpResponse::Ok().json(d)),
                 None => Err(ApiError::NotFound(format!("no outbox row {id}"))),
             }
@@ -144,14 +143,14 @@ async fn on_dead_letter(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: i64,
-    action: fn(&mut crate::store::DbConn, i64) -> Result<bool, StoreError>,
+    action: fn(&mut dyn crate::store::Repos, i64) -> Result<bool, StoreError>,
     done: &'static str,
     replayed: usize,
 ) -> HttpResponse {
     respond(
         async {
             require_admin(&state, &req).await?;
-            if state.db.write(move |conn| action(conn, id)).await? {
+            if state.db.write(move |c| action(c, id)).await? {
                 tracing::info!(outbox_id = id, action = done, "dead letter handled by an operator");
                 state.wake.notify_one();
                 Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
@@ -189,7 +188,7 @@ pub async fn replay_partner(state: web::Data<AppState>, req: HttpRequest) -> Htt
                 return Err(ApiError::NotFound(format!("no partner `{}`", q.partner)));
             }
             let partner = q.partner.clone();
-            let n = state.db.write(move |conn| outbox_admin::replay_partner(conn, &partner)).await?;
+            let n = state.db.write(move |c| outbox_admin::replay_partner(c, &partner)).await?;
             tracing::info!(partner = %q.partner, replayed = n, "dead letters replayed");
             state.wake.notify_one();
             Ok(HttpResponse::Ok().json(ReplayResult { replayed: n }))
@@ -212,7 +211,7 @@ async fn set_paused(state: web::Data<AppState>, req: HttpRequest, id: String, pa
                 return Err(ApiError::NotFound(format!("no partner `{id}`")));
             }
             let p = id.clone();
-            state.db.write(move |conn| outbox_admin::set_paused(conn, &p, paused)).await?;
+            state.db.write(move |c| outbox_admin::set_paused(c, &p, paused)).await?;
             tracing::info!(partner = %id, paused, "partner delivery switch changed");
             state.wake.notify_one();
             Ok(HttpResponse::Ok().json(PartnerControl { partner: id, paused }))
@@ -270,13 +269,13 @@ pub async fn ticket_sync(state: web::Data<AppState>, req: HttpRequest, path: web
             let n = number.clone();
             let found = state
                 .db
-                .run(move |conn| {
-                    let Some(rows) = outbox_admin::of_ticket(conn, &n)? else {
+                .read(move |c| {
+                    let Some(rows) = outbox_admin::of_ticket(c, &n)? else {
                         return Ok(None);
                     };
                     let filter =
                         TransactionFilter { ticket_number: Some(n.clone()), limit: 1000, ..Default::default() };
-                    let mut tx = with_conn!(conn, c => c.query_transactions(&filter))?;
+                    let mut tx = c.query_transactions(&filter)?;
                     tx.reverse();
                     Ok::<_, StoreError>(Some((rows, tx)))
                 })

@@ -105,7 +105,8 @@ impl ApiError {
                 AuthError::SourceNotAllowed(_) => (S::FORBIDDEN, "source-not-allowed", "Source address not allowed"),
                 AuthError::ClientCertificate(_) => (S::FORBIDDEN, "client-certificate", "Client certificate refused"),
                 AuthError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate-limited", "Rate limit exceeded"),
-                AuthError::Store(_) | AuthError::Crypto(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+                AuthError::Store(e) => store_parts(e),
+                AuthError::Crypto(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
             ApiError::AdminOnly => (S::FORBIDDEN, "admin-only", "Operator endpoint"),
             ApiError::PartnerOnly => (S::FORBIDDEN, "partner-only", "Partner endpoint"),
@@ -143,16 +144,7 @@ impl ApiError {
                 SyncError::WorkNoteForbidden => {
                     (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner")
                 }
-                SyncError::Store(StoreError::Pool(_) | StoreError::Unavailable(_) | StoreError::Commit(_)) => {
-                    (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
-                }
-                SyncError::Store(StoreError::Query(e)) if crate::store::is_unique_violation(e) => {
-                    (S::CONFLICT, "concurrent-write", "A concurrent request wrote the same data")
-                }
-                SyncError::Store(StoreError::Query(e)) if crate::store::is_busy(e) => {
-                    (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
-                }
-                SyncError::Store(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+                SyncError::Store(e) => store_parts(e),
             },
             ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType { .. } => {
@@ -206,9 +198,11 @@ impl ApiError {
                 self.to_string()
             }
             ApiError::Sync(s) => sync_detail(s, &mut extra),
-            ApiError::Internal(_) | ApiError::Auth(AuthError::Store(_) | AuthError::Crypto(_)) => {
+            ApiError::Auth(AuthError::Store(e)) => store_detail(e),
+            ApiError::Internal(_) | ApiError::Auth(AuthError::Crypto(_)) => {
                 "an internal error occurred; quote the request id to the operator".into()
             }
+            ApiError::Unavailable => UNAVAILABLE.into(),
             other => other.to_string(),
         };
         Problem {
@@ -263,12 +257,32 @@ fn sync_detail(s: &SyncError, extra: &mut Map<String, Value>) -> String {
             extra.insert("current_version".into(), json!(current));
             format!("If-Match named version {given}, but the ticket is at version {current}; re-read it and retry")
         }
-        SyncError::Store(StoreError::Query(e)) if crate::store::is_unique_violation(e) => {
+        SyncError::Store(e) => store_detail(e),
+        other => other.to_string(),
+    }
+}
+
+const UNAVAILABLE: &str = "the database is unavailable or busy; nothing was changed: retry after `Retry-After` seconds";
+
+/// A storage failure as the client sees it: the store has already classified it.
+fn store_parts(e: &StoreError) -> (StatusCode, &'static str, &'static str) {
+    match e {
+        StoreError::Conflict(_) => {
+            (StatusCode::CONFLICT, "concurrent-write", "A concurrent request wrote the same data")
+        }
+        e if e.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+    }
+}
+
+fn store_detail(e: &StoreError) -> String {
+    match e {
+        StoreError::Conflict(_) => {
             "a concurrent request (for instance a retry with the same Idempotency-Key) wrote the same data; retry"
                 .into()
         }
-        SyncError::Store(_) => "an internal error occurred; quote the request id to the operator".into(),
-        other => other.to_string(),
+        e if e.is_transient() => UNAVAILABLE.into(),
+        _ => "an internal error occurred; quote the request id to the operator".into(),
     }
 }
 

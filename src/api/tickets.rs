@@ -8,7 +8,6 @@ use crate::contract::inbound::{FieldError, Mapped, Op};
 use crate::domain::{JournalInput, JournalKind};
 use crate::sync::write::{apply, IdempotencyKey, WriteCommand, WriteOp};
 use crate::sync::AuditInfo;
-use crate::{with_conn, write_tx};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -206,17 +205,20 @@ async fn write(state: &AppState, req: HttpRequest, payload: web::Payload, kind: 
         let audit = info.clone();
         let outcome = state
             .db
-            .write(move |conn| {
-                write_tx!(conn, c => apply(c, WriteCommand {
-                    registry: &registry,
-                    contract: &contract,
-                    op,
-                    mapped,
-                    if_match,
-                    idempotency,
-                    audit,
-                    now: crate::util::now_ms(),
-                }))
+            .write(move |c| {
+                apply(
+                    c,
+                    WriteCommand {
+                        registry: &registry,
+                        contract: &contract,
+                        op,
+                        mapped,
+                        if_match,
+                        idempotency,
+                        audit,
+                        now: crate::util::now_ms(),
+                    },
+                )
             })
             .await?;
         Ok(outcome)
@@ -356,8 +358,7 @@ pub async fn read(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
         let contract = partner_of(&state, &req, &principal, false)?;
         partner = Some(contract.id.clone());
         let (p, r) = (contract.id.clone(), reference.clone());
-        let (ticket, xref) =
-            state.db.run(move |conn| with_conn!(conn, c => crate::sync::read::resolve(c, &p, &r))).await?;
+        let (ticket, xref) = state.db.read(move |c| crate::sync::read::resolve(c, &p, &r)).await?;
         record_ticket(&ticket.number);
         let tag = etag(ticket.version);
         let unchanged = req
@@ -439,10 +440,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         };
         let after = q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
         let p = contract.id.clone();
-        let rows = state
-            .db
-            .run(move |conn| with_conn!(conn, c => crate::sync::read::list(c, &p, since, after, limit)))
-            .await?;
+        let rows = state.db.read(move |c| crate::sync::read::list(c, &p, since, after, limit)).await?;
         let next_cursor = (rows.len() as i64 == limit)
             .then(|| rows.last().map(|(t, _)| B64URL.encode(format!("{}:{}", t.updated_at, t.id))))
             .flatten();

@@ -85,6 +85,6 @@ pub enum AuthError {
 
 impl From<diesel::result::Error> for AuthError {
     fn from(e: diesel::result::Error) -> Self {
-        AuthError::Store(crate::store::StoreError::Query(e))
+        AuthError::Store(crate::store::StoreError::from(e))
     }
 }

@@ -13,7 +13,7 @@ pub struct IssuedCredential {
 }
 
 /// Creates a credential for `partner` (scope tickets) or for operators (`None`, scope admin).
-pub fn issue_credential<C: CredentialRepo>(
+pub fn issue_credential<C: CredentialRepo + ?Sized>(
     c: &mut C,
     partner: Option<&str>,
     iterations: u32,
@@ -22,7 +22,7 @@ pub fn issue_credential<C: CredentialRepo>(
 }
 
 /// As [`issue_credential`]; `read_only` partner credentials only ever get `tickets:read` tokens.
-pub fn issue_credential_scoped<C: CredentialRepo>(
+pub fn issue_credential_scoped<C: CredentialRepo + ?Sized>(
     c: &mut C,
     partner: Option<&str>,
     read_only: bool,
@@ -66,7 +66,7 @@ pub struct VerifiedClient {
 /// First half of the client-credentials grant: reads the credential and checks the secret
 /// against its slow hash (and, during a rotation's overlap, the previous one). Read-only, so
 /// it runs outside any write transaction. Errors carry a reason for the auth-event log.
-pub fn verify_client<C: CredentialRepo>(
+pub fn verify_client<C: CredentialRepo + ?Sized>(
     c: &mut C,
     client_id: &str,
     client_secret: &str,
@@ -110,7 +110,7 @@ pub fn verify_client<C: CredentialRepo>(
 }
 
 /// Second half: stores a new token's hash and returns the token.
-pub fn issue_token<C: CredentialRepo>(
+pub fn issue_token<C: CredentialRepo + ?Sized>(
     c: &mut C,
     client: VerifiedClient,
     ttl_secs: i64,
@@ -129,7 +129,7 @@ pub fn issue_token<C: CredentialRepo>(
 }
 
 /// Checks a bearer token: one indexed lookup by its SHA-256.
-pub fn check<C: CredentialRepo>(c: &mut C, token: &str) -> Result<Principal, AuthError> {
+pub fn check<C: CredentialRepo + ?Sized>(c: &mut C, token: &str) -> Result<Principal, AuthError> {
     let row = c.live_token(&sha256_hex(token.as_bytes()), now_ms())?.ok_or(AuthError::InvalidToken)?;
     let scope = Scope::parse(&row.scope).ok_or(AuthError::InvalidToken)?;
     Ok(Principal { partner: row.partner, scope })
@@ -137,7 +137,7 @@ pub fn check<C: CredentialRepo>(c: &mut C, token: &str) -> Result<Principal, Aut
 
 /// Gives the newest live credential of `partner` (or `client_id`) a new secret; the old secret
 /// keeps working for `overlap_secs`.
-pub fn rotate<C: CredentialRepo>(
+pub fn rotate<C: CredentialRepo + ?Sized>(
     c: &mut C,
     partner: &str,
     client_id: Option<&str>,

@@ -6,9 +6,7 @@
 use super::metrics::Metrics;
 use crate::config::AlertSettings;
 use crate::contract::{Registry, SecretRef};
-use crate::store::outbox::OutboxRepo;
 use crate::store::{Db, StoreError};
-use crate::with_conn;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -89,8 +87,7 @@ impl Alerts {
             };
             let since = now - out.alert_window.as_millis() as i64;
             let partner = contract.id.clone();
-            let counts =
-                db.run(move |conn| with_conn!(conn, c => c.failure_counts(since)).map_err(StoreError::from)).await?;
+            let counts = db.read(move |c| c.failure_counts(since).map_err(StoreError::from)).await?;
             let (attempts, failures) =
                 counts.iter().find(|c| c.partner == partner).map(|c| (c.attempts, c.failures)).unwrap_or((0, 0));
             let rate = if attempts > 0 { failures as f64 / attempts as f64 } else { 0.0 };

@@ -1,9 +1,7 @@
 //! Retention: delivered outbox rows and their attempts are purged after a configurable age.
 //! Dead letters stay until replayed or purged on purpose.
 
-use crate::store::outbox::OutboxRepo;
 use crate::store::{Db, StoreError};
-use crate::write_tx;
 
 /// Rows deleted per transaction: a large purge never holds the database (on SQLite, the
 /// writer every request waits for) for long.
@@ -14,9 +12,7 @@ pub async fn purge(db: &Db, days: u64) -> Result<usize, StoreError> {
     let before = crate::util::now_ms() - (days as i64) * 86_400_000;
     let mut n = 0;
     loop {
-        let chunk = db
-            .write(move |conn| write_tx!(conn, c => c.purge_delivered(before, PURGE_CHUNK)).map_err(StoreError::from))
-            .await?;
+        let chunk = db.write(move |c| c.purge_delivered(before, PURGE_CHUNK).map_err(StoreError::from)).await?;
         n += chunk;
         if (chunk as i64) < PURGE_CHUNK {
             break;
@@ -27,10 +23,6 @@ pub async fn purge(db: &Db, days: u64) -> Result<usize, StoreError> {
     }
     // Signed events older than a day can no longer be replayed (their timestamps are stale).
     let day_ago = crate::util::now_ms() - 86_400_000;
-    db.write(move |conn| {
-        use crate::store::credentials::CredentialRepo;
-        crate::write_tx!(conn, c => c.forget_webhooks_before(day_ago)).map_err(StoreError::from)
-    })
-    .await?;
+    db.write(move |c| c.forget_webhooks_before(day_ago).map_err(StoreError::from)).await?;
     Ok(n)
 }

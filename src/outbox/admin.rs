@@ -2,10 +2,8 @@
 //! replay dead letters; pause and resume a partner.
 
 use crate::store::models::{AttemptRow, OutboxRow};
-use crate::store::outbox::{OutboxFilter, OutboxRepo};
-use crate::store::tickets::TicketRepo;
-use crate::store::{DbConn, StoreError};
-use crate::{with_conn, write_tx};
+use crate::store::outbox::OutboxFilter;
+use crate::store::{Repos, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -85,31 +83,31 @@ pub fn attempt_view(a: &AttemptRow) -> AttemptView {
     }
 }
 
-pub fn list(conn: &mut DbConn, filter: &OutboxFilter) -> Result<Vec<OutboxView>, StoreError> {
-    let rows = with_conn!(conn, c => c.list_outbox(filter))?;
+pub fn list(c: &mut dyn Repos, filter: &OutboxFilter) -> Result<Vec<OutboxView>, StoreError> {
+    let rows = c.list_outbox(filter)?;
     Ok(rows.iter().map(view).collect())
 }
 
 /// Rows of one ticket (by hub number), oldest first.
-pub fn of_ticket(conn: &mut DbConn, number: &str) -> Result<Option<Vec<OutboxDetail>>, StoreError> {
-    let Some(ticket) = with_conn!(conn, c => c.ticket_by_number(number))? else {
+pub fn of_ticket(c: &mut dyn Repos, number: &str) -> Result<Option<Vec<OutboxDetail>>, StoreError> {
+    let Some(ticket) = c.ticket_by_number(number)? else {
         return Ok(None);
     };
-    let rows = with_conn!(conn, c => c.outbox_of_ticket(ticket.id))?;
+    let rows = c.outbox_of_ticket(ticket.id)?;
     let mut out = Vec::new();
     for r in rows {
-        if let Some(d) = show(conn, r.id)? {
+        if let Some(d) = show(c, r.id)? {
             out.push(d);
         }
     }
     Ok(Some(out))
 }
 
-pub fn show(conn: &mut DbConn, id: i64) -> Result<Option<OutboxDetail>, StoreError> {
-    let Some(row) = with_conn!(conn, c => c.outbox_row(id))? else {
+pub fn show(c: &mut dyn Repos, id: i64) -> Result<Option<OutboxDetail>, StoreError> {
+    let Some(row) = c.outbox_row(id)? else {
         return Ok(None);
     };
-    let attempts = with_conn!(conn, c => c.attempts_of(id))?;
+    let attempts = c.attempts_of(id)?;
     Ok(Some(OutboxDetail {
         row: view(&row),
         payload: serde_json::from_str(&row.payload).unwrap_or(Value::Null),
@@ -118,28 +116,28 @@ pub fn show(conn: &mut DbConn, id: i64) -> Result<Option<OutboxDetail>, StoreErr
 }
 
 /// Replays one dead letter. `Ok(false)`: no dead letter with that id.
-pub fn replay(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {
+pub fn replay(c: &mut dyn Repos, id: i64) -> Result<bool, StoreError> {
     let now = crate::util::now_ms();
-    Ok(write_tx!(conn, c => c.replay(id, now))?)
+    Ok(c.replay(id, now)?)
 }
 
 /// Discards one dead letter: it is never delivered, and the rows after it flow again.
-pub fn discard(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {
+pub fn discard(c: &mut dyn Repos, id: i64) -> Result<bool, StoreError> {
     let now = crate::util::now_ms();
-    Ok(write_tx!(conn, c => c.discard(id, now))?)
+    Ok(c.discard(id, now)?)
 }
 
 /// Replays every dead letter of a partner; they go out in their original order.
-pub fn replay_partner(conn: &mut DbConn, partner: &str) -> Result<usize, StoreError> {
+pub fn replay_partner(c: &mut dyn Repos, partner: &str) -> Result<usize, StoreError> {
     let now = crate::util::now_ms();
-    Ok(write_tx!(conn, c => c.replay_partner(partner, now))?)
+    Ok(c.replay_partner(partner, now)?)
 }
 
-pub fn set_paused(conn: &mut DbConn, partner: &str, paused: bool) -> Result<(), StoreError> {
+pub fn set_paused(c: &mut dyn Repos, partner: &str, paused: bool) -> Result<(), StoreError> {
     let now = crate::util::now_ms();
-    Ok(write_tx!(conn, c => c.set_paused(partner, paused, now))?)
+    Ok(c.set_paused(partner, paused, now)?)
 }
 
-pub fn paused(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
-    Ok(with_conn!(conn, c => c.paused_partners())?)
+pub fn paused(c: &mut dyn Repos) -> Result<Vec<String>, StoreError> {
+    Ok(c.paused_partners()?)
 }

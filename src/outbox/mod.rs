@@ -19,10 +19,8 @@ use crate::contract::{Contract, OutboundAuth, Registry};
 use crate::ops::alerts::Alerts;
 use crate::ops::metrics::Metrics;
 use crate::store::models::{AttemptRow, OutboxRow};
-use crate::store::outbox::{OutboxRepo, Settle, DEAD, DELIVERED, PENDING};
-use crate::store::tickets::TicketRepo;
-use crate::store::{is_unique_violation, Db, StoreError};
-use crate::{with_conn, write_tx};
+use crate::store::outbox::{Settle, DEAD, DELIVERED, PENDING};
+use crate::store::{Db, StoreError};
 use credentials::TokenCache;
 use health::Health;
 use retry::Verdict;
@@ -190,8 +188,7 @@ impl Processor {
             .partners()
             .filter_map(|c| c.outbound.as_ref().map(|o| (c.id.clone(), o.rate_limit_per_minute)))
             .collect();
-        let mut exclude =
-            self.db.run(|conn| with_conn!(conn, c => c.paused_partners()).map_err(StoreError::from)).await?;
+        let mut exclude = self.db.read(|c| c.paused_partners().map_err(StoreError::from)).await?;
         exclude.extend(self.health.blocked(&limits));
         let now = crate::util::now_ms();
         let lease_until = now + (self.settings.lease_secs as i64) * 1000;
@@ -201,10 +198,7 @@ impl Processor {
         let owner = claim.clone();
         let rows = self
             .db
-            .write(move |conn| {
-                write_tx!(conn, c => c.claim_due(now, lease_until, &owner, &exclude, free as i64))
-                    .map_err(StoreError::from)
-            })
+            .write(move |c| c.claim_due(now, lease_until, &owner, &exclude, free as i64).map_err(StoreError::from))
             .await?;
         let n = rows.len();
         for row in rows {
@@ -214,10 +208,7 @@ impl Processor {
                 _ => {
                     // Not now (no slot, rate limit, or breaker): back to the queue untouched.
                     let (id, owner) = (row.id, claim.clone());
-                    let released = self
-                        .db
-                        .write(move |conn| write_tx!(conn, c => c.release(id, &owner)).map_err(StoreError::from))
-                        .await;
+                    let released = self.db.write(move |c| c.release(id, &owner).map_err(StoreError::from)).await;
                     if let Err(e) = released {
                         // Its lease expires and it is claimed again: late, never lost.
                         tracing::error!(error = %e, outbox_id = id, "could not release a claimed row");
@@ -349,25 +340,22 @@ impl Processor {
         let (s2, r2, id2) = (settle.clone(), record.clone(), created_id.clone());
         let first = self
             .db
-            .write(move |conn| {
-                write_tx!(conn, c => {
-                    let held = c.settle(&row2, &owner, &s2, &r2)?;
-                    if let (true, Some(pid)) = (held, &id2) {
-                        if let Some(x) = c.xref_for(&row2.partner, row2.ticket_id)? {
-                            // Never overwrites an id bonded meanwhile (e.g. by the partner itself).
-                            c.bond_partner_ticket_id(x.id, pid, s2.now)?;
-                        }
+            .write(move |c| {
+                let held = c.settle(&row2, &owner, &s2, &r2)?;
+                if let (true, Some(pid)) = (held, &id2) {
+                    if let Some(x) = c.xref_for(&row2.partner, row2.ticket_id)? {
+                        // Never overwrites an id bonded meanwhile (e.g. by the partner itself).
+                        c.bond_partner_ticket_id(x.id, pid, s2.now)?;
                     }
-                    if !held {
-                        tracing::warn!("lease lost to another worker before the attempt was recorded");
-                    }
-                    Ok::<_, diesel::result::Error>(())
-                })
-                .map_err(StoreError::from)
+                }
+                if !held {
+                    tracing::warn!("lease lost to another worker before the attempt was recorded");
+                }
+                Ok::<_, StoreError>(())
             })
             .await;
         match first {
-            Err(StoreError::Query(e)) if is_unique_violation(&e) => {
+            Err(StoreError::Conflict(_)) => {
                 // The partner answered a create with an id already bonded to another ticket.
                 let (row3, owner) = (row.clone(), claim.to_string());
                 let dead = Settle {
@@ -380,11 +368,7 @@ impl Processor {
                 };
                 let rec =
                     AttemptRow { outcome: "dead".into(), error_class: Some("duplicate_partner_id".into()), ..record };
-                self.db
-                    .write(move |conn| {
-                        write_tx!(conn, c => c.settle(&row3, &owner, &dead, &rec).map(|_| ())).map_err(StoreError::from)
-                    })
-                    .await
+                self.db.write(move |c| c.settle(&row3, &owner, &dead, &rec).map(|_| ()).map_err(StoreError::from)).await
             }
             other => other,
         }
@@ -409,11 +393,7 @@ impl Processor {
             Err(e) => return Attempt::failed(Verdict::Permanent { class: "bad_payload" }, e),
         };
         let (partner, ticket_id) = (row.partner.clone(), row.ticket_id);
-        let pid = match self
-            .db
-            .run(move |conn| with_conn!(conn, c => c.xref_for(&partner, ticket_id)).map_err(StoreError::from))
-            .await
-        {
+        let pid = match self.db.read(move |c| c.xref_for(&partner, ticket_id).map_err(StoreError::from)).await {
             Ok(x) => x.and_then(|x| x.partner_ticket_id),
             Err(e) => return Attempt::failed(Verdict::Retry { class: "database", retry_after: None }, e.to_string()),
         };

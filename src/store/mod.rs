@@ -1,8 +1,10 @@
 //! Storage: diesel over an r2d2 pool, SQLite (embedded default) or PostgreSQL.
 //!
-//! Both backends share one schema ([`schema`]). Code that must run on either connection is
-//! written once inside [`with_conn!`] or [`write_tx!`], which expand it for each backend; the
-//! few statements that differ per backend live behind [`Dialect`].
+//! The store owns transactions: [`Db::write`] opens one (on the SQLite group-commit writer, a
+//! savepoint of the batch) and hands its closure a [`Repos`] already inside it; [`Db::read`]
+//! hands one outside any. Repositories ([`tickets`], [`audit`], [`outbox`], [`credentials`])
+//! are written once for both backends; the few statements that differ per backend live behind
+//! [`Dialect`]. Failures come out as a classified [`StoreError`].
 
 pub mod audit;
 pub mod credentials;
@@ -18,20 +20,34 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Errors of the storage layer. Domain outcomes (not found, conflict, …) are not errors here:
-/// repositories return them as values, and [`crate::sync`] turns them into domain errors.
+/// Errors of the storage layer, classified here so that no layer above looks at diesel:
+/// [`StoreError::Conflict`] (a unique constraint: a concurrent duplicate), the transient
+/// [`StoreError::Busy`] / [`StoreError::Unavailable`] / [`StoreError::Commit`] (worth a retry:
+/// the API answers 503 with `Retry-After`), and the rest (a bug or corrupt data). Domain
+/// outcomes (not found, stale version, …) are not errors here: repositories return them as
+/// values, and [`crate::sync`] turns them into domain errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A unique constraint refused the row: a concurrent request wrote the same data.
+    #[error("conflicting write: {0}")]
+    Conflict(String),
+    /// SQLite gave up waiting for its lock.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// The database cannot be reached: no connection from the pool in time, a connection
+    /// closed or killed mid-query, the SQLite writer gone.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The transaction holding the write did not commit: nothing of it was kept.
+    #[error("the write was not kept: {0}")]
+    Commit(String),
     #[error("database error: {0}")]
-    Query(#[from] diesel::result::Error),
-    #[error("database connection unavailable: {0}")]
-    Pool(#[from] diesel::r2d2::PoolError),
+    Query(diesel::result::Error),
     #[error("database connection failed: {0}")]
     Connect(String),
     #[error("migration failed: {0}")]
@@ -40,35 +56,74 @@ pub enum StoreError {
     Corrupt(String),
     #[error("blocking task failed: {0}")]
     Join(String),
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("the write was not kept: {0}")]
-    Commit(String),
+}
+
+impl StoreError {
+    /// True for failures that go away by themselves (retry later): busy, unreachable, not
+    /// committed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Busy(_) | StoreError::Unavailable(_) | StoreError::Commit(_))
+    }
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match &e {
+            E::DatabaseError(K::UniqueViolation, info) => StoreError::Conflict(info.message().to_string()),
+            E::DatabaseError(K::ClosedConnection, info) => StoreError::Unavailable(info.message().to_string()),
+            E::DatabaseError(_, info) if info.message().contains("database is locked") => {
+                StoreError::Busy(info.message().to_string())
+            }
+            E::DatabaseError(_, info) if connection_lost(info.message()) => {
+                StoreError::Unavailable(info.message().to_string())
+            }
+            E::BrokenTransactionManager => StoreError::Unavailable("the connection's transaction was lost".into()),
+            _ => StoreError::Query(e),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        StoreError::Unavailable(format!("no database connection: {e}"))
+    }
+}
+
+/// Messages libpq and PostgreSQL give when the server went away or ended the session
+/// (`pg_terminate_backend`, a restart, a network cut): diesel reports most as `Unknown`.
+fn connection_lost(message: &str) -> bool {
+    const LOST: [&str; 8] = [
+        "server closed the connection",
+        "terminating connection",
+        "connection to server",
+        "no connection to the server",
+        "could not receive data from server",
+        "could not send data to server",
+        "SSL connection has been closed",
+        "the database system is shutting down",
+    ];
+    LOST.iter().any(|m| message.contains(m))
 }
 
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 
-/// A pooled connection to whichever backend is configured. A SQLite connection carries the
-/// process-wide write lock (see [`write_tx!`]); `SqliteBatch` is the group-commit writer's
-/// connection, already inside its batch transaction and a savepoint of the current write
-/// (see [`writer`]).
+/// A pooled connection of either backend, for tests and tools that run raw SQL through
+/// [`with_conn!`]. Gateway code never holds one: it hands closures to [`Db::read`] and
+/// [`Db::write`], which pass them a [`Repos`] already inside the right transaction.
 pub enum DbConn {
-    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>, WriteLock),
-    SqliteBatch(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
     Postgres(PooledConnection<ConnectionManager<PgConnection>>),
 }
 
-/// Serialises this process's SQLite write transactions: waiting threads queue on a mutex
-/// instead of SQLite's sleep-and-retry busy handler, which starves under load.
-pub type WriteLock = Arc<Mutex<()>>;
-
-/// Runs `$body` with `$c` bound to the concrete `&mut` connection of either backend.
+/// Runs `$body` with `$c` bound to the concrete `&mut` connection of either backend (tests,
+/// benchmarks: raw SQL). Not for gateway code, which goes through [`Db::read`] / [`Db::write`].
 #[macro_export]
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::DbConn::Sqlite(pooled, _) | $crate::store::DbConn::SqliteBatch(pooled) => {
+            $crate::store::DbConn::Sqlite(pooled) => {
                 let $c: &mut ::diesel::SqliteConnection = &mut *pooled;
                 $body
             }
@@ -80,30 +135,36 @@ macro_rules! with_conn {
     };
 }
 
-/// Runs `$body` (returning `Result<_, E>` with `E: From<diesel::result::Error>`) in one write
-/// transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so a read-then-write
-/// never fails half-way with SQLITE_BUSY; PostgreSQL uses row locks ([`Dialect::ticket_locked`]).
-/// On the group-commit writer's connection the transaction is a savepoint of the batch.
-#[macro_export]
-macro_rules! write_tx {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            $crate::store::DbConn::SqliteBatch(pooled) => {
-                // Inside the writer's batch transaction, diesel makes this a savepoint.
-                let conn: &mut ::diesel::SqliteConnection = &mut *pooled;
-                ::diesel::Connection::transaction(conn, |$c| $body)
-            }
-            $crate::store::DbConn::Sqlite(pooled, lock) => {
-                let _writer = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let conn: &mut ::diesel::SqliteConnection = &mut *pooled;
-                conn.immediate_transaction(|$c| $body)
-            }
-            $crate::store::DbConn::Postgres(pooled) => {
-                let conn: &mut ::diesel::PgConnection = &mut *pooled;
-                ::diesel::Connection::transaction(conn, |$c| $body)
-            }
+/// Every repository, on a connection of either backend: what [`Db::read`] and [`Db::write`]
+/// hand their closures (`&mut dyn Repos`), so code above the store is written once for both.
+pub trait Repos: tickets::TicketRepo + audit::AuditRepo + outbox::OutboxRepo + credentials::CredentialRepo {}
+
+impl Repos for SqliteConnection {}
+impl Repos for PgConnection {}
+
+/// Runs `f` in a transaction of `c` — a savepoint when `c` is already inside one (the SQLite
+/// writer's batch): `Err` from `f`, or a statement that fails, undoes only what `f` did.
+fn in_transaction<C, T, E, F>(c: &mut C, f: F) -> Result<T, E>
+where
+    C: diesel::Connection + Repos,
+    E: From<StoreError>,
+    F: FnOnce(&mut dyn Repos) -> Result<T, E>,
+{
+    /// diesel's `transaction` needs an error it can build from its own; the caller's comes
+    /// back unchanged.
+    enum Failed<E> {
+        Caller(E),
+        Db(diesel::result::Error),
+    }
+    impl<E> From<diesel::result::Error> for Failed<E> {
+        fn from(e: diesel::result::Error) -> Self {
+            Failed::Db(e)
         }
-    };
+    }
+    c.transaction(|c| f(c).map_err(Failed::Caller)).map_err(|e| match e {
+        Failed::Caller(e) => e,
+        Failed::Db(e) => E::from(StoreError::from(e)),
+    })
 }
 
 /// Statements whose SQL differs between the backends.
@@ -192,7 +253,7 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
 /// [`Db::write`] go through the group-commit [`writer::Writer`].
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool, WriteLock, writer::Writer),
+    Sqlite(SqlitePool, writer::Writer),
     Postgres(PgPool),
 }
 
@@ -205,13 +266,40 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// The kind of database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `postgres://` / `postgresql://` is PostgreSQL; `sqlite://PATH` or a plain path (no
+    /// scheme) is a SQLite file. Any other scheme (`mysql://…`) is refused rather than taken
+    /// for a file name.
+    pub fn of_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres);
+        }
+        if url.starts_with("sqlite://") {
+            return Ok(Backend::Sqlite);
+        }
+        match url.split_once("://") {
+            Some((scheme, _)) => Err(StoreError::Connect(format!(
+                "database URL scheme `{scheme}://` is not supported: use postgres://… or a SQLite file path (sqlite://PATH)"
+            ))),
+            None if url.trim().is_empty() => Err(StoreError::Connect("the database URL is empty".into())),
+            None => Ok(Backend::Sqlite),
+        }
+    }
+}
+
 impl Db {
-    /// Opens a pool for `url`: `postgres://` / `postgresql://` selects PostgreSQL, anything else
-    /// is a SQLite path (with or without `sqlite://`). The SQLite file's folder is created.
+    /// Opens a pool for `url` (see [`Backend::of_url`]). The SQLite file's folder is created.
     pub fn connect(url: &str, opts: &DatabaseSettings) -> Result<Db, StoreError> {
         let timeout = Duration::from_millis(opts.connect_timeout_ms);
         let (pool_size, busy_timeout_ms) = (opts.pool_size, opts.busy_timeout_ms);
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if Backend::of_url(url)? == Backend::Postgres {
             let pool = Pool::builder()
                 .max_size(pool_size.max(1))
                 .connection_timeout(timeout)
@@ -245,9 +333,8 @@ impl Db {
                 .test_on_check_out(false)
                 .build(ConnectionManager::<SqliteConnection>::new(path))
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
-            let lock: WriteLock = Arc::new(Mutex::new(()));
-            let writer = writer::Writer::start(pool.clone(), lock.clone(), opts.max_batch)?;
-            Ok(Db::Sqlite(pool, lock, writer))
+            let writer = writer::Writer::start(pool.clone(), opts.max_batch)?;
+            Ok(Db::Sqlite(pool, writer))
         }
     }
 
@@ -258,61 +345,102 @@ impl Db {
         }
     }
 
+    /// A pooled connection for raw SQL (tests, benchmarks; see [`DbConn`]).
     pub fn get(&self) -> Result<DbConn, StoreError> {
         Ok(match self {
-            Db::Sqlite(p, lock, _) => DbConn::Sqlite(p.get()?, lock.clone()),
+            Db::Sqlite(p, _) => DbConn::Sqlite(p.get()?),
             Db::Postgres(p) => DbConn::Postgres(p.get()?),
         })
     }
 
     /// Applies pending migrations; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.get()?;
-        let applied = match &mut conn {
-            DbConn::Sqlite(c, _) | DbConn::SqliteBatch(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
-            DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
+        let applied = match self.get()? {
+            DbConn::Sqlite(mut c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+            DbConn::Postgres(mut c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
         };
         applied.map_err(|e| StoreError::Migration(e.to_string()))
     }
 
-    /// Runs blocking diesel work on tokio's blocking pool.
-    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    /// Migrations embedded in this binary that the database has not applied yet.
+    pub fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let pending = match self.get()? {
+            DbConn::Sqlite(mut c) => {
+                c.pending_migrations(SQLITE_MIGRATIONS).map(|m| m.iter().map(|m| m.name().to_string()).collect())
+            }
+            DbConn::Postgres(mut c) => {
+                c.pending_migrations(POSTGRES_MIGRATIONS).map(|m| m.iter().map(|m| m.name().to_string()).collect())
+            }
+        };
+        pending.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Runs `f` (reads, no transaction) on a pooled connection, on tokio's blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
         // Keep the request's span (request id, partner, ticket) on the blocking thread.
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let mut conn = db.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+        tokio::task::spawn_blocking(move || span.in_scope(|| db.read_now(f)))
+            .await
+            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
     }
 
-    /// Runs a write: `f` wraps its work in [`write_tx!`]. On SQLite it joins the group-commit
-    /// writer's next batch (answered after that batch commits); on PostgreSQL it runs on a
-    /// pooled connection like [`Db::run`], where concurrent transactions already share WAL
-    /// flushes.
+    /// [`Db::read`] on the calling thread (the CLI, or code already on a blocking thread).
+    pub fn read_now<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut dyn Repos) -> Result<T, E>,
+    {
+        match self.get()? {
+            DbConn::Sqlite(mut c) => f(&mut *c),
+            DbConn::Postgres(mut c) => f(&mut *c),
+        }
+    }
+
+    /// Runs `f` as one write transaction, committed when `f` returns `Ok` and undone when it
+    /// returns `Err`. On SQLite it joins the group-commit writer's next batch behind its own
+    /// savepoint (answered after that batch commits); on PostgreSQL it is a transaction on a
+    /// pooled connection, where concurrent transactions already share WAL flushes.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
     {
         match self {
-            Db::Sqlite(_, _, writer) => writer.submit(f).await,
-            Db::Postgres(_) => self.run(f).await,
+            Db::Sqlite(_, writer) => writer.submit(f).await,
+            Db::Postgres(pool) => {
+                let pool = pool.clone();
+                let span = tracing::Span::current();
+                tokio::task::spawn_blocking(move || span.in_scope(|| postgres_write(&pool, f)))
+                    .await
+                    .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+            }
+        }
+    }
+
+    /// [`Db::write`] on the calling thread, which must not be an async task's (the CLI, or a
+    /// blocking thread).
+    pub fn write_now<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Db::Sqlite(_, writer) => writer.submit_now(f),
+            Db::Postgres(pool) => postgres_write(pool, f),
         }
     }
 
     /// Readiness probe: a trivial query round trip.
     pub fn ping(&self) -> Result<(), StoreError> {
-        if let Db::Sqlite(_, _, writer) = self {
+        if let Db::Sqlite(_, writer) = self {
             if !writer.is_running() {
                 return Err(StoreError::Unavailable("the SQLite writer has stopped".into()));
             }
@@ -321,6 +449,15 @@ impl Db {
         with_conn!(&mut conn, c => diesel::sql_query("SELECT 1").execute(c))?;
         Ok(())
     }
+}
+
+fn postgres_write<T, E, F>(pool: &PgPool, f: F) -> Result<T, E>
+where
+    E: From<StoreError>,
+    F: FnOnce(&mut dyn Repos) -> Result<T, E>,
+{
+    let mut conn = pool.get().map_err(StoreError::from)?;
+    in_transaction(&mut *conn, f)
 }
 
 fn versions(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
@@ -336,14 +473,4 @@ fn redact_url(message: &str, url: &str) -> String {
         },
         None => message.to_string(),
     }
-}
-
-/// True when a diesel error is a unique-constraint violation (a concurrent duplicate).
-pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
-}
-
-/// True when SQLite gave up waiting for its lock (`database is locked`): worth a retry.
-pub fn is_busy(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
 }

@@ -1,6 +1,6 @@
 //! Group commit for SQLite: one thread owns the write connection and applies whatever writes
-//! are queued in one transaction, each behind its own savepoint (the one [`crate::write_tx!`]
-//! opens), then answers every caller after the single commit.
+//! are queued in one transaction, each behind its own savepoint, then answers every caller
+//! after the single commit.
 //!
 //! SQLite has one writer at a time and a durable commit costs an fsync, so one commit per
 //! request caps throughput at the disk's fsync rate. Queued requests share the commit instead:
@@ -8,7 +8,7 @@
 //! stay at one request when idle (no added delay). A request that fails rolls back to its
 //! savepoint and fails alone; nobody is answered before the commit that holds their write.
 
-use super::{DbConn, StoreError, WriteLock};
+use super::{in_transaction, Repos, StoreError};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Runs one queued write on the batch's connection (or, given the reason there is none,
 /// fails it) and returns what to tell its caller once the batch's commit is known (`Ok` =
 /// committed, `Err` = the commit's error).
-type Job = Box<dyn FnOnce(Result<&mut DbConn, &str>) -> Reply + Send>;
+type Job = Box<dyn FnOnce(Result<&mut SqliteConnection, &str>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// Handle to the writer thread (cheap to clone). The thread stops when every handle is gone.
@@ -34,16 +34,12 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(1
 
 impl Writer {
     /// Starts the writer thread. `max_batch` bounds how many writes share one commit.
-    pub fn start(
-        pool: Pool<ConnectionManager<SqliteConnection>>,
-        lock: WriteLock,
-        max_batch: usize,
-    ) -> Result<Writer, StoreError> {
+    pub fn start(pool: Pool<ConnectionManager<SqliteConnection>>, max_batch: usize) -> Result<Writer, StoreError> {
         let (queue, rx) = mpsc::channel::<Job>(max_batch.max(1) * 8);
         let writer_pool = pool.clone();
         std::thread::Builder::new()
             .name("ebond-sqlite-writer".into())
-            .spawn(move || run(writer_pool, lock, rx, max_batch.max(1)))
+            .spawn(move || run(writer_pool, rx, max_batch.max(1)))
             .map_err(|e| StoreError::Connect(format!("cannot start the SQLite writer thread: {e}")))?;
         let alive = std::sync::Arc::new(());
         let watch = std::sync::Arc::downgrade(&alive);
@@ -55,32 +51,14 @@ impl Writer {
     }
 
     /// Queues `f` and waits for the commit that holds its effects. `f` runs inside the batch's
-    /// transaction and must do its work inside [`crate::write_tx!`], which gives it its own
-    /// savepoint: returning `Err` undoes only what `f` did.
+    /// transaction behind its own savepoint: returning `Err` undoes only what `f` did.
     pub async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<Result<T, E>>();
-        // The request's span (request id, partner, ticket) follows the write onto the thread.
-        let span = tracing::Span::current();
-        let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Ok(conn) => span.in_scope(|| f(conn)),
-                Err(why) => Err(E::from(StoreError::Unavailable(why.to_string()))),
-            };
-            Box::new(move |committed| {
-                let answer = match committed {
-                    Ok(()) => result,
-                    // Rolled back with the rest of the batch: nothing of it was kept, and its own
-                    // answer may rest on another write that was not kept either.
-                    Err(e) => Err(E::from(StoreError::Commit(e))),
-                };
-                let _ = tx.send(answer);
-            })
-        });
+        let (job, rx) = job(f);
         self.queue
             .send(job)
             .await
@@ -88,10 +66,53 @@ impl Writer {
         rx.await.map_err(|_| E::from(StoreError::Join("a write panicked; see the log".into())))?
     }
 
+    /// [`Writer::submit`] for a caller that is not an async task (it blocks the thread).
+    pub fn submit_now<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
+    {
+        let (job, rx) = job(f);
+        self.queue
+            .blocking_send(job)
+            .map_err(|_| E::from(StoreError::Unavailable("the SQLite writer has stopped".into())))?;
+        rx.blocking_recv().map_err(|_| E::from(StoreError::Join("a write panicked; see the log".into())))?
+    }
+
     /// False once the writer thread has stopped (readiness reports it).
     pub fn is_running(&self) -> bool {
         !self.queue.is_closed()
     }
+}
+
+/// Wraps `f` as a job for the writer thread, and the receiver of its answer.
+fn job<T, E, F>(f: F) -> (Job, oneshot::Receiver<Result<T, E>>)
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel::<Result<T, E>>();
+    // The request's span (request id, partner, ticket) follows the write onto the thread.
+    let span = tracing::Span::current();
+    let job: Job = Box::new(move |conn| {
+        let result = match conn {
+            // Inside the batch's transaction, this is the write's own savepoint.
+            Ok(conn) => span.in_scope(|| in_transaction(conn, f)),
+            Err(why) => Err(E::from(StoreError::Unavailable(why.to_string()))),
+        };
+        Box::new(move |committed| {
+            let answer = match committed {
+                Ok(()) => result,
+                // Rolled back with the rest of the batch: nothing of it was kept, and its own
+                // answer may rest on another write that was not kept either.
+                Err(e) => Err(E::from(StoreError::Commit(e))),
+            };
+            let _ = tx.send(answer);
+        })
+    });
+    (job, rx)
 }
 
 /// The batch connection's transaction depth (0 = none); `None` when diesel cannot tell.
@@ -122,12 +143,7 @@ fn checkpoint(pool: Pool<ConnectionManager<SqliteConnection>>, alive: std::sync:
     }
 }
 
-fn run(
-    pool: Pool<ConnectionManager<SqliteConnection>>,
-    lock: WriteLock,
-    mut rx: mpsc::Receiver<Job>,
-    max_batch: usize,
-) {
+fn run(pool: Pool<ConnectionManager<SqliteConnection>>, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut conn: Option<PooledConnection<ConnectionManager<SqliteConnection>>> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
@@ -138,7 +154,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        let pooled = match conn.take() {
+        let mut pooled = match conn.take() {
             Some(c) => c,
             None => match pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
                 // Checkpoints are the checkpoint thread's job (see `checkpoint`); the automatic
@@ -155,16 +171,10 @@ fn run(
                 }
             },
         };
-        let mut db = DbConn::SqliteBatch(pooled);
-        // Other connections of this process (CLI-style `write_tx!`) queue on the same lock.
-        let guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let size = batch.len();
-        let (outcome, healthy) = apply_batch(&mut db, &mut batch);
-        drop(guard);
+        let (outcome, healthy) = apply_batch(&mut pooled, &mut batch);
         if healthy {
-            if let DbConn::SqliteBatch(pooled) = db {
-                conn = Some(pooled);
-            }
+            conn = Some(pooled);
         }
         match outcome {
             Ok(replies) => {
@@ -185,21 +195,10 @@ fn run(
 
 type BatchError = (Vec<Reply>, String);
 
-/// The SQLite connection under the batch's `DbConn`.
-fn batch_conn(db: &mut DbConn) -> Option<&mut SqliteConnection> {
-    match db {
-        DbConn::SqliteBatch(pooled) => Some(&mut **pooled),
-        _ => None,
-    }
-}
-
 /// One transaction for the whole batch. Returns the replies, or the replies plus the error
 /// that rolled everything back; `false` when the connection should not be reused.
-fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, BatchError>, bool) {
-    let begun = match batch_conn(db) {
-        Some(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(|e| e.to_string()),
-        None => Err("not a batch connection".to_string()),
-    };
+fn apply_batch(c: &mut SqliteConnection, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, BatchError>, bool) {
+    let begun = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
     if let Err(e) = begun {
         let msg = format!("could not begin the write transaction: {e}");
         fail_unrun(batch, &msg);
@@ -208,7 +207,7 @@ fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, Bat
     let mut replies = Vec::with_capacity(batch.len());
     let mut jobs = std::mem::take(batch).into_iter();
     for job in jobs.by_ref() {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut *db))));
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut *c))));
         let panicked = match outcome {
             Ok(reply) => {
                 replies.push(reply);
@@ -218,12 +217,10 @@ fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, Bat
             // below and the others go on.
             Err(_) => true,
         };
-        let depth_now = batch_conn(db).and_then(|c| {
-            if panicked {
-                roll_back_to(c, 1);
-            }
-            depth(c)
-        });
+        if panicked {
+            roll_back_to(c, 1);
+        }
+        let depth_now = depth(c);
         // Each write must leave exactly the batch transaction open. Anything else means its
         // savepoint could not be closed, or SQLite ended the whole transaction itself (disk
         // full, I/O error): later writes would then commit one by one, outside the batch.
@@ -231,31 +228,22 @@ fn apply_batch(db: &mut DbConn, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, Bat
             let msg = "the batch transaction was lost; every write in it was rolled back".to_string();
             let mut rest: Vec<Job> = jobs.collect();
             fail_unrun(&mut rest, &msg);
-            roll_back(db);
+            roll_back_to(c, 0);
             return (Err((replies, msg)), false);
         }
     }
-    let committed = match batch_conn(db) {
-        Some(c) => match AnsiTransactionManager::commit_transaction(c) {
-            Ok(()) if depth(c) == Some(0) => Ok(()),
-            Ok(()) => Err("the batch transaction did not end at commit".to_string()),
-            Err(e) => Err(format!("commit failed: {e}")),
-        },
-        None => Err("not a batch connection".to_string()),
+    let committed = match AnsiTransactionManager::commit_transaction(c) {
+        Ok(()) if depth(c) == Some(0) => Ok(()),
+        Ok(()) => Err("the batch transaction did not end at commit".to_string()),
+        Err(e) => Err(format!("commit failed: {e}")),
     };
     match committed {
         Ok(()) => (Ok(replies), true),
         Err(msg) => {
-            roll_back(db);
+            // Undo whatever is left of the batch (the connection is then not reused).
+            roll_back_to(c, 0);
             (Err((replies, msg)), false)
         }
-    }
-}
-
-/// Undoes whatever is left of the batch (the connection is then not reused).
-fn roll_back(db: &mut DbConn) {
-    if let Some(c) = batch_conn(db) {
-        roll_back_to(c, 0);
     }
 }
 
@@ -282,29 +270,32 @@ fn fail_unrun(batch: &mut Vec<Job>, msg: &str) {
 #[cfg(test)]
 mod tests {
     use crate::config::DatabaseSettings;
-    use crate::store::{Db, StoreError};
-    use diesel::connection::SimpleConnection;
-    use diesel::prelude::*;
-    use diesel::sql_types::BigInt;
-
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
+    use crate::store::models::NewCredential;
+    use crate::store::{Db, Repos, StoreError};
 
     fn db(dir: &tempfile::TempDir) -> Db {
         let db = Db::connect(&dir.path().join("w.db").display().to_string(), &DatabaseSettings::default()).unwrap();
-        let mut conn = db.get().unwrap();
-        crate::with_conn!(&mut conn, c => c.batch_execute("CREATE TABLE t (n BIGINT NOT NULL UNIQUE)")).unwrap();
+        db.migrate().unwrap();
         db
     }
 
+    /// Inserts a credential row whose client id is `n` (client ids are unique).
+    fn insert(c: &mut dyn Repos, n: i64) -> diesel::QueryResult<()> {
+        let id = n.to_string();
+        c.insert_credential(&NewCredential {
+            client_id: &id,
+            secret_hash: "x",
+            partner: None,
+            scope: "admin",
+            created_at: 0,
+        })
+    }
+
     fn rows(db: &Db) -> Vec<i64> {
-        let mut conn = db.get().unwrap();
-        let rows: Vec<N> =
-            crate::with_conn!(&mut conn, c => diesel::sql_query("SELECT n FROM t ORDER BY n").load(c)).unwrap();
-        rows.into_iter().map(|r| r.n).collect()
+        let creds = db.read_now(|c| c.list_credentials().map_err(StoreError::from)).unwrap();
+        let mut ids: Vec<i64> = creds.iter().map(|c| c.client_id.parse().unwrap()).collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Each write inserts two rows; odd writes then fail. Sent at once they share batches, yet
@@ -317,15 +308,14 @@ mod tests {
             .map(|i| {
                 let db = db.clone();
                 tokio::spawn(async move {
-                    db.write(move |conn| {
-                        crate::write_tx!(conn, c => {
-                            diesel::sql_query(format!("INSERT INTO t (n) VALUES ({}), ({})", i * 2, i * 2 + 1)).execute(c)?;
-                            if i % 2 == 1 {
-                                // A unique violation, like a concurrent duplicate would raise.
-                                diesel::sql_query(format!("INSERT INTO t (n) VALUES ({})", i * 2)).execute(c)?;
-                            }
-                            Ok::<_, StoreError>(i)
-                        })
+                    db.write(move |c| {
+                        insert(c, i * 2)?;
+                        insert(c, i * 2 + 1)?;
+                        if i % 2 == 1 {
+                            // A unique violation, like a concurrent duplicate would raise.
+                            insert(c, i * 2)?;
+                        }
+                        Ok::<_, StoreError>(i)
                     })
                     .await
                 })
@@ -334,6 +324,9 @@ mod tests {
         for (i, t) in tasks.into_iter().enumerate() {
             let r = t.await.unwrap();
             assert_eq!(r.is_ok(), i % 2 == 0, "write {i}: {r:?}");
+            if i % 2 == 1 {
+                assert!(matches!(r, Err(StoreError::Conflict(_))), "classified as a conflict: {r:?}");
+            }
         }
         let expected: Vec<i64> = (0..200i64).filter(|i| i % 2 == 0).flat_map(|i| [i * 2, i * 2 + 1]).collect();
         assert_eq!(rows(&db), expected);
@@ -348,14 +341,12 @@ mod tests {
             .map(|i| {
                 let db = db.clone();
                 tokio::spawn(async move {
-                    db.write(move |conn| {
-                        crate::write_tx!(conn, c => {
-                            diesel::sql_query(format!("INSERT INTO t (n) VALUES ({i})")).execute(c)?;
-                            if i % 20 == 7 {
-                                panic!("write {i} panics after inserting");
-                            }
-                            Ok::<_, StoreError>(())
-                        })
+                    db.write(move |c| {
+                        insert(c, i)?;
+                        if i % 20 == 7 {
+                            panic!("write {i} panics after inserting");
+                        }
+                        Ok::<_, StoreError>(())
                     })
                     .await
                 })
@@ -374,12 +365,19 @@ mod tests {
     async fn a_panicking_write_does_not_stop_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let db = db(&dir);
-        let r: Result<(), StoreError> = db.write(|_conn| panic!("boom")).await;
+        let r: Result<(), StoreError> = db.write(|_c| panic!("boom")).await;
         assert!(matches!(r, Err(StoreError::Join(_))), "{r:?}");
-        let ok: Result<usize, StoreError> = db
-            .write(|conn| crate::write_tx!(conn, c => diesel::sql_query("INSERT INTO t (n) VALUES (7)").execute(c).map_err(StoreError::from)))
-            .await;
-        assert_eq!(ok.unwrap(), 1);
+        let ok: Result<(), StoreError> = db.write(|c| insert(c, 7).map_err(StoreError::from)).await;
+        ok.unwrap();
         assert_eq!(rows(&db), vec![7]);
+    }
+
+    /// The blocking entry point (the CLI's) commits through the same writer.
+    #[test]
+    fn write_now_commits_outside_a_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir);
+        db.write_now(|c| insert(c, 3).map_err(StoreError::from)).unwrap();
+        assert_eq!(rows(&db), vec![3]);
     }
 }

@@ -32,7 +32,7 @@ fn interested(contract: &Contract, values: &Map<String, Value>, bonded: bool) ->
 
 /// Writes the outbox rows (and pending cross-references) for one change; returns the rows'
 /// partners in order, for logging.
-pub fn fan_out<C: TicketRepo>(
+pub fn fan_out<C: TicketRepo + ?Sized>(
     c: &mut C,
     registry: &Registry,
     change: &Change,

@@ -46,7 +46,7 @@ pub enum SyncError {
 
 impl From<diesel::result::Error> for SyncError {
     fn from(e: diesel::result::Error) -> Self {
-        SyncError::Store(StoreError::Query(e))
+        SyncError::Store(StoreError::from(e))
     }
 }
 

@@ -7,7 +7,11 @@ use crate::store::tickets::TicketRepo;
 
 /// Resolves what a partner put in the path: its own ticket id, or the hub number of a ticket
 /// shared with it (bonded, not recalled). Another partner's ids never resolve.
-pub fn resolve<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) -> Result<(Ticket, XrefRow), SyncError> {
+pub fn resolve<C: TicketRepo + ?Sized>(
+    c: &mut C,
+    partner: &str,
+    reference: &str,
+) -> Result<(Ticket, XrefRow), SyncError> {
     let xref = resolve_xref(c, partner, reference)?;
     let row =
         c.ticket_by_id(xref.ticket_id)?.ok_or_else(|| SyncError::NotFound { reference: reference.to_string() })?;
@@ -16,7 +20,7 @@ pub fn resolve<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) -> Resu
 
 /// The partner's active cross-reference for `reference` (its own ticket id, or the hub number
 /// of a ticket shared with it), without reading the ticket.
-pub fn resolve_xref<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) -> Result<XrefRow, SyncError> {
+pub fn resolve_xref<C: TicketRepo + ?Sized>(c: &mut C, partner: &str, reference: &str) -> Result<XrefRow, SyncError> {
     let xref = match c.xref_by_partner_id(partner, reference)? {
         Some(x) => Some(x),
         None => match c.ticket_by_number(reference)? {
@@ -28,7 +32,7 @@ pub fn resolve_xref<C: TicketRepo>(c: &mut C, partner: &str, reference: &str) ->
 }
 
 /// One page of tickets bonded to `partner`, oldest change first.
-pub fn list<C: TicketRepo>(
+pub fn list<C: TicketRepo + ?Sized>(
     c: &mut C,
     partner: &str,
     updated_since: i64,

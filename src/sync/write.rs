@@ -9,9 +9,9 @@ use crate::contract::{Contract, Registry};
 use crate::domain::events;
 use crate::domain::{JournalInput, JournalKind, Ticket};
 use crate::store::audit::AuditRepo;
-use crate::store::is_unique_violation;
 use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, TransactionRow, XrefRow};
 use crate::store::tickets::TicketRepo;
+use crate::store::StoreError;
 use serde_json::{json, Map, Value};
 
 /// What the partner asked for.
@@ -59,7 +59,7 @@ pub struct WriteOutcome {
 }
 
 /// Applies `cmd` on `c`, which must already be inside a transaction.
-pub fn apply<C: TicketRepo + AuditRepo>(c: &mut C, cmd: WriteCommand) -> Result<WriteOutcome, SyncError> {
+pub fn apply<C: TicketRepo + AuditRepo + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOutcome, SyncError> {
     let partner = cmd.contract.id.as_str();
     if let Some(idem) = &cmd.idempotency {
         if let Some(prev) = c.idempotency_get(partner, &idem.key)? {
@@ -130,7 +130,7 @@ fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Val
     keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).collect()
 }
 
-fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncError> {
+fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncError> {
     let contract = cmd.contract;
     if !contract.access.create {
         return Err(SyncError::CreateForbidden);
@@ -188,7 +188,7 @@ fn create<C: TicketRepo>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncE
     })
 }
 
-fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Result<Applied, SyncError> {
+fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Result<Applied, SyncError> {
     let contract = cmd.contract;
     let workflow = &cmd.registry.workflow;
     let not_found = || SyncError::NotFound { reference: reference.to_string() };
@@ -301,7 +301,7 @@ fn update<C: TicketRepo>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Resu
 }
 
 /// Appends work notes and comments, dropping entries the partner already sent (same entry id).
-fn write_journal<C: TicketRepo>(
+fn write_journal<C: TicketRepo + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
     ticket: &Ticket,
@@ -360,10 +360,11 @@ fn check_required(
 }
 
 fn duplicate_or(e: diesel::result::Error, pid: &str, number: &str) -> SyncError {
-    if is_unique_violation(&e) {
-        SyncError::PartnerIdTaken { partner_ticket_id: pid.to_string(), number: number.to_string() }
-    } else {
-        e.into()
+    match StoreError::from(e) {
+        StoreError::Conflict(_) => {
+            SyncError::PartnerIdTaken { partner_ticket_id: pid.to_string(), number: number.to_string() }
+        }
+        other => SyncError::Store(other),
     }
 }
 
@@ -378,7 +379,7 @@ fn response_body(contract: &Contract, t: &Ticket, partner_ticket_id: Option<&str
     })
 }
 
-fn finish<C: TicketRepo + AuditRepo>(
+fn finish<C: TicketRepo + AuditRepo + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
     status: u16,
@@ -409,7 +410,7 @@ fn finish<C: TicketRepo + AuditRepo>(
     })
 }
 
-fn audit_row<C: AuditRepo>(
+fn audit_row<C: AuditRepo + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
     result: &str,

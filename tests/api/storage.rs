@@ -19,10 +19,8 @@ async fn commit_durability(app: &TestApp) -> String {
     tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("conn");
         let setting = match &mut conn {
-            DbConn::Sqlite(c, _) | DbConn::SqliteBatch(c) => {
-                diesel::sql_query("SELECT CAST(synchronous AS TEXT) AS value FROM pragma_synchronous")
-                    .get_result::<Setting>(&mut **c)
-            }
+            DbConn::Sqlite(c) => diesel::sql_query("SELECT CAST(synchronous AS TEXT) AS value FROM pragma_synchronous")
+                .get_result::<Setting>(&mut **c),
             DbConn::Postgres(c) => diesel::sql_query("SELECT current_setting('synchronous_commit') AS value")
                 .get_result::<Setting>(&mut **c),
         };
