@@ -90,7 +90,23 @@ pub fn state(settings: Settings) -> anyhow::Result<AppState> {
             );
         }
     }
-    let state = AppState::new(db, Arc::new(registry), Arc::new(settings));
+    let trusted_proxies = settings
+        .security
+        .trusted_proxies
+        .iter()
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow::anyhow!("security.trusted_proxies: `{p}` is not an address or network (CIDR)"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let generic = crate::openapi::generic_document();
+    let partners = registry
+        .partners()
+        .map(|c| (c.id.clone(), crate::openapi::partner_document(&generic, c, &registry.workflow)))
+        .collect();
+    let documents = api::Documents { generic, partners };
+    let state = AppState::new(db, Arc::new(registry), Arc::new(settings), documents, trusted_proxies);
     // The master key for secrets at rest exists from the first run on (created 0600).
     state.secrets.master_key().context("master key for secrets stored in the database")?;
     Ok(state)

@@ -2,7 +2,8 @@
 //! partner whose ticket schemas are generated from its contract — so the names, enums, limits
 //! and required fields a partner reads are the ones the gateway enforces.
 
-use crate::api::{self, admin, events, oauth, ops, problem, tickets};
+use crate::api::admin::{self, delivery};
+use crate::api::{events, health, oauth, problem, tickets};
 use crate::contract::{Contract, FieldSpec, FieldType, UnknownFields, Workflow};
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -20,26 +21,26 @@ use utoipa::{Modify, OpenApi};
     ),
     paths(
         oauth::token,
-        tickets::create,
-        tickets::update,
-        tickets::add_work_note,
-        tickets::read,
-        tickets::list,
+        tickets::create::create,
+        tickets::update::update,
+        tickets::work_note::add_work_note,
+        tickets::read::read,
+        tickets::list::list,
         events::receive,
         admin::auth_events,
         admin::transactions,
         admin::partners,
-        ops::outbox_list,
-        ops::outbox_show,
-        ops::replay_one,
-        ops::discard_one,
-        ops::replay_partner,
-        ops::pause,
-        ops::resume,
-        ops::ticket_sync,
-        ops::metrics,
-        api::healthz,
-        api::readyz,
+        delivery::outbox_list,
+        delivery::outbox_show,
+        delivery::replay_one,
+        delivery::discard_one,
+        delivery::replay_partner,
+        delivery::pause,
+        delivery::resume,
+        delivery::ticket_sync,
+        health::metrics,
+        health::healthz,
+        health::readyz,
     ),
     components(schemas(
         problem::Problem,

@@ -4,16 +4,20 @@
 //! then goes through the same contract validation, rules and transaction as the ticket
 //! endpoints: it creates the ticket when the partner's id is new, else updates it.
 
-use super::inbound::{audit, audit_info, check_partner_transport, parse_json_limited, read_body, require_json};
+use super::audit::{request_facts, Reference};
+use super::caller::check_partner_transport;
+use super::context::record_partner;
+use super::extract::RawJson;
 use super::problem::{ApiError, Problem};
 use super::tickets::TicketWriteResponse;
 use super::AppState;
 use crate::auth::AuthError;
 use crate::contract::inbound::Op;
 use crate::contract::Contract;
+use crate::store::StoreError;
 use crate::sync::write::{apply, WriteCommand, WriteOp};
 use crate::sync::SyncError;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -34,99 +38,76 @@ use std::sync::Arc;
         (status = 422, description = "Contract or workflow violation", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn receive(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let mut info = audit_info(&req, b"");
-    let mut partner: Option<String> = None;
-    let mut reference: Option<String> = None;
-    let result: Result<_, ApiError> = async {
-        require_json(&req)?;
-        let body = read_body(&req, payload, state.settings.limits.max_body_bytes).await?;
-        info = audit_info(&req, &body);
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let (Some(id), Some(ts), Some(sig)) =
-            (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
-        else {
-            return Err(AuthError::Signature(
-                "webhook-id, webhook-timestamp and webhook-signature are required".into(),
-            )
-            .into());
-        };
-        if id.is_empty() || id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(AuthError::Signature("webhook-id must be 1 to 256 visible ASCII characters".into()).into());
+pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: RawJson) -> Result<HttpResponse, ApiError> {
+    let RawJson(body) = body;
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (Some(id), Some(ts), Some(sig)) =
+        (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
+    else {
+        return Err(
+            AuthError::Signature("webhook-id, webhook-timestamp and webhook-signature are required".into()).into()
+        );
+    };
+    if id.is_empty() || id.len() > 256 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AuthError::Signature("webhook-id must be 1 to 256 visible ASCII characters".into()).into());
+    }
+    let ts: i64 =
+        ts.trim().parse().map_err(|_| AuthError::Signature("webhook-timestamp is not Unix seconds".into()))?;
+    let skew = chrono::Utc::now().timestamp().abs_diff(ts);
+    if skew > state.settings.security.webhook_tolerance_secs.unsigned_abs() {
+        return Err(AuthError::Signature(format!(
+            "webhook-timestamp is {skew} s away from now; at most {} s is accepted",
+            state.settings.security.webhook_tolerance_secs
+        ))
+        .into());
+    }
+    let contract = signer(&state, &id, ts, &body, &sig).await?;
+    record_partner(&req, &contract.id);
+    check_partner_transport(&state, &req, &contract)?;
+    let json = crate::api::json::parse(&body, state.settings.security.max_json_depth)?;
+    // The partner's own id decides between create and update.
+    let pid = contract
+        .field_for(crate::domain::fields::PARTNER_TICKET_ID)
+        .and_then(|f| f.pointer.get(&json))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let exists = match pid.clone() {
+        Some(p) => {
+            let me = contract.id.clone();
+            state.db.read(move |c| c.xref_by_partner_id(&me, &p).map_err(StoreError::from)).await?.is_some()
         }
-        let ts: i64 =
-            ts.trim().parse().map_err(|_| AuthError::Signature("webhook-timestamp is not Unix seconds".into()))?;
-        let skew = chrono::Utc::now().timestamp().abs_diff(ts);
-        if skew > state.settings.security.webhook_tolerance_secs.unsigned_abs() {
-            return Err(AuthError::Signature(format!(
-                "webhook-timestamp is {skew} s away from now; at most {} s is accepted",
-                state.settings.security.webhook_tolerance_secs
-            ))
-            .into());
+        None => false,
+    };
+    let (op, mapped) = match (exists, pid) {
+        (true, Some(p)) => {
+            req.extensions_mut().insert(Reference(p.clone()));
+            (WriteOp::Update { reference: p }, contract.map_inbound(&json, Op::Update)?)
         }
-        let contract = signer(&state, &id, ts, &body, &sig).await?;
-        partner = Some(contract.id.clone());
-        super::context::record_partner(&req, &contract.id);
-        check_partner_transport(&state, &req, &contract)?;
-        let json = parse_json_limited(&body, state.settings.security.max_json_depth)?;
-        // The partner's own id decides between create and update.
-        let pid = contract
-            .field_for(crate::domain::fields::PARTNER_TICKET_ID)
-            .and_then(|f| f.pointer.get(&json))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let exists = match pid.clone() {
-            Some(p) => {
-                let me = contract.id.clone();
-                state
-                    .db
-                    .read(move |c| c.xref_by_partner_id(&me, &p).map_err(crate::store::StoreError::from))
-                    .await?
-                    .is_some()
+        _ => (WriteOp::Create, contract.map_inbound(&json, Op::Create)?),
+    };
+    let registry = state.registry.clone();
+    let audit = request_facts(&req);
+    let outcome = state
+        .db
+        .write(move |c| {
+            let now = crate::util::now_ms();
+            if !c.remember_webhook(&contract.id, &id, now)? {
+                return Err(SyncError::Replayed { webhook_id: id.clone() });
             }
-            None => false,
-        };
-        reference = pid.clone().filter(|_| exists);
-        let (op, mapped) = match (exists, pid) {
-            (true, Some(p)) => (WriteOp::Update { reference: p }, contract.map_inbound(&json, Op::Update)?),
-            _ => (WriteOp::Create, contract.map_inbound(&json, Op::Create)?),
-        };
-        let registry = state.registry.clone();
-        let audit = info.clone();
-        let me = contract.id.clone();
-        let outcome = state
-            .db
-            .write(move |c| {
-                let now = crate::util::now_ms();
-                if !c.remember_webhook(&me, &id, now)? {
-                    return Err(SyncError::Replayed { webhook_id: id.clone() });
-                }
-                apply(
-                    c,
-                    WriteCommand {
-                        registry: &registry,
-                        contract: &contract,
-                        op,
-                        mapped,
-                        if_match: None,
-                        idempotency: None,
-                        audit,
-                        now,
-                    },
-                )
-            })
-            .await?;
-        Ok(outcome)
-    }
-    .await;
-    match result {
-        Ok(outcome) => super::tickets::write_response(&state, outcome),
-        Err(e) => {
-            let status = e.status_code().as_u16();
-            audit(&state, info, partner, reference, "rejected", status, e.audit_codes()).await;
-            e.error_response()
-        }
-    }
+            let cmd = WriteCommand {
+                registry: &registry,
+                contract: &contract,
+                op,
+                mapped,
+                if_match: None,
+                idempotency: None,
+                audit,
+                now,
+            };
+            apply(c, cmd)
+        })
+        .await?;
+    Ok(super::tickets::write_response(&state, outcome))
 }
 
 /// The partner whose webhook secret verifies the signature (constant-time comparison).

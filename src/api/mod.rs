@@ -1,11 +1,19 @@
 //! The HTTP surface (actix-web): routes, shared state, and the server itself.
+//!
+//! A request passes the request-id middleware ([`context`]), the audit middleware on partner
+//! endpoints ([`audit`]), its handler's extractors ([`extract`]: caller, body, headers) and a
+//! thin handler that calls one sync function; every refusal is an [`ApiError`] rendered in
+//! [`problem`].
 
 pub mod admin;
+pub mod audit;
+pub mod caller;
 pub mod context;
 pub mod events;
-pub mod inbound;
+pub mod extract;
+pub mod health;
+pub mod json;
 pub mod oauth;
-pub mod ops;
 pub mod problem;
 pub mod tickets;
 
@@ -16,11 +24,10 @@ use crate::store::Db;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use problem::ApiError;
-use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use tokio::sync::Notify;
-use utoipa::ToSchema;
 
 pub const BASE: &str = "/api/ebond/v1";
 
@@ -32,7 +39,7 @@ pub struct AppState {
     /// The generic OpenAPI document, rendered once.
     pub openapi: serde_json::Value,
     /// Each partner's document, rendered once from its contract.
-    pub partner_openapi: std::collections::HashMap<String, serde_json::Value>,
+    pub partner_openapi: HashMap<String, serde_json::Value>,
     pub metrics: Metrics,
     /// Wakes the in-process outbox processor after a write that fanned out.
     pub wake: Arc<Notify>,
@@ -43,31 +50,28 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// The OpenAPI documents the gateway serves, rendered once at start (by `app`, which knows how).
+pub struct Documents {
+    pub generic: serde_json::Value,
+    pub partners: HashMap<String, serde_json::Value>,
+}
+
 impl AppState {
-    pub fn new(db: Db, registry: Arc<Registry>, settings: Arc<Settings>) -> AppState {
-        let trusted_proxies = settings
-            .security
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| tracing::error!(proxy = %p, "trusted_proxies: not a network; ignored"))
-                    .ok()
-            })
-            .collect();
-        let openapi = crate::openapi::generic_document();
-        let partner_openapi = registry
-            .partners()
-            .map(|c| (c.id.clone(), crate::openapi::partner_document(&openapi, c, &registry.workflow)))
-            .collect();
+    /// `trusted_proxies` are the settings' entries, already parsed (a bad one stops the start).
+    pub fn new(
+        db: Db,
+        registry: Arc<Registry>,
+        settings: Arc<Settings>,
+        documents: Documents,
+        trusted_proxies: Vec<ipnet::IpNet>,
+    ) -> AppState {
         AppState {
             secrets: crate::secrets::Secrets::new(db.clone(), &settings),
-            partner_openapi,
+            partner_openapi: documents.partners,
+            openapi: documents.generic,
             db,
             registry,
             settings,
-            openapi,
             metrics: Metrics::new(),
             wake: Arc::new(Notify::new()),
             limiter: crate::auth::limits::RateLimiter::default(),
@@ -124,40 +128,52 @@ fn remember_client_cert(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Exte
 
 /// Every route of the gateway. Each path answers other methods with 405 and `Allow`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz", "GET").route(web::get().to(healthz)))
-        .service(resource("/readyz", "GET").route(web::get().to(readyz)))
-        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
+    let audited = || from_fn(audit::middleware);
+    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
         .service(
             web::scope(BASE)
                 .service(resource("/oauth/token", "POST").route(web::post().to(oauth::token)))
-                .service(resource("/events", "POST").route(web::post().to(events::receive)))
+                .service(resource("/events", "POST").route(web::post().to(events::receive)).wrap(audited()))
                 .service(resource("/openapi.json", "GET").route(web::get().to(openapi_generic)))
                 .service(resource("/partners/{id}/openapi.json", "GET").route(web::get().to(openapi_partner)))
                 .service(
                     resource("/tickets", "GET, POST")
-                        .route(web::post().to(tickets::create))
-                        .route(web::get().to(tickets::list)),
+                        .route(web::post().to(tickets::create::create))
+                        .route(web::get().to(tickets::list::list))
+                        .wrap(audited()),
                 )
                 .service(
                     resource("/tickets/{partner_ticket_id}", "GET, PATCH")
-                        .route(web::patch().to(tickets::update))
-                        .route(web::get().to(tickets::read)),
+                        .route(web::patch().to(tickets::update::update))
+                        .route(web::get().to(tickets::read::read))
+                        .wrap(audited()),
                 )
                 .service(
                     resource("/tickets/{partner_ticket_id}/work-notes", "POST")
-                        .route(web::post().to(tickets::add_work_note)),
+                        .route(web::post().to(tickets::work_note::add_work_note))
+                        .wrap(audited()),
                 )
                 .service(resource("/admin/auth-events", "GET").route(web::get().to(admin::auth_events)))
                 .service(resource("/admin/transactions", "GET").route(web::get().to(admin::transactions)))
                 .service(resource("/admin/partners", "GET").route(web::get().to(admin::partners)))
-                .service(resource("/admin/partners/{id}/pause", "POST").route(web::post().to(ops::pause)))
-                .service(resource("/admin/partners/{id}/resume", "POST").route(web::post().to(ops::resume)))
-                .service(resource("/admin/outbox", "GET").route(web::get().to(ops::outbox_list)))
-                .service(resource("/admin/outbox/replay", "POST").route(web::post().to(ops::replay_partner)))
-                .service(resource("/admin/outbox/{id}", "GET").route(web::get().to(ops::outbox_show)))
-                .service(resource("/admin/outbox/{id}/replay", "POST").route(web::post().to(ops::replay_one)))
-                .service(resource("/admin/outbox/{id}/discard", "POST").route(web::post().to(ops::discard_one)))
-                .service(resource("/admin/tickets/{number}/sync", "GET").route(web::get().to(ops::ticket_sync))),
+                .service(resource("/admin/partners/{id}/pause", "POST").route(web::post().to(admin::delivery::pause)))
+                .service(resource("/admin/partners/{id}/resume", "POST").route(web::post().to(admin::delivery::resume)))
+                .service(resource("/admin/outbox", "GET").route(web::get().to(admin::delivery::outbox_list)))
+                .service(
+                    resource("/admin/outbox/replay", "POST").route(web::post().to(admin::delivery::replay_partner)),
+                )
+                .service(resource("/admin/outbox/{id}", "GET").route(web::get().to(admin::delivery::outbox_show)))
+                .service(
+                    resource("/admin/outbox/{id}/replay", "POST").route(web::post().to(admin::delivery::replay_one)),
+                )
+                .service(
+                    resource("/admin/outbox/{id}/discard", "POST").route(web::post().to(admin::delivery::discard_one)),
+                )
+                .service(
+                    resource("/admin/tickets/{number}/sync", "GET").route(web::get().to(admin::delivery::ticket_sync)),
+                ),
         );
 }
 
@@ -175,49 +191,6 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::NotFound(format!("no endpoint at {} {}", req.method(), req.path())).error_response()
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// `ok`, or `unavailable` with the reasons in `checks`.
-    pub status: String,
-    pub checks: Vec<String>,
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is alive", body = Health)))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok".into(), checks: vec![] })
-}
-
-#[utoipa::path(
-    get, path = "/readyz", tag = "ops",
-    responses(
-        (status = 200, description = "Database reachable and contracts loaded", body = Health),
-        (status = 503, description = "Not ready", body = Health),
-    )
-)]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db = state.db.clone();
-    let ping = tokio::task::spawn_blocking(move || db.ping()).await;
-    let mut checks = vec![format!("contracts: {} partners", state.registry.partners().count())];
-    let ok = match ping {
-        Ok(Ok(())) => {
-            checks.push(format!("database: {} reachable", state.db.backend_name()));
-            true
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: database unreachable");
-            checks.push("database: unreachable".into());
-            false
-        }
-        Err(_) => false,
-    };
-    let body = Health { status: if ok { "ok" } else { "unavailable" }.into(), checks };
-    if ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
 }
 
 async fn openapi_generic(state: web::Data<AppState>) -> HttpResponse {

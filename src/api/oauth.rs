@@ -63,10 +63,17 @@ pub struct TokenRequest {
         (status = 200, description = "Access token", body = TokenResponse),
         (status = 400, description = "Bad request (invalid_request, unsupported_grant_type, invalid_scope)", body = OAuthError),
         (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthError),
+        (status = 413, description = "Body too large (invalid_request)", body = OAuthError),
+        (status = 503, description = "Database unavailable (temporarily_unavailable); retry after `Retry-After` seconds", body = OAuthError),
     )
 )]
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    match grant(&state, &req, &body).await {
+pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let limit = state.settings.limits.max_body_bytes;
+    let granted = match super::extract::read_body(&req, payload.into_inner(), limit).await {
+        Ok(body) => grant(&state, &req, &body).await,
+        Err(e) => Err(e),
+    };
+    match granted {
         Ok(t) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"))
@@ -86,6 +93,8 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
         .map_err(|e| AuthError::InvalidRequest(format!("unreadable form body: {e}")))?;
     let mut fields: HashMap<String, String> = HashMap::new();
     for (k, v) in form {
+        refuse_nul(&k, &k)?;
+        refuse_nul(&k, &v)?;
         if fields.insert(k.clone(), v).is_some() {
             return Err(AuthError::InvalidRequest(format!("parameter `{k}` is repeated")).into());
         }
@@ -106,7 +115,11 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
                 AuthError::InvalidRequest("authenticate with HTTP Basic or with form fields, not both".into()).into()
             )
         }
-        (Some(pair), None, None) => pair,
+        (Some((id, secret)), None, None) => {
+            refuse_nul("client_id", &id)?;
+            refuse_nul("client_secret", &secret)?;
+            (id, secret)
+        }
         (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
         _ => return Err(AuthError::InvalidClient.into()),
     };
@@ -167,7 +180,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
                 return Err(AuthError::UnknownPartner(p.to_string()).into());
             };
             // A partner gets no token from outside its networks or without its pinned certificate.
-            if let Err(e) = super::inbound::check_partner_origin(state, req, contract) {
+            if let Err(e) = super::caller::check_partner_origin(state, req, contract) {
                 record(state, Some(&client_id), &source, "refused", "transport").await;
                 tracing::warn!(client_id = %client_id, source = %source, error = %e, "token refused");
                 return Err(e);
@@ -186,8 +199,17 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
     })
 }
 
+/// No credential holds a NUL character, and PostgreSQL could not even look one up.
+fn refuse_nul(name: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        let name = name.replace('\0', "\\u0000");
+        return Err(AuthError::InvalidRequest(format!("parameter `{name}` contains a NUL character")).into());
+    }
+    Ok(())
+}
+
 async fn record(state: &AppState, client_id: Option<&str>, source: &str, outcome: &'static str, reason: &'static str) {
-    super::inbound::record_auth_event(state, client_id.map(str::to_string), source.to_string(), outcome, reason).await
+    super::caller::record_auth_event(state, client_id.map(str::to_string), source.to_string(), outcome, reason).await
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`, if present.
@@ -225,6 +247,10 @@ fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
         ApiError::Auth(AuthError::UnsupportedGrantType) => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
         ApiError::Auth(AuthError::InvalidScope(_)) => (StatusCode::BAD_REQUEST, "invalid_scope"),
         ApiError::Auth(AuthError::InvalidRequest(_)) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
+        e if e.status_code() == StatusCode::SERVICE_UNAVAILABLE => {
+            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        }
         other => return other.error_response(),
     };
     let problem = e.problem();
@@ -246,8 +272,8 @@ fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
         let challenge = if used_basic { "Basic realm=\"ebond\"" } else { "Basic realm=\"ebond\", charset=\"UTF-8\"" };
         resp.insert_header((header::WWW_AUTHENTICATE, challenge));
     }
-    if let ApiError::Auth(AuthError::LockedOut(secs)) = &e {
-        resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.insert_header((header::RETRY_AFTER, "1"));
     }
     resp.json(body)
 }

@@ -1,8 +1,16 @@
 //! Every error a client can see, and the one place it is mapped to HTTP: RFC 9457
 //! `application/problem+json` with a stable `type` (`urn:ebond:problem:<code>`).
 //!
-//! Layers below return their own typed errors ([`SyncError`], [`AuthError`], [`StoreError`],
-//! [`MapError`]); handlers convert them into [`ApiError`] with `?`.
+//! Which error each layer returns:
+//! - `store` returns [`StoreError`], already classified (conflict, transient, other): nothing
+//!   above it looks at diesel;
+//! - `auth` returns [`AuthError`], `contract` [`MapError`], `sync` [`SyncError`] (domain
+//!   refusals, wrapping `StoreError`);
+//! - handlers and extractors return [`ApiError`], built from those with `?`.
+//!
+//! Only this file knows HTTP statuses. A transient store failure is 503 with `Retry-After` on
+//! every path; an unexpected one is 500 with a generic message (its cause is logged once,
+//! here, with the request id).
 
 use crate::auth::AuthError;
 use crate::contract::inbound::{FieldError, MapError};
@@ -326,6 +334,9 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        resp.json(self.problem())
+        let mut resp = resp.json(self.problem());
+        // For the audit middleware, which records rejected requests with these codes.
+        resp.extensions_mut().insert(super::audit::AuditCodes(self.audit_codes()));
+        resp
     }
 }

@@ -23,6 +23,9 @@ pub trait TicketRepo: Dialect {
     fn bond_partner_ticket_id(&mut self, id: i64, partner_ticket_id: &str, now: i64) -> QueryResult<bool>;
     /// Shares (active) or recalls (inactive) a ticket, leaving the partner's id untouched.
     fn set_xref_active(&mut self, id: i64, active: bool, now: i64) -> QueryResult<()>;
+    /// Id and number of the ticket `reference` names for `partner` (its own ticket id, or the
+    /// hub number of a ticket shared with it), in one statement: what the audit row records.
+    fn shared_ticket(&mut self, partner: &str, reference: &str) -> QueryResult<Option<(i64, String)>>;
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool>;
     fn insert_journal(&mut self, row: &NewJournal) -> QueryResult<()>;
     fn journal_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<JournalRow>>;
@@ -105,6 +108,17 @@ impl TicketRepo for $conn {
 
     fn set_xref_active(&mut self, id: i64, active: bool, now: i64) -> QueryResult<()> {
         diesel::update(xrefs::table.find(id)).set((xrefs::active.eq(active), xrefs::updated_at.eq(now))).execute(self).map(|_| ())
+    }
+
+    fn shared_ticket(&mut self, partner: &str, reference: &str) -> QueryResult<Option<(i64, String)>> {
+        xrefs::table
+            .inner_join(tickets::table)
+            .filter(xrefs::partner.eq(partner))
+            .filter(xrefs::active.eq(true))
+            .filter(xrefs::partner_ticket_id.eq(reference).or(tickets::number.eq(reference)))
+            .select((tickets::id, tickets::number))
+            .first(self)
+            .optional()
     }
 
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool> {

@@ -12,6 +12,7 @@ use crate::store::audit::AuditRepo;
 use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, TransactionRow, XrefRow};
 use crate::store::tickets::TicketRepo;
 use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// What the partner asked for.
@@ -43,19 +44,42 @@ pub struct IdempotencyKey {
     pub request_hash: String,
 }
 
-/// The answer to give the partner (already committed).
+/// What an applied write did (already committed).
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
-    pub status: u16,
-    pub body: Value,
-    pub ticket_number: String,
-    pub version: i64,
+    /// A new ticket (or, replayed, the first answer was a create).
+    pub created: bool,
+    /// The ticket as the writing partner sees it now.
+    pub ticket: TicketSummary,
     /// Replayed from an earlier request with the same Idempotency-Key.
     pub replayed: bool,
     /// Partners an outbox row was written for.
     pub fanned_out_to: Vec<String>,
     /// Lifecycle events the write raised.
     pub events: Vec<&'static str>,
+}
+
+/// A ticket's identity, version and state in one partner's vocabulary: what a write answers,
+/// and what an idempotency record replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketSummary {
+    pub number: String,
+    pub partner_ticket_id: Option<String>,
+    /// The state in the partner's vocabulary.
+    pub state: String,
+    pub version: i64,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// The HTTP status the API answers an applied write with. The audit row and the idempotency
+/// record, both written in the write's own transaction, keep it.
+pub fn answer_status(created: bool) -> u16 {
+    if created {
+        201
+    } else {
+        200
+    }
 }
 
 /// Applies `cmd` on `c`, which must already be inside a transaction.
@@ -66,33 +90,29 @@ pub fn apply<C: TicketRepo + AuditRepo + ?Sized>(c: &mut C, cmd: WriteCommand) -
             if prev.request_hash != idem.request_hash {
                 return Err(SyncError::IdempotencyMismatch);
             }
-            let body: Value = serde_json::from_str(&prev.response_body).unwrap_or(Value::Null);
-            let number = body.get("number").and_then(Value::as_str).unwrap_or_default().to_string();
-            let version = body.get("version").and_then(Value::as_i64).unwrap_or_default();
-            audit_row(c, &cmd, "replayed", prev.status as u16, prev.ticket_id, Some(&number))?;
+            let ticket: TicketSummary = serde_json::from_str(&prev.response_body)
+                .map_err(|e| StoreError::Corrupt(format!("idempotency record {} of {partner}: {e}", idem.key)))?;
+            audit_row(c, &cmd, "replayed", prev.status as u16, prev.ticket_id, Some(&ticket.number))?;
             return Ok(WriteOutcome {
-                status: prev.status as u16,
-                body,
-                ticket_number: number,
-                version,
+                created: prev.status == i32::from(answer_status(true)),
+                ticket,
                 replayed: true,
                 fanned_out_to: vec![],
                 events: Vec::new(),
             });
         }
     }
-    let Applied { status, before, after, journal, partner_ticket_id, xrefs } = match &cmd.op {
+    let Applied { created, before, after, journal, partner_ticket_id, xrefs } = match &cmd.op {
         WriteOp::Create => create(c, &cmd)?,
         WriteOp::Update { reference } => update(c, &cmd, reference)?,
     };
     let Some(after) = after else {
         // Nothing changed: no version bump, no journal, no outbox.
-        let body = response_body(cmd.contract, &before, partner_ticket_id.as_deref());
-        return finish(c, &cmd, status, body, &before, vec![]);
+        let summary = summary(cmd.contract, &before, partner_ticket_id.as_deref());
+        return finish(c, &cmd, created, summary, &before, vec![]);
     };
     let workflow = &cmd.registry.workflow;
     // On create there is no "before": the events are `created` (plus journal entries).
-    let created = matches!(cmd.op, WriteOp::Create);
     let changed: Vec<&str> = if created { Vec::new() } else { changed_fields(&before.values, &after.values) };
     let state_before = (!created).then(|| (before.state(), workflow.category(before.state())));
     let evs = events::derive(state_before, (after.state(), workflow.category(after.state())), &changed, &journal);
@@ -107,15 +127,15 @@ pub fn apply<C: TicketRepo + AuditRepo + ?Sized>(c: &mut C, cmd: WriteCommand) -
         now: cmd.now,
     };
     let fanned_out_to = fan_out(c, cmd.registry, &change)?;
-    let body = response_body(cmd.contract, &after, partner_ticket_id.as_deref());
-    let mut outcome = finish(c, &cmd, status, body, &after, fanned_out_to)?;
+    let summary = summary(cmd.contract, &after, partner_ticket_id.as_deref());
+    let mut outcome = finish(c, &cmd, created, summary, &after, fanned_out_to)?;
     outcome.events = evs.iter().map(|e| e.as_str()).collect();
     Ok(outcome)
 }
 
 /// What `create` / `update` did, for fan-out and the answer.
 struct Applied {
-    status: u16,
+    created: bool,
     before: Ticket,
     /// `None` when nothing changed.
     after: Option<Ticket>,
@@ -179,7 +199,7 @@ fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Appli
     c.insert_xref(&xref).map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
     let journal = write_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
     Ok(Applied {
-        status: 201,
+        created: true,
         before: ticket.clone(),
         after: Some(ticket),
         journal,
@@ -270,7 +290,7 @@ fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str
     let journal = write_journal(c, cmd, &before, &cmd.mapped.journal)?;
     let fields_changed = values != before.values;
     if !fields_changed && journal.is_empty() {
-        return Ok(Applied { status: 200, before, after: None, journal, partner_ticket_id: pid, xrefs });
+        return Ok(Applied { created: false, before, after: None, journal, partner_ticket_id: pid, xrefs });
     }
     // Taken under the row lock and never behind the previous change, so one ticket's
     // updated_at follows its commit order (the list cursor relies on it).
@@ -297,7 +317,7 @@ fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str
             created_at: cmd.now,
         })?;
     }
-    Ok(Applied { status: 200, before, after: Some(after), journal, partner_ticket_id: pid, xrefs })
+    Ok(Applied { created: false, before, after: Some(after), journal, partner_ticket_id: pid, xrefs })
 }
 
 /// Appends work notes and comments, dropping entries the partner already sent (same entry id).
@@ -368,25 +388,28 @@ fn duplicate_or(e: diesel::result::Error, pid: &str, number: &str) -> SyncError 
     }
 }
 
-/// The write response: identity, version and state in the partner's vocabulary.
-fn response_body(contract: &Contract, t: &Ticket, partner_ticket_id: Option<&str>) -> Value {
-    json!({
-        "number": t.number,
-        "partner_ticket_id": partner_ticket_id,
-        "state": contract.state_outward(t.state()),
-        "version": t.version,
-        "updated_at": crate::util::ms_to_rfc3339(t.updated_at),
-    })
+fn summary(contract: &Contract, t: &Ticket, partner_ticket_id: Option<&str>) -> TicketSummary {
+    TicketSummary {
+        number: t.number.clone(),
+        partner_ticket_id: partner_ticket_id.map(str::to_string),
+        state: match contract.state_outward(t.state()) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        },
+        version: t.version,
+        updated_at: crate::util::ms_to_rfc3339(t.updated_at),
+    }
 }
 
 fn finish<C: TicketRepo + AuditRepo + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
-    status: u16,
-    body: Value,
+    created: bool,
+    summary: TicketSummary,
     ticket: &Ticket,
     fanned_out_to: Vec<String>,
 ) -> Result<WriteOutcome, SyncError> {
+    let status = answer_status(created);
     audit_row(c, cmd, "accepted", status, Some(ticket.id), Some(&ticket.number))?;
     if let Some(idem) = &cmd.idempotency {
         c.idempotency_put(&IdempotencyRow {
@@ -394,20 +417,13 @@ fn finish<C: TicketRepo + AuditRepo + ?Sized>(
             key: idem.key.clone(),
             request_hash: idem.request_hash.clone(),
             status: i32::from(status),
-            response_body: body.to_string(),
+            response_body: serde_json::to_string(&summary)
+                .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))?,
             ticket_id: Some(ticket.id),
             created_at: cmd.now,
         })?;
     }
-    Ok(WriteOutcome {
-        status,
-        body,
-        ticket_number: ticket.number.clone(),
-        version: ticket.version,
-        replayed: false,
-        fanned_out_to,
-        events: Vec::new(),
-    })
+    Ok(WriteOutcome { created, ticket: summary, replayed: false, fanned_out_to, events: Vec::new() })
 }
 
 fn audit_row<C: AuditRepo + ?Sized>(

@@ -1,33 +1,18 @@
-//! Operator endpoints for delivery: metrics, the outbox and its dead letters, partner pause,
-//! and one ticket's sync timeline.
+//! Operator endpoints for delivery: the outbox and its dead letters, partner pause, and one
+//! ticket's sync timeline.
 
-use super::admin::{transaction_view, TransactionView};
-use super::inbound::require_admin;
-use super::problem::{ApiError, Problem};
-use super::AppState;
+use super::{transaction_view, TransactionView};
+use crate::api::extract::{Operator, Query};
+use crate::api::problem::{ApiError, Problem};
+use crate::api::AppState;
 use crate::outbox::admin::{self as outbox_admin, OutboxDetail, OutboxView};
 use crate::store::audit::TransactionFilter;
 use crate::store::outbox::OutboxFilter;
 use crate::store::StoreError;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
-
-fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
-    result.unwrap_or_else(|e| e.error_response())
-}
-
-/// Prometheus text exposition (outbox gauges refreshed at each scrape).
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let partners: Vec<String> = state.registry.partners().map(|c| c.id.clone()).collect();
-    match state.db.read(|c| c.outbox_stats().map_err(StoreError::from)).await {
-        Ok(stats) => state.metrics.set_outbox(&partners, &stats, crate::util::now_ms()),
-        Err(e) => tracing::warn!(error = %e, "metrics: outbox figures unavailable"),
-    }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -56,12 +41,14 @@ pub struct OutboxPage {
     ),
     security(("bearer" = []))
 )]
-pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    respond(
-        async {
-            require_admin(&state, &req).await?;
-            let q: OutboxQuery = serde_urlencoded::from_str(req.query_string())
-                .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
+pub async fn outbox_list(
+    state: web::Data<AppState>,
+    _: Operator,
+    query: Result<Query<OutboxQuery>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let Query(q) = query?;
+    {
+        {
             if let Some(s) = &q.status {
                 if !["pending", "in_flight", "delivered", "dead", "discarded"].contains(&s.as_str()) {
                     return Err(ApiError::BadRequest {
@@ -80,8 +67,7 @@ pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
             let next_after = (items.len() as i64 == limit).then(|| items.last().map(|r| r.id)).flatten();
             Ok(HttpResponse::Ok().json(OutboxPage { items, next_after }))
         }
-        .await,
-    )
+    }
 }
 
 #[utoipa::path(
@@ -93,18 +79,20 @@ pub async fn outbox_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     ),
     security(("bearer" = []))
 )]
-pub async fn outbox_show(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
+pub async fn outbox_show(
+    state: web::Data<AppState>,
+    _: Operator,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    respond(
-        async {
-            require_admin(&state, &req).await?;
+    {
+        {
             match state.db.read(move |c| outbox_admin::show(c, id)).await? {
                 Some(d) => Ok(HttpResponse::Ok().json(d)),
                 None => Err(ApiError::NotFound(format!("no outbox row {id}"))),
             }
         }
-        .await,
-    )
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -121,8 +109,12 @@ pub struct ReplayResult {
     ),
     security(("bearer" = []))
 )]
-pub async fn replay_one(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
-    on_dead_letter(state, req, path.into_inner(), outbox_admin::replay, "replayed", 1).await
+pub async fn replay_one(
+    state: web::Data<AppState>,
+    _: Operator,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    on_dead_letter(state, path.into_inner(), outbox_admin::replay, "replayed", 1).await
 }
 
 #[utoipa::path(
@@ -134,22 +126,24 @@ pub async fn replay_one(state: web::Data<AppState>, req: HttpRequest, path: web:
     ),
     security(("bearer" = []))
 )]
-pub async fn discard_one(state: web::Data<AppState>, req: HttpRequest, path: web::Path<i64>) -> HttpResponse {
-    on_dead_letter(state, req, path.into_inner(), outbox_admin::discard, "discarded", 0).await
+pub async fn discard_one(
+    state: web::Data<AppState>,
+    _: Operator,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    on_dead_letter(state, path.into_inner(), outbox_admin::discard, "discarded", 0).await
 }
 
 /// Applies an operator action to one dead letter (404 when `id` is not one).
 async fn on_dead_letter(
     state: web::Data<AppState>,
-    req: HttpRequest,
     id: i64,
     action: fn(&mut dyn crate::store::Repos, i64) -> Result<bool, StoreError>,
     done: &'static str,
     replayed: usize,
-) -> HttpResponse {
-    respond(
-        async {
-            require_admin(&state, &req).await?;
+) -> Result<HttpResponse, ApiError> {
+    {
+        {
             if state.db.write(move |c| action(c, id)).await? {
                 tracing::info!(outbox_id = id, action = done, "dead letter handled by an operator");
                 state.wake.notify_one();
@@ -158,8 +152,7 @@ async fn on_dead_letter(
                 Err(ApiError::NotFound(format!("no dead letter with id {id}")))
             }
         }
-        .await,
-    )
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -178,12 +171,15 @@ pub struct ReplayQuery {
     ),
     security(("bearer" = []))
 )]
-pub async fn replay_partner(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    respond(
-        async {
-            require_admin(&state, &req).await?;
-            let q: ReplayQuery = serde_urlencoded::from_str(req.query_string())
-                .map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "give ?partner=<id>".into() })?;
+pub async fn replay_partner(
+    state: web::Data<AppState>,
+    _: Operator,
+    query: Result<Query<ReplayQuery>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let Query(q) =
+        query.map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "give ?partner=<id>".into() })?;
+    {
+        {
             if state.registry.get(&q.partner).is_none() {
                 return Err(ApiError::NotFound(format!("no partner `{}`", q.partner)));
             }
@@ -193,8 +189,7 @@ pub async fn replay_partner(state: web::Data<AppState>, req: HttpRequest) -> Htt
             state.wake.notify_one();
             Ok(HttpResponse::Ok().json(ReplayResult { replayed: n }))
         }
-        .await,
-    )
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -203,10 +198,9 @@ pub struct PartnerControl {
     pub paused: bool,
 }
 
-async fn set_paused(state: web::Data<AppState>, req: HttpRequest, id: String, paused: bool) -> HttpResponse {
-    respond(
-        async {
-            require_admin(&state, &req).await?;
+async fn set_paused(state: web::Data<AppState>, id: String, paused: bool) -> Result<HttpResponse, ApiError> {
+    {
+        {
             if state.registry.get(&id).is_none() {
                 return Err(ApiError::NotFound(format!("no partner `{id}`")));
             }
@@ -216,8 +210,7 @@ async fn set_paused(state: web::Data<AppState>, req: HttpRequest, id: String, pa
             state.wake.notify_one();
             Ok(HttpResponse::Ok().json(PartnerControl { partner: id, paused }))
         }
-        .await,
-    )
+    }
 }
 
 #[utoipa::path(
@@ -227,8 +220,8 @@ async fn set_paused(state: web::Data<AppState>, req: HttpRequest, id: String, pa
               (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn pause(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    set_paused(state, req, path.into_inner(), true).await
+pub async fn pause(state: web::Data<AppState>, _: Operator, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    set_paused(state, path.into_inner(), true).await
 }
 
 #[utoipa::path(
@@ -238,8 +231,12 @@ pub async fn pause(state: web::Data<AppState>, req: HttpRequest, path: web::Path
               (status = 404, description = "Unknown partner", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn resume(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    set_paused(state, req, path.into_inner(), false).await
+pub async fn resume(
+    state: web::Data<AppState>,
+    _: Operator,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(state, path.into_inner(), false).await
 }
 
 /// One ticket's synchronisation history.
@@ -261,11 +258,17 @@ pub struct SyncTimeline {
     ),
     security(("bearer" = []))
 )]
-pub async fn ticket_sync(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+pub async fn ticket_sync(
+    state: web::Data<AppState>,
+    _: Operator,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let number = path.into_inner();
-    respond(
-        async {
-            require_admin(&state, &req).await?;
+    if number.contains('\0') {
+        return Err(ApiError::NotFound("no ticket with that number (it holds a NUL character)".into()));
+    }
+    {
+        {
             let n = number.clone();
             let found = state
                 .db
@@ -293,6 +296,5 @@ pub async fn ticket_sync(state: web::Data<AppState>, req: HttpRequest, path: web
                 outbound,
             }))
         }
-        .await,
-    )
+    }
 }

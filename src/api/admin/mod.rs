@@ -1,10 +1,13 @@
-//! `/api/ebond/v1/admin/…`: operator endpoints (admin tokens only).
+//! `/api/ebond/v1/admin/…`: operator endpoints (admin tokens only): the audit trail,
+//! authentication events and loaded partners here; delivery operations in [`delivery`].
 
-use super::inbound::require_admin;
-use super::problem::{ApiError, Problem};
-use super::AppState;
+pub mod delivery;
+
+use crate::api::extract::{Operator, Query};
+use crate::api::problem::{ApiError, Problem};
+use crate::api::AppState;
 use crate::store::audit::TransactionFilter;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -72,11 +75,13 @@ pub struct TransactionPage {
     ),
     security(("bearer" = []))
 )]
-pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let result: Result<HttpResponse, ApiError> = async {
-        require_admin(&state, &req).await?;
-        let q: TransactionQuery = serde_urlencoded::from_str(req.query_string())
-            .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
+pub async fn transactions(
+    state: web::Data<AppState>,
+    _: Operator,
+    query: Result<Query<TransactionQuery>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let Query(q) = query?;
+    {
         if let Some(r) = &q.result {
             if !["accepted", "rejected", "replayed"].contains(&r.as_str()) {
                 return Err(ApiError::BadRequest {
@@ -100,8 +105,6 @@ pub async fn transactions(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         let items = rows.into_iter().map(transaction_view).collect();
         Ok(HttpResponse::Ok().json(TransactionPage { items, next_before }))
     }
-    .await;
-    result.unwrap_or_else(|e| e.error_response())
 }
 
 /// A loaded partner contract, in brief.
@@ -141,11 +144,8 @@ pub fn summaries(state: &AppState) -> Vec<PartnerSummary> {
     ),
     security(("bearer" = []))
 )]
-pub async fn partners(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    match require_admin(&state, &req).await {
-        Ok(()) => HttpResponse::Ok().json(summaries(&state)),
-        Err(e) => e.error_response(),
-    }
+pub async fn partners(state: web::Data<AppState>, _: Operator) -> HttpResponse {
+    HttpResponse::Ok().json(summaries(&state))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -185,11 +185,13 @@ pub struct AuthEventPage {
     ),
     security(("bearer" = []))
 )]
-pub async fn auth_events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let result: Result<HttpResponse, ApiError> = async {
-        require_admin(&state, &req).await?;
-        let q: AuthEventQuery = serde_urlencoded::from_str(req.query_string())
-            .map_err(|e| ApiError::BadRequest { code: "bad-query", detail: format!("query string: {e}") })?;
+pub async fn auth_events(
+    state: web::Data<AppState>,
+    _: Operator,
+    query: Result<Query<AuthEventQuery>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let Query(q) = query?;
+    {
         let limit =
             q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
         let rows = state
@@ -213,6 +215,4 @@ pub async fn auth_events(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
             .collect();
         Ok(HttpResponse::Ok().json(AuthEventPage { items, next_before }))
     }
-    .await;
-    result.unwrap_or_else(|e| e.error_response())
 }

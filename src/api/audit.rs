@@ -1,0 +1,155 @@
+//! The audit log of the partner endpoints, kept by one middleware: every request that was not
+//! already audited inside its own write transaction (accepted writes are) gets a transaction
+//! row — `rejected` with the error's codes, or `accepted` for reads — in a transaction of its
+//! own, with the partner, ticket and body digest that the extractors and handlers left in the
+//! request's extensions.
+
+use super::context::{PartnerId, RequestId};
+use super::AppState;
+use crate::store::models::TransactionRow;
+use crate::store::StoreError;
+use crate::sync::AuditInfo;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage, HttpRequest};
+
+/// Response extension: the problem code plus each field error's code (set by `ApiError`).
+#[derive(Debug, Clone)]
+pub struct AuditCodes(pub String);
+
+/// Response extension: the request's row was written inside its write transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Audited;
+
+/// Request extension: the ticket id from the path (resolved to a ticket when the row is written).
+#[derive(Debug, Clone)]
+pub struct Reference(pub String);
+
+/// Request extension: the ticket the handler found (saves resolving the reference again).
+#[derive(Debug, Clone)]
+pub struct AuditTicket {
+    pub id: i64,
+    pub number: String,
+}
+
+/// Request extension: SHA-256 of the body that was read.
+#[derive(Debug, Clone)]
+pub struct BodyDigest(pub String);
+
+/// The request facts every audit row carries: id, method, path with credentials in the query
+/// redacted, and the body's digest (of an empty body when none was read).
+pub fn request_facts(req: &HttpRequest) -> AuditInfo {
+    let ext = req.extensions();
+    AuditInfo {
+        request_id: ext.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default(),
+        method: req.method().to_string(),
+        path: match req.uri().query() {
+            Some(q) if !q.is_empty() => format!("{}?{}", req.path(), redact_query(q)),
+            _ => req.path().to_string(),
+        },
+        payload_sha256: ext.get::<BodyDigest>().map(|d| d.0.clone()).unwrap_or_else(|| crate::util::sha256_hex(b"")),
+    }
+}
+
+/// Replaces the value of every query parameter that looks like a credential with `***`: the
+/// audit trail is read by operators, and a token sent in the query must not be readable there.
+fn redact_query(query: &str) -> String {
+    const SECRET_NAMES: [&str; 6] = ["token", "secret", "password", "key", "signature", "code"];
+    query
+        .split('&')
+        .map(|part| {
+            let raw_name = part.split('=').next().unwrap_or_default();
+            let name = serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("{raw_name}="))
+                .ok()
+                .and_then(|mut v| v.pop())
+                .map(|(n, _)| n.to_ascii_lowercase())
+                .unwrap_or_else(|| raw_name.to_ascii_lowercase());
+            if SECRET_NAMES.iter().any(|s| name.contains(s)) {
+                format!("{raw_name}=***")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let res = next.call(req).await?;
+    if res.response().extensions().get::<Audited>().is_some() {
+        return Ok(res);
+    }
+    let Some(state) = res.request().app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(res);
+    };
+    let status = res.status();
+    let codes = res.response().extensions().get::<AuditCodes>().map(|c| c.0.clone()).unwrap_or_default();
+    let req = res.request();
+    let info = request_facts(req);
+    let (partner, reference, ticket) = {
+        let ext = req.extensions();
+        (
+            ext.get::<PartnerId>().map(|p| p.0.clone()),
+            ext.get::<Reference>().map(|r| r.0.clone()),
+            ext.get::<AuditTicket>().cloned(),
+        )
+    };
+    let row = TransactionRow {
+        id: 0,
+        at: crate::util::now_ms(),
+        partner,
+        request_id: info.request_id,
+        method: info.method,
+        path: info.path,
+        payload_sha256: info.payload_sha256,
+        result: if status.as_u16() < 400 { "accepted" } else { "rejected" }.to_string(),
+        status: i32::from(status.as_u16()),
+        error_codes: codes,
+        ticket_id: ticket.as_ref().map(|t| t.id),
+        ticket_number: ticket.map(|t| t.number),
+    };
+    let write = record(state.into_inner(), row, reference);
+    if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+        // The database is likely what failed: answer now, keep the row if it comes back.
+        tokio::spawn(write);
+    } else {
+        write.await;
+    }
+    Ok(res)
+}
+
+/// Writes the row in a transaction of its own, naming the ticket `reference` resolves to.
+async fn record(state: std::sync::Arc<AppState>, mut row: TransactionRow, reference: Option<String>) {
+    let written = state
+        .db
+        .write(move |c| {
+            if let (None, Some(p), Some(r)) = (&row.ticket_id, &row.partner, &reference) {
+                if let Some((id, number)) = c.shared_ticket(p, r)? {
+                    row.ticket_id = Some(id);
+                    row.ticket_number = Some(number);
+                }
+            }
+            c.insert_transaction(&row).map_err(StoreError::from)
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "could not write the transaction log row");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_the_query_are_redacted() {
+        assert_eq!(super::redact_query("access_token=abc.def&limit=5"), "access_token=***&limit=5");
+        assert_eq!(
+            super::redact_query("cursor=x&client_secret=s&api%5Fkey=k"),
+            "cursor=x&client_secret=***&api%5Fkey=***"
+        );
+        assert_eq!(super::redact_query("updated_since=2026-01-01T00:00:00Z"), "updated_since=2026-01-01T00:00:00Z");
+    }
+}

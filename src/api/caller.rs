@@ -1,0 +1,147 @@
+//! Who is calling: the bearer token checked against the store, then the per-partner controls
+//! (scope, source network, pinned client certificate, rate limit). Failures are recorded as
+//! authentication events.
+
+use super::context::record_partner;
+use super::problem::ApiError;
+use super::AppState;
+use crate::auth::{tokens, AuthError, Principal, Scope};
+use crate::contract::Contract;
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use std::sync::Arc;
+
+/// Authenticates the bearer token of `req`. Failures are recorded as authentication events.
+pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ApiError> {
+    let checked = match bearer_token(req) {
+        Ok(token) => state.db.read(move |c| tokens::check(c, &token)).await,
+        Err(e) => Err(e),
+    };
+    let e = match checked {
+        Ok(principal) => {
+            if let Some(p) = &principal.partner {
+                // Known from here on, even if a later control refuses the request (audit, metrics).
+                record_partner(req, p);
+            }
+            return Ok(principal);
+        }
+        // The store could not be asked: nothing was learnt about the caller, and recording it
+        // would only wait for the same database again.
+        Err(e @ AuthError::Store(_)) => return Err(e.into()),
+        Err(e) => e,
+    };
+    let reason = match e {
+        AuthError::MissingToken => "missing_token",
+        AuthError::InvalidToken => "invalid_token",
+        _ => "error",
+    };
+    let source =
+        crate::auth::network::client_ip(req, &state.trusted_proxies).map(|i| i.to_string()).unwrap_or_default();
+    // "rejected", not "failure": a stale token must not lock its partner out of the token
+    // endpoint (lockout counts failed client authentications only).
+    record_auth_event(state, None, source, "rejected", reason).await;
+    Err(e.into())
+}
+
+/// Appends an authentication event (never the secret or token).
+pub async fn record_auth_event(
+    state: &AppState,
+    client_id: Option<String>,
+    source: String,
+    outcome: &'static str,
+    reason: &'static str,
+) {
+    let row = crate::store::models::AuthEventRow {
+        id: 0,
+        at: crate::util::now_ms(),
+        client_id: client_id.map(|c| c.chars().take(200).collect()),
+        source,
+        outcome: outcome.into(),
+        reason: reason.into(),
+    };
+    let result = state.db.write(move |c| c.insert_auth_event(&row).map_err(crate::store::StoreError::from)).await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record the authentication event");
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<String, AuthError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or(AuthError::MissingToken)?;
+    let value = value.to_str().map_err(|_| AuthError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::InvalidToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::MissingToken);
+    }
+    Ok(token.trim().to_string())
+}
+
+/// A partner token's contract, after every per-partner control: scope (`write` needs a
+/// read-write token), source network, pinned client certificate, and rate limit. Operator
+/// tokens are refused.
+pub fn partner_of(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    write: bool,
+) -> Result<Arc<Contract>, ApiError> {
+    match principal.scope {
+        Scope::Tickets => {}
+        Scope::TicketsRead if !write => {}
+        Scope::TicketsRead => return Err(AuthError::ReadOnly.into()),
+        Scope::Admin => return Err(ApiError::PartnerOnly),
+    }
+    let id = principal.partner.as_deref().ok_or(ApiError::PartnerOnly)?;
+    let contract = state.registry.get(id).cloned().ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
+    record_partner(req, &contract.id);
+    check_partner_transport(state, req, &contract)?;
+    Ok(contract)
+}
+
+/// Source network, client certificate pin and inbound rate limit of `contract`.
+pub fn check_partner_transport(state: &AppState, req: &HttpRequest, contract: &Contract) -> Result<(), ApiError> {
+    check_partner_origin(state, req, contract)?;
+    if let Err(wait) = state.limiter.check(&contract.id, contract.inbound_rate_per_minute) {
+        return Err(AuthError::RateLimited {
+            per_minute: contract.inbound_rate_per_minute,
+            retry_after_secs: wait.as_secs().max(1),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Where the request comes from: the partner's source networks and pinned client certificate.
+pub fn check_partner_origin(state: &AppState, req: &HttpRequest, contract: &Contract) -> Result<(), ApiError> {
+    if !contract.source_networks.is_empty() {
+        let ip = crate::auth::network::client_ip(req, &state.trusted_proxies);
+        if !ip.is_some_and(|ip| contract.source_allowed(ip)) {
+            let shown = ip.map(|i| i.to_string()).unwrap_or_else(|| "an unknown address".into());
+            tracing::warn!(source = %shown, "request from outside the partner's networks refused");
+            return Err(AuthError::SourceNotAllowed(shown).into());
+        }
+    }
+    if !contract.client_cert_sha256.is_empty() {
+        match crate::auth::network::client_cert(req) {
+            Some(fp)
+                if contract
+                    .client_cert_sha256
+                    .iter()
+                    .any(|pin| crate::util::constant_time_eq(pin.as_bytes(), fp.as_bytes())) => {}
+            Some(_) => {
+                tracing::warn!("client certificate does not match the partner's pinned certificates");
+                return Err(AuthError::ClientCertificate(
+                    "the client certificate is not one pinned for this partner".into(),
+                )
+                .into());
+            }
+            // Pinning a certificate means the partner must present it.
+            None => {
+                return Err(AuthError::ClientCertificate(
+                    "this partner must present its client certificate (mutual TLS)".into(),
+                )
+                .into())
+            }
+        }
+    }
+    Ok(())
+}

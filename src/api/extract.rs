@@ -1,0 +1,262 @@
+//! What handlers take as arguments (actix `FromRequest` extractors): the authenticated caller,
+//! the bounded JSON body, `If-Match`, `Idempotency-Key`, the ticket id from the path and
+//! checked query strings. Each refusal is an [`ApiError`]; each extractor also leaves in the
+//! request's extensions what the audit middleware records (partner, ticket reference, body
+//! digest).
+//!
+//! actix polls a handler's extractors together, so a handler that must authenticate first takes
+//! the others as `Result<_, ApiError>` and unwraps them after the caller is known.
+
+use super::audit::{BodyDigest, Reference};
+use super::caller;
+use super::problem::ApiError;
+use super::AppState;
+use crate::contract::Contract;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The gateway state of a request.
+pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| ApiError::Internal("no application state".into()))
+}
+
+/// A partner's bearer token, after every per-partner control (scope — `WRITE` needs a
+/// read-write token —, source network, pinned client certificate, rate limit): the partner's
+/// contract. Operator tokens are refused.
+pub struct Partner<const WRITE: bool>(pub Arc<Contract>);
+
+/// A partner that may write (a `tickets` token).
+pub type WritingPartner = Partner<true>;
+/// A partner that may read (`tickets` or `tickets:read`).
+pub type ReadingPartner = Partner<false>;
+
+impl<const WRITE: bool> FromRequest for Partner<WRITE> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            let principal = caller::authenticate(&state, &req).await?;
+            caller::partner_of(&state, &req, &principal, WRITE).map(Partner)
+        })
+    }
+}
+
+/// An operator (admin) token.
+pub struct Operator;
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            match caller::authenticate(&state, &req).await?.scope {
+                crate::auth::Scope::Admin => Ok(Operator),
+                _ => Err(ApiError::AdminOnly),
+            }
+        })
+    }
+}
+
+/// The body as sent, after the content type (`application/json` or `application/*+json`) and
+/// size checks; its SHA-256 goes to the audit log.
+pub struct RawJson(pub web::Bytes);
+
+impl FromRequest for RawJson {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let limit = app_state(&req)?.settings.limits.max_body_bytes;
+            require_json(&req)?;
+            let body = read_body(&req, payload, limit).await?;
+            req.extensions_mut().insert(BodyDigest(crate::util::sha256_hex(&body)));
+            Ok(RawJson(body))
+        })
+    }
+}
+
+/// The body parsed as strict JSON (see [`super::json`]).
+pub struct JsonBody(pub serde_json::Value);
+
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let raw = RawJson::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let RawJson(body) = raw.await?;
+            let depth = app_state(&req)?.settings.security.max_json_depth;
+            super::json::parse(&body, depth).map(JsonBody)
+        })
+    }
+}
+
+/// `application/json` or any `application/*+json`; anything else (or nothing) is 415.
+pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType { got: if ct.is_empty() { "(none)".into() } else { ct.to_string() } })
+    }
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` bytes.
+pub async fn read_body(req: &HttpRequest, mut payload: Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest { code: "bad-body", detail: format!("could not read the body: {e}") })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// `If-Match: "3"` (or `W/"3"`; `*` or none: any version).
+pub struct IfMatch(pub Option<i64>);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_if_match(req.headers().get(header::IF_MATCH)).map(IfMatch))
+    }
+}
+
+fn parse_if_match(value: Option<&header::HeaderValue>) -> Result<Option<i64>, ApiError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    let bad = || ApiError::BadRequest {
+        code: "bad-if-match",
+        detail: "If-Match must be the ETag from a read or write, e.g. \"3\"".into(),
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    let s = s.strip_prefix("W/").unwrap_or(s);
+    s.trim_matches('"').parse::<i64>().map(Some).map_err(|_| bad())
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters, when sent.
+pub struct IdempotencyKeyHeader(pub Option<String>);
+
+impl FromRequest for IdempotencyKeyHeader {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(v) = req.headers().get("idempotency-key") else {
+            return ready(Ok(IdempotencyKeyHeader(None)));
+        };
+        let key = v
+            .to_str()
+            .ok()
+            .map(|k| k.trim().trim_matches('"').to_string())
+            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic() || b == b' '));
+        ready(key.map(|k| IdempotencyKeyHeader(Some(k))).ok_or_else(|| ApiError::BadRequest {
+            code: "bad-idempotency-key",
+            detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        }))
+    }
+}
+
+/// The `{partner_ticket_id}` of the path: the partner's own ticket id or a hub number shared
+/// with it. An id that cannot exist (it holds a NUL) is 404 without touching the database.
+pub struct TicketRef(pub String);
+
+impl FromRequest for TicketRef {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = req.match_info().get("partner_ticket_id").unwrap_or_default().to_string();
+        if id.is_empty() || id.contains('\0') {
+            return ready(Err(ApiError::NotFound(format!(
+                "no ticket `{}` is shared with this partner",
+                id.replace('\0', "\\u0000")
+            ))));
+        }
+        req.extensions_mut().insert(Reference(id.clone()));
+        ready(Ok(TicketRef(id)))
+    }
+}
+
+/// A query string read into `T`; a parameter holding a NUL, or one `T` cannot take, is 400
+/// `bad-query` naming it.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_query(req.query_string()).map(Query))
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let bad = |detail: String| ApiError::BadRequest { code: "bad-query", detail };
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|e| bad(format!("query string: {e}")))?;
+    if let Some((name, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(bad(format!("query parameter `{}` contains a NUL character", name.replace('\0', "\\u0000"))));
+    }
+    serde_urlencoded::from_str(query).map_err(|e| bad(format!("query string: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Q {
+        partner: Option<String>,
+        limit: Option<i64>,
+    }
+
+    #[test]
+    fn queries_refuse_nul_and_bad_types_naming_the_parameter() {
+        let q: Q = parse_query("partner=enovia&limit=5").unwrap();
+        assert_eq!((q.partner.as_deref(), q.limit), (Some("enovia"), Some(5)));
+        let e = parse_query::<Q>("partner=a%00b").unwrap_err();
+        assert!(e.to_string().contains("`partner` contains a NUL"), "{e}");
+        assert_eq!(parse_query::<Q>("limit=many").unwrap_err().code(), "bad-query");
+    }
+
+    #[test]
+    fn if_match_forms() {
+        let h = |s: &str| header::HeaderValue::from_str(s).unwrap();
+        assert_eq!(parse_if_match(None).unwrap(), None);
+        assert_eq!(parse_if_match(Some(&h("\"3\""))).unwrap(), Some(3));
+        assert_eq!(parse_if_match(Some(&h("W/\"4\""))).unwrap(), Some(4));
+        assert_eq!(parse_if_match(Some(&h("*"))).unwrap(), None);
+        assert_eq!(parse_if_match(Some(&h("abc"))).unwrap_err().code(), "bad-if-match");
+    }
+}

@@ -1,0 +1,62 @@
+//! Liveness (`/healthz`), readiness (`/readyz`: database reachable, contracts loaded) and the
+//! Prometheus scrape (`/metrics`).
+
+use super::AppState;
+use crate::store::StoreError;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` with the reasons in `checks`.
+    pub status: String,
+    pub checks: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is alive", body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok".into(), checks: vec![] })
+}
+
+#[utoipa::path(
+    get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "Database reachable and contracts loaded", body = Health),
+        (status = 503, description = "Not ready", body = Health),
+    )
+)]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let db = state.db.clone();
+    let ping = tokio::task::spawn_blocking(move || db.ping()).await;
+    let mut checks = vec![format!("contracts: {} partners", state.registry.partners().count())];
+    let ok = match ping {
+        Ok(Ok(())) => {
+            checks.push(format!("database: {} reachable", state.db.backend_name()));
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            checks.push("database: unreachable".into());
+            false
+        }
+        Err(_) => false,
+    };
+    let body = Health { status: if ok { "ok" } else { "unavailable" }.into(), checks };
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text exposition (outbox gauges refreshed at each scrape).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let partners: Vec<String> = state.registry.partners().map(|c| c.id.clone()).collect();
+    match state.db.read(|c| c.outbox_stats().map_err(StoreError::from)).await {
+        Ok(stats) => state.metrics.set_outbox(&partners, &stats, crate::util::now_ms()),
+        Err(e) => tracing::warn!(error = %e, "metrics: outbox figures unavailable"),
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+}

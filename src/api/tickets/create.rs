@@ -1,0 +1,37 @@
+//! `POST /api/ebond/v1/tickets`: a partner creates a ticket, carrying its own ticket id.
+
+use super::{TicketCreate, TicketWriteResponse};
+use crate::api::extract::{IdempotencyKeyHeader, JsonBody, Partner, WritingPartner};
+use crate::api::problem::{ApiError, Problem};
+use crate::api::AppState;
+use crate::contract::inbound::Op;
+use crate::sync::write::WriteOp;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+#[utoipa::path(
+    post, path = "/api/ebond/v1/tickets", tag = "tickets",
+    request_body(content = TicketCreate, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for a retried request")),
+    responses(
+        (status = 201, description = "Created", body = TicketWriteResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Forbidden field or operation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Ticket already exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Contract violation", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Partner(contract): WritingPartner,
+    body: Result<JsonBody, ApiError>,
+    key: Result<IdempotencyKeyHeader, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let JsonBody(json) = body?;
+    let mapped = contract.map_inbound(&json, Op::Create)?;
+    super::apply(&state, &req, contract, WriteOp::Create, mapped, None, key?.0).await
+}

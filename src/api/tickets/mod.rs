@@ -1,0 +1,196 @@
+//! `/api/ebond/v1/tickets`: partners create, update, annotate and read their tickets — one file
+//! per action; this file holds what they share: the documented request and answer types, and
+//! how an applied write is answered.
+
+pub mod create;
+pub mod list;
+pub mod read;
+pub mod update;
+pub mod work_note;
+
+use super::audit::{request_facts, Audited};
+use super::context::record_ticket;
+use super::problem::ApiError;
+use super::AppState;
+use crate::contract::inbound::Mapped;
+use crate::contract::Contract;
+use crate::sync::write::{IdempotencyKey, TicketSummary, WriteCommand, WriteOp, WriteOutcome};
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+/// Answer to a write.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketWriteResponse {
+    /// The hub's ticket number, e.g. `EB0000042`.
+    pub number: String,
+    /// Your ticket id, once bonded.
+    pub partner_ticket_id: Option<String>,
+    /// The state in your contract's vocabulary.
+    pub state: String,
+    pub version: i64,
+    pub updated_at: String,
+}
+
+/// A ticket as you may read it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketView {
+    pub number: String,
+    pub partner_ticket_id: Option<String>,
+    pub version: i64,
+    pub updated_at: String,
+    /// The fields your contract lets you read, under your names and values.
+    #[schema(value_type = TicketFields)]
+    pub fields: Value,
+}
+
+/// The readable fields of a ticket (shape per partner: see `/partners/{id}/openapi.json`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketFields(pub std::collections::HashMap<String, Value>);
+
+/// A new ticket in your vocabulary (shape per partner: see `/partners/{id}/openapi.json`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketCreate(pub std::collections::HashMap<String, Value>);
+
+/// Changed fields in your vocabulary (shape per partner: see `/partners/{id}/openapi.json`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketUpdate(pub std::collections::HashMap<String, Value>);
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TicketPage {
+    pub items: Vec<TicketView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A work note (internal journal entry).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkNoteBody {
+    #[validate(length(min = 1, max = 32000))]
+    pub text: String,
+    /// Your id for the note: a retried request with the same id adds nothing.
+    #[validate(length(min = 1, max = 128))]
+    pub entry_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only tickets changed at or after this RFC 3339 time.
+    #[param(format = DateTime)]
+    pub updated_since: Option<String>,
+    /// Opaque cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1 to the configured maximum, default 100).
+    #[validate(range(min = 1))]
+    #[param(minimum = 1)]
+    pub limit: Option<i64>,
+}
+
+impl From<TicketSummary> for TicketWriteResponse {
+    fn from(t: TicketSummary) -> Self {
+        TicketWriteResponse {
+            number: t.number,
+            partner_ticket_id: t.partner_ticket_id,
+            state: t.state,
+            version: t.version,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// Applies a validated, mapped write in one transaction and answers it.
+pub(super) async fn apply(
+    state: &AppState,
+    req: &HttpRequest,
+    contract: Arc<Contract>,
+    op: WriteOp,
+    mapped: Mapped,
+    if_match: Option<i64>,
+    idempotency_key: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let audit = request_facts(req);
+    let idempotency = idempotency_key.map(|key| IdempotencyKey {
+        request_hash: crate::util::sha256_hex(
+            format!("{} {}\n{}", audit.method, audit.path, audit.payload_sha256).as_bytes(),
+        ),
+        key,
+    });
+    let registry = state.registry.clone();
+    let outcome = state
+        .db
+        .write(move |c| {
+            crate::sync::write::apply(
+                c,
+                WriteCommand {
+                    registry: &registry,
+                    contract: &contract,
+                    op,
+                    mapped,
+                    if_match,
+                    idempotency,
+                    audit,
+                    now: crate::util::now_ms(),
+                },
+            )
+        })
+        .await?;
+    Ok(write_response(state, outcome))
+}
+
+/// The answer to an applied write: status, ETag, `Location` on create, the replay marker; and
+/// a nudge to the outbox processor when the write fanned out. Its audit row was written in the
+/// write's transaction.
+pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpResponse {
+    record_ticket(&outcome.ticket.number);
+    // Logged here, after the commit, and off the database writer's thread.
+    if !outcome.replayed {
+        tracing::info!(
+            ticket = %outcome.ticket.number,
+            version = outcome.ticket.version,
+            events = ?outcome.events,
+            outbox = ?outcome.fanned_out_to,
+            "write committed"
+        );
+    }
+    if !outcome.fanned_out_to.is_empty() {
+        state.wake.notify_one();
+    }
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::ETAG, etag(outcome.ticket.version)));
+    if outcome.created {
+        if let Some(pid) = &outcome.ticket.partner_ticket_id {
+            resp.insert_header((
+                header::LOCATION,
+                format!("/api/ebond/v1/tickets/{}", crate::util::encode_path_segment(pid)),
+            ));
+        }
+    }
+    if outcome.replayed {
+        resp.insert_header(("Idempotency-Replayed", "true"));
+    }
+    let mut resp = resp.json(TicketWriteResponse::from(outcome.ticket));
+    resp.extensions_mut().insert(Audited);
+    resp
+}
+
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// A ticket as `contract`'s partner may read it.
+fn view(contract: &Contract, ticket: &crate::domain::Ticket, pid: Option<&str>) -> TicketView {
+    TicketView {
+        number: ticket.number.clone(),
+        partner_ticket_id: pid.map(str::to_string),
+        version: ticket.version,
+        updated_at: crate::util::ms_to_rfc3339(ticket.updated_at),
+        fields: contract.render(ticket, pid),
+    }
+}

@@ -1,0 +1,47 @@
+//! `PATCH /api/ebond/v1/tickets/{partner_ticket_id}`: a partner changes its ticket (only what it
+//! sends; `If-Match` guards against lost updates).
+
+use super::{TicketUpdate, TicketWriteResponse};
+use crate::api::extract::{IdempotencyKeyHeader, IfMatch, JsonBody, Partner, TicketRef, WritingPartner};
+use crate::api::problem::{ApiError, Problem};
+use crate::api::AppState;
+use crate::contract::inbound::Op;
+use crate::sync::write::WriteOp;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+#[utoipa::path(
+    patch, path = "/api/ebond/v1/tickets/{partner_ticket_id}", tag = "tickets",
+    request_body(content = TicketUpdate, content_type = "application/json"),
+    params(
+        ("partner_ticket_id" = String, Path, description = "Your ticket id, or the hub number of a ticket shared with you"),
+        ("If-Match" = Option<String>, Header, description = "ETag (version) you last read; 412 if the ticket changed since"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for a retried request"),
+    ),
+    responses(
+        (status = 200, description = "Updated (or unchanged)", body = TicketWriteResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Forbidden field or transition", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown ticket", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Contract or workflow violation", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Partner(contract): WritingPartner,
+    reference: Result<TicketRef, ApiError>,
+    body: Result<JsonBody, ApiError>,
+    if_match: Result<IfMatch, ApiError>,
+    key: Result<IdempotencyKeyHeader, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let TicketRef(reference) = reference?;
+    let JsonBody(json) = body?;
+    let mapped = contract.map_inbound(&json, Op::Update)?;
+    let op = WriteOp::Update { reference };
+    super::apply(&state, &req, contract, op, mapped, if_match?.0, key?.0).await
+}
