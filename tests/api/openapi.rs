@@ -48,3 +48,88 @@ backend_test!(served_documents, |app: TestApp| async move {
     let resp = app.http.get(app.api("/partners/nobody/openapi.json")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 });
+
+/// Checks `value` against the subset of JSON Schema the generated documents use for answers
+/// (`type`, possibly with `null`; `required`; `properties`; `$ref` into the same document).
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return conforms(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed = types.is_empty() || types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !allowed {
+        return Err(format!("{at}: {value} is {kind}, the document says {types:?}"));
+    }
+    for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if value.get(name).is_none() {
+            return Err(format!("{at}: required member `{name}` missing"));
+        }
+    }
+    if let (Some(props), Some(obj)) = (schema["properties"].as_object(), value.as_object()) {
+        for (name, v) in obj {
+            match props.get(name) {
+                Some(s) => conforms(doc, s, v, &format!("{at}/{name}"))?,
+                None if schema["additionalProperties"] == Value::Bool(false) => {
+                    return Err(format!("{at}: member `{name}` is not in the document"))
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+backend_test!(write_answers_match_the_published_schema, |app: TestApp| async move {
+    for (partner, create, path, update) in [
+        (
+            "servicenow",
+            crate::helpers::servicenow_incident("INC0000301"),
+            "/tickets/INC0000301",
+            serde_json::json!({"state": "2"}),
+        ),
+        (
+            "enovia",
+            crate::helpers::enovia_issue("ISS-0000301"),
+            "/tickets/ISS-0000301",
+            serde_json::json!({"data": {"description": "more"}}),
+        ),
+    ] {
+        let doc: Value = app
+            .http
+            .get(app.api(&format!("/partners/{partner}/openapi.json")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = app.token(Some(partner)).await;
+        let (status, created) = app.post("/tickets", &token, &create).await;
+        assert_eq!(status, 201, "{created}");
+        let (status, updated) = app.patch(path, &token, &update).await;
+        assert_eq!(status, 200, "{updated}");
+        for (op, answer, method, code) in [
+            ("/api/ebond/v1/tickets", &created, "post", "201"),
+            ("/api/ebond/v1/tickets/{partner_ticket_id}", &updated, "patch", "200"),
+        ] {
+            let schema = &doc["paths"][op][method]["responses"][code]["content"]["application/json"]["schema"];
+            assert!(schema.is_object(), "{partner}: {method} {op} {code} documented");
+            conforms(&doc, schema, answer, partner).unwrap_or_else(|e| panic!("{partner} {method}: {e}"));
+        }
+        assert!(created["state"].is_string(), "{created}");
+    }
+});
