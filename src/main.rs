@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ebond::config::Settings;
 use ebond::outbox::admin as outbox_admin;
-use ebond::store::outbox::OutboxFilter;
+use ebond::store::outbox::{OutboxFilter, OutboxStatus};
 use ebond::store::StoreError;
 use ebond::{app, auth, openapi};
 use std::path::PathBuf;
@@ -316,7 +316,12 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
     match command {
         OutboxCommand::List { partner, status, limit } => {
-            let status = (status != "all").then_some(status);
+            let status = match status.as_str() {
+                "all" => None,
+                s => Some(OutboxStatus::parse(s).ok_or_else(|| {
+                    anyhow::anyhow!("--status `{s}`: use pending, in_flight, delivered, dead, discarded or all")
+                })?),
+            };
             let filter = OutboxFilter { partner, status, ticket_id: None, after_id: None, limit };
             let rows = db.read_now(|c| outbox_admin::list(c, &filter))?;
             println!(

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod fields;
+pub mod payload;
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -29,23 +30,6 @@ impl Ticket {
     pub fn state(&self) -> &str {
         self.get("state").as_str().unwrap_or_default()
     }
-
-    /// The snapshot carried in outbox payloads and admin views.
-    pub fn snapshot(&self) -> Value {
-        let mut out = Map::new();
-        out.insert("number".into(), self.number.clone().into());
-        out.insert("version".into(), self.version.into());
-        out.insert("created_at".into(), crate::util::ms_to_rfc3339(self.created_at).into());
-        out.insert("updated_at".into(), crate::util::ms_to_rfc3339(self.updated_at).into());
-        out.insert("created_by".into(), self.created_by.clone().into());
-        out.insert("updated_by".into(), self.updated_by.clone().into());
-        for (k, v) in &self.values {
-            if !v.is_null() {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-        Value::Object(out)
-    }
 }
 
 /// Canonical field → new value (`null` clears it). Ordered so journal rows and payloads are
@@ -53,7 +37,7 @@ impl Ticket {
 pub type Changeset = BTreeMap<String, Value>;
 
 /// Kinds of journal entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JournalKind {
     WorkNote,
@@ -72,7 +56,7 @@ impl JournalKind {
 }
 
 /// A work note or comment a partner adds with a write.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JournalInput {
     pub kind: JournalKind,
     pub body: String,

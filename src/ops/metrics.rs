@@ -1,6 +1,7 @@
 //! Prometheus metrics, served as text at `/metrics`.
 
 use crate::store::outbox::OutboxStat;
+use crate::store::outbox::OutboxStatus;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -105,9 +106,21 @@ impl Metrics {
     /// Sets the outbox gauges from fresh counts (zero for partners with nothing queued).
     pub fn set_outbox(&self, partners: &[String], stats: &[OutboxStat], now_ms: i64) {
         for p in partners {
-            let depth: i64 = stats.iter().filter(|s| s.partner == *p && s.status != "dead").map(|s| s.count).sum();
-            let oldest = stats.iter().filter(|s| s.partner == *p && s.status != "dead").map(|s| s.oldest).min();
-            let dead: i64 = stats.iter().filter(|s| s.partner == *p && s.status == "dead").map(|s| s.count).sum();
+            let depth: i64 = stats
+                .iter()
+                .filter(|s| s.partner == *p && s.status != OutboxStatus::Dead.as_str())
+                .map(|s| s.count)
+                .sum();
+            let oldest = stats
+                .iter()
+                .filter(|s| s.partner == *p && s.status != OutboxStatus::Dead.as_str())
+                .map(|s| s.oldest)
+                .min();
+            let dead: i64 = stats
+                .iter()
+                .filter(|s| s.partner == *p && s.status == OutboxStatus::Dead.as_str())
+                .map(|s| s.count)
+                .sum();
             self.outbox_depth.with_label_values(&[p]).set(depth);
             self.outbox_oldest_age
                 .with_label_values(&[p])

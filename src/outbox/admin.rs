@@ -1,6 +1,7 @@
 //! Operator actions on the outbox, shared by the CLI and the admin API: list, inspect and
 //! replay dead letters; pause and resume a partner.
 
+use crate::domain::payload::OutboxPayload;
 use crate::store::models::{AttemptRow, OutboxRow};
 use crate::store::outbox::OutboxFilter;
 use crate::store::{Repos, StoreError};
@@ -50,9 +51,7 @@ pub struct OutboxDetail {
 }
 
 pub fn view(row: &OutboxRow) -> OutboxView {
-    let ticket = serde_json::from_str::<Value>(&row.payload)
-        .ok()
-        .and_then(|p| p["ticket"]["number"].as_str().map(str::to_string));
+    let ticket = serde_json::from_str::<OutboxPayload>(&row.payload).ok().map(|p| p.ticket.number);
     OutboxView {
         id: row.id,
         partner: row.partner.clone(),

@@ -16,15 +16,16 @@ pub mod signing;
 
 use crate::config::OutboxSettings;
 use crate::contract::{Contract, OutboundAuth, Registry};
+use crate::domain::payload::OutboxPayload;
 use crate::ops::alerts::Alerts;
 use crate::ops::metrics::Metrics;
 use crate::store::models::{AttemptRow, OutboxRow};
-use crate::store::outbox::{Settle, DEAD, DELIVERED, PENDING};
+use crate::store::outbox::{OutboxStatus, Settle};
 use crate::store::{Db, StoreError};
 use credentials::TokenCache;
 use health::Health;
 use retry::Verdict;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -235,8 +236,8 @@ impl Processor {
         let started_at = crate::util::now_ms();
         let clock = Instant::now();
         // Parsed once: the attempt maps it, logs and alerts name its ticket.
-        let payload = serde_json::from_str::<Value>(&row.payload).map_err(|e| e.to_string());
-        let ticket = payload.as_ref().ok().and_then(|p| p["ticket"]["number"].as_str().map(str::to_string));
+        let payload = serde_json::from_str::<OutboxPayload>(&row.payload).map_err(|e| e.to_string());
+        let ticket = payload.as_ref().ok().map(|p| p.ticket.number.clone());
         if let Some(n) = &ticket {
             tracing::Span::current().record("ticket", n.as_str());
         }
@@ -245,8 +246,8 @@ impl Processor {
         let attempts_done = row.attempts as usize + 1;
         let now = crate::util::now_ms();
         let (status, next_at, outcome) = match &attempt.verdict {
-            Verdict::Delivered => (DELIVERED, now, if attempt.skipped { "skipped" } else { "delivered" }),
-            Verdict::Permanent { .. } => (DEAD, now, "dead"),
+            Verdict::Delivered => (OutboxStatus::Delivered, now, if attempt.skipped { "skipped" } else { "delivered" }),
+            Verdict::Permanent { .. } => (OutboxStatus::Dead, now, "dead"),
             Verdict::Retry { retry_after, .. } => {
                 let schedule = self
                     .registry
@@ -256,8 +257,8 @@ impl Processor {
                     .unwrap_or_default();
                 let max = Duration::from_secs(self.settings.retry_after_max_secs);
                 match retry::next_delay(&schedule, attempts_done, *retry_after, max) {
-                    Some(d) => (PENDING, now + d.as_millis() as i64, "retry"),
-                    None => (DEAD, now, "dead"),
+                    Some(d) => (OutboxStatus::Pending, now + d.as_millis() as i64, "retry"),
+                    None => (OutboxStatus::Dead, now, "dead"),
                 }
             }
         };
@@ -298,10 +299,10 @@ impl Processor {
         self.metrics.deliveries.with_label_values(&[&row.partner, outcome]).inc();
         self.metrics.delivery_latency.with_label_values(&[&row.partner]).observe(duration.as_secs_f64());
         match status {
-            DELIVERED => {
+            OutboxStatus::Delivered => {
                 tracing::info!(attempt = attempts_done, status = ?attempt.http_status, ms = duration.as_millis() as u64, "delivered")
             }
-            PENDING => tracing::warn!(
+            OutboxStatus::Pending => tracing::warn!(
                 attempt = attempts_done,
                 status = ?attempt.http_status,
                 class = ?class,
@@ -359,7 +360,7 @@ impl Processor {
                 // The partner answered a create with an id already bonded to another ticket.
                 let (row3, owner) = (row.clone(), claim.to_string());
                 let dead = Settle {
-                    status: DEAD,
+                    status: OutboxStatus::Dead,
                     last_error: Some(format!(
                         "create returned id {:?}, already bonded to another ticket",
                         created_id.unwrap_or_default()
@@ -375,7 +376,7 @@ impl Processor {
     }
 
     /// Makes one HTTP attempt for `row`.
-    async fn attempt(&self, row: &OutboxRow, payload: Result<Value, String>) -> Attempt {
+    async fn attempt(&self, row: &OutboxRow, payload: Result<OutboxPayload, String>) -> Attempt {
         let Some(contract) = self.registry.get(&row.partner).cloned() else {
             return Attempt::failed(
                 Verdict::Permanent { class: "unknown_partner" },

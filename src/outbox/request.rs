@@ -3,7 +3,8 @@
 //! update endpoint depending on whether the partner's ticket id is known.
 
 use crate::contract::{Contract, Outbound, Target};
-use crate::domain::Ticket;
+use crate::domain::payload::OutboxPayload;
+use crate::domain::JournalKind;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone)]
@@ -27,52 +28,28 @@ pub enum BuildError {
     NoUpdateEndpoint,
 }
 
-/// The ticket snapshot of an outbox payload as a canonical ticket.
-pub fn snapshot_ticket(payload: &Value) -> Result<Ticket, BuildError> {
-    let snap =
-        payload.get("ticket").and_then(Value::as_object).ok_or_else(|| BuildError::Payload("no ticket".into()))?;
-    let text = |k: &str| snap.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let values: Map<String, Value> = snap
-        .iter()
-        .filter(|(k, _)| {
-            !matches!(k.as_str(), "number" | "version" | "created_at" | "updated_at" | "created_by" | "updated_by")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Ok(Ticket {
-        id: 0,
-        number: text("number"),
-        version: snap.get("version").and_then(Value::as_i64).unwrap_or_default(),
-        created_at: 0,
-        updated_at: 0,
-        created_by: text("created_by"),
-        updated_by: text("updated_by"),
-        values,
-    })
-}
-
 pub fn build(
     contract: &Contract,
     outbound: &Outbound,
-    payload: &Value,
+    payload: &OutboxPayload,
     partner_ticket_id: Option<&str>,
 ) -> Result<PartnerRequest, BuildError> {
-    let ticket = snapshot_ticket(payload)?;
+    let ticket = payload.ticket.to_ticket();
     let mut body = contract.render(&ticket, partner_ticket_id);
     // Journal entries travel once, with the change that added them.
     let mut notes: Map<String, Value> = Map::new();
-    for entry in payload.get("journal").and_then(Value::as_array).into_iter().flatten() {
-        let target = match entry.get("kind").and_then(Value::as_str) {
-            Some("work_note") => Target::WorkNote,
-            Some("comment") => Target::Comment,
-            _ => continue,
+    for entry in &payload.journal {
+        let target = match entry.kind {
+            JournalKind::WorkNote => Target::WorkNote,
+            JournalKind::Comment => Target::Comment,
+            JournalKind::FieldChange => continue,
         };
         // Journal entries reach only partners whose contract lets them read that kind.
         if !contract.may_read(&target.name()) {
             continue;
         }
         let Some(spec) = contract.fields.iter().find(|f| f.target == target) else { continue };
-        let text = entry.get("body").and_then(Value::as_str).unwrap_or_default();
+        let text = entry.body.as_str();
         let slot = notes.entry(spec.pointer.as_str().to_string()).or_insert(Value::String(String::new()));
         if let Value::String(s) = slot {
             if !s.is_empty() {

@@ -7,19 +7,55 @@ use super::schema::{delivery_attempts, outbox, partner_controls};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-/// Outbox row states.
-pub const PENDING: &str = "pending";
-pub const IN_FLIGHT: &str = "in_flight";
-pub const DELIVERED: &str = "delivered";
-pub const DEAD: &str = "dead";
-/// A dead letter an operator chose not to deliver; later rows of its ticket may flow.
-pub const DISCARDED: &str = "discarded";
+/// Where an outbox row is in its life (stored as its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    /// Due at `next_attempt_at`.
+    Pending,
+    /// Claimed by a worker until its lease ends.
+    InFlight,
+    Delivered,
+    /// A dead letter: holds back the later rows of its ticket until replayed or discarded.
+    Dead,
+    /// A dead letter an operator chose not to deliver; later rows of its ticket may flow.
+    Discarded,
+}
+
+impl OutboxStatus {
+    pub const ALL: [OutboxStatus; 5] = [
+        OutboxStatus::Pending,
+        OutboxStatus::InFlight,
+        OutboxStatus::Delivered,
+        OutboxStatus::Dead,
+        OutboxStatus::Discarded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::InFlight => "in_flight",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+            OutboxStatus::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxStatus> {
+        OutboxStatus::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How an attempt ends a claim.
 #[derive(Debug, Clone)]
 pub struct Settle {
-    /// `delivered`, `pending` (retry later) or `dead`.
-    pub status: &'static str,
+    /// Delivered, pending (retry later) or dead.
+    pub status: OutboxStatus,
     pub next_attempt_at: i64,
     pub last_status: Option<i32>,
     pub last_response: Option<String>,
@@ -31,7 +67,7 @@ pub struct Settle {
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFilter {
     pub partner: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<OutboxStatus>,
     pub ticket_id: Option<i64>,
     pub after_id: Option<i64>,
     pub limit: i64,
@@ -221,15 +257,15 @@ impl OutboxRepo for $conn {
 
     fn release(&mut self, id: i64, owner: &str) -> QueryResult<()> {
         diesel::update(outbox::table.find(id).filter(outbox::lease_owner.eq(owner)))
-            .set((outbox::status.eq(PENDING), outbox::lease_until.eq(None::<i64>), outbox::lease_owner.eq(None::<String>)))
+            .set((outbox::status.eq(OutboxStatus::Pending.as_str()), outbox::lease_until.eq(None::<i64>), outbox::lease_owner.eq(None::<String>)))
             .execute(self)
             .map(|_| ())
     }
 
     fn settle(&mut self, row: &OutboxRow, owner: &str, s: &Settle, attempt: &AttemptRow) -> QueryResult<bool> {
-        let updated = diesel::update(outbox::table.find(row.id).filter(outbox::lease_owner.eq(owner)).filter(outbox::status.eq(IN_FLIGHT)))
+        let updated = diesel::update(outbox::table.find(row.id).filter(outbox::lease_owner.eq(owner)).filter(outbox::status.eq(OutboxStatus::InFlight.as_str())))
             .set((
-                outbox::status.eq(s.status),
+                outbox::status.eq(s.status.as_str()),
                 outbox::attempts.eq(outbox::attempts + 1),
                 outbox::next_attempt_at.eq(s.next_attempt_at),
                 outbox::lease_until.eq(None::<i64>),
@@ -237,7 +273,7 @@ impl OutboxRepo for $conn {
                 outbox::last_status.eq(s.last_status),
                 outbox::last_response.eq(&s.last_response),
                 outbox::last_error.eq(&s.last_error),
-                outbox::delivered_at.eq((s.status == DELIVERED).then_some(s.now)),
+                outbox::delivered_at.eq((s.status == OutboxStatus::Delivered).then_some(s.now)),
                 outbox::updated_at.eq(s.now),
             ))
             .execute(self)?;
@@ -255,7 +291,7 @@ impl OutboxRepo for $conn {
             q = q.filter(outbox::partner.eq(p.clone()));
         }
         if let Some(s) = &f.status {
-            q = q.filter(outbox::status.eq(s.clone()));
+            q = q.filter(outbox::status.eq(s.as_str()));
         }
         if let Some(t) = f.ticket_id {
             q = q.filter(outbox::ticket_id.eq(t));
@@ -275,22 +311,22 @@ impl OutboxRepo for $conn {
     }
 
     fn replay(&mut self, id: i64, now: i64) -> QueryResult<bool> {
-        let n = diesel::update(outbox::table.find(id).filter(outbox::status.eq(DEAD)))
-            .set((outbox::status.eq(PENDING), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
+        let n = diesel::update(outbox::table.find(id).filter(outbox::status.eq(OutboxStatus::Dead.as_str())))
+            .set((outbox::status.eq(OutboxStatus::Pending.as_str()), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
             .execute(self)?;
         Ok(n == 1)
     }
 
     fn discard(&mut self, id: i64, now: i64) -> QueryResult<bool> {
-        let n = diesel::update(outbox::table.find(id).filter(outbox::status.eq(DEAD)))
-            .set((outbox::status.eq(DISCARDED), outbox::updated_at.eq(now)))
+        let n = diesel::update(outbox::table.find(id).filter(outbox::status.eq(OutboxStatus::Dead.as_str())))
+            .set((outbox::status.eq(OutboxStatus::Discarded.as_str()), outbox::updated_at.eq(now)))
             .execute(self)?;
         Ok(n == 1)
     }
 
     fn replay_partner(&mut self, partner: &str, now: i64) -> QueryResult<usize> {
-        diesel::update(outbox::table.filter(outbox::partner.eq(partner)).filter(outbox::status.eq(DEAD)))
-            .set((outbox::status.eq(PENDING), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
+        diesel::update(outbox::table.filter(outbox::partner.eq(partner)).filter(outbox::status.eq(OutboxStatus::Dead.as_str())))
+            .set((outbox::status.eq(OutboxStatus::Pending.as_str()), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
             .execute(self)
     }
 
@@ -318,7 +354,7 @@ impl OutboxRepo for $conn {
 
     fn purge_delivered(&mut self, before: i64, limit: i64) -> QueryResult<usize> {
         let ids: Vec<i64> = outbox::table
-            .filter(outbox::status.eq(DELIVERED))
+            .filter(outbox::status.eq(OutboxStatus::Delivered.as_str()))
             .filter(outbox::delivered_at.lt(before))
             .order(outbox::delivered_at)
             .select(outbox::id)

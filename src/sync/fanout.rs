@@ -4,10 +4,13 @@
 
 use crate::contract::{Contract, Registry};
 use crate::domain::events::Event;
+use crate::domain::payload::{FieldChange, Origin, OutboxPayload, TicketSnapshot};
 use crate::domain::{JournalInput, Ticket};
 use crate::store::models::{NewOutbox, NewXref, XrefRow};
+use crate::store::outbox::OutboxStatus;
 use crate::store::tickets::TicketRepo;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// What changed in one write, as fan-out sees it.
 pub struct Change<'a> {
@@ -102,35 +105,37 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
 
 fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> NewOutbox {
     let delivery_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-    let changes: Map<String, Value> = match change.before {
-        Some(before) => {
-            let mut keys: Vec<&String> = before.values.keys().chain(change.after.values.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter()
-                .filter(|k| before.get(k) != change.after.get(k))
-                .map(|k| (k.clone(), json!({"from": before.get(k), "to": change.after.get(k)})))
-                .collect()
-        }
-        None => Map::new(),
+    let changes: BTreeMap<String, FieldChange> = match change.before {
+        Some(before) => before
+            .values
+            .keys()
+            .chain(change.after.values.keys())
+            .filter(|k| before.get(k) != change.after.get(k))
+            .map(|k| {
+                let value = |t: &Ticket| t.get(k).clone();
+                (k.clone(), FieldChange { from: value(before), to: value(change.after) })
+            })
+            .collect(),
+        None => BTreeMap::new(),
     };
     let headline = events.iter().min().copied().unwrap_or(Event::Updated);
-    let payload = json!({
-        "delivery_id": delivery_id,
-        "event": headline.as_str(),
-        "events": events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-        "origin": {"partner": change.origin, "request_id": change.request_id},
-        "ticket": change.after.snapshot(),
-        "changes": changes,
-        "journal": change.journal,
-    });
+    let payload = OutboxPayload {
+        delivery_id: delivery_id.clone(),
+        event: headline.as_str().to_string(),
+        events: events.iter().map(|e| e.as_str().to_string()).collect(),
+        origin: Origin { partner: change.origin.to_string(), request_id: change.request_id.to_string() },
+        ticket: TicketSnapshot::of(change.after),
+        changes,
+        journal: change.journal.to_vec(),
+    };
     NewOutbox {
         partner: partner.to_string(),
         ticket_id: change.after.id,
         event: headline.as_str().to_string(),
         delivery_id,
-        payload: payload.to_string(),
-        status: "pending".into(),
+        // A struct of strings, numbers and JSON values always serialises.
+        payload: serde_json::to_string(&payload).unwrap_or_default(),
+        status: OutboxStatus::Pending.as_str().into(),
         attempts: 0,
         next_attempt_at: change.now,
         created_at: change.now,

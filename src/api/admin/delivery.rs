@@ -7,7 +7,7 @@ use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
 use crate::outbox::admin::{self as outbox_admin, OutboxDetail, OutboxView};
 use crate::store::audit::TransactionFilter;
-use crate::store::outbox::OutboxFilter;
+use crate::store::outbox::{OutboxFilter, OutboxStatus};
 use crate::store::StoreError;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -47,27 +47,19 @@ pub async fn outbox_list(
     query: Result<Query<OutboxQuery>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let Query(q) = query?;
-    {
-        {
-            if let Some(s) = &q.status {
-                if !["pending", "in_flight", "delivered", "dead", "discarded"].contains(&s.as_str()) {
-                    return Err(ApiError::BadRequest {
-                        code: "bad-query",
-                        detail: "status must be pending, in_flight, delivered, dead or discarded".into(),
-                    });
-                }
-            }
-            let limit = q
-                .limit
-                .unwrap_or(state.settings.limits.default_page_size)
-                .clamp(1, state.settings.limits.max_page_size);
-            let filter =
-                OutboxFilter { partner: q.partner, status: q.status, ticket_id: None, after_id: q.after, limit };
-            let items = state.db.read(move |c| outbox_admin::list(c, &filter)).await?;
-            let next_after = (items.len() as i64 == limit).then(|| items.last().map(|r| r.id)).flatten();
-            Ok(HttpResponse::Ok().json(OutboxPage { items, next_after }))
-        }
-    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(OutboxStatus::parse(s).ok_or_else(|| ApiError::BadRequest {
+            code: "bad-query",
+            detail: "status must be pending, in_flight, delivered, dead or discarded".into(),
+        })?),
+    };
+    let limit =
+        q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
+    let filter = OutboxFilter { partner: q.partner, status, ticket_id: None, after_id: q.after, limit };
+    let items = state.db.read(move |c| outbox_admin::list(c, &filter)).await?;
+    let next_after = (items.len() as i64 == limit).then(|| items.last().map(|r| r.id)).flatten();
+    Ok(HttpResponse::Ok().json(OutboxPage { items, next_after }))
 }
 
 #[utoipa::path(
@@ -85,13 +77,9 @@ pub async fn outbox_show(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    {
-        {
-            match state.db.read(move |c| outbox_admin::show(c, id)).await? {
-                Some(d) => Ok(HttpResponse::Ok().json(d)),
-                None => Err(ApiError::NotFound(format!("no outbox row {id}"))),
-            }
-        }
+    match state.db.read(move |c| outbox_admin::show(c, id)).await? {
+        Some(d) => Ok(HttpResponse::Ok().json(d)),
+        None => Err(ApiError::NotFound(format!("no outbox row {id}"))),
     }
 }
 
@@ -142,16 +130,12 @@ async fn on_dead_letter(
     done: &'static str,
     replayed: usize,
 ) -> Result<HttpResponse, ApiError> {
-    {
-        {
-            if state.db.write(move |c| action(c, id)).await? {
-                tracing::info!(outbox_id = id, action = done, "dead letter handled by an operator");
-                state.wake.notify_one();
-                Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
-            } else {
-                Err(ApiError::NotFound(format!("no dead letter with id {id}")))
-            }
-        }
+    if state.db.write(move |c| action(c, id)).await? {
+        tracing::info!(outbox_id = id, action = done, "dead letter handled by an operator");
+        state.wake.notify_one();
+        Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
+    } else {
+        Err(ApiError::NotFound(format!("no dead letter with id {id}")))
     }
 }
 
@@ -178,18 +162,14 @@ pub async fn replay_partner(
 ) -> Result<HttpResponse, ApiError> {
     let Query(q) =
         query.map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "give ?partner=<id>".into() })?;
-    {
-        {
-            if state.registry.get(&q.partner).is_none() {
-                return Err(ApiError::NotFound(format!("no partner `{}`", q.partner)));
-            }
-            let partner = q.partner.clone();
-            let n = state.db.write(move |c| outbox_admin::replay_partner(c, &partner)).await?;
-            tracing::info!(partner = %q.partner, replayed = n, "dead letters replayed");
-            state.wake.notify_one();
-            Ok(HttpResponse::Ok().json(ReplayResult { replayed: n }))
-        }
+    if state.registry.get(&q.partner).is_none() {
+        return Err(ApiError::NotFound(format!("no partner `{}`", q.partner)));
     }
+    let partner = q.partner.clone();
+    let n = state.db.write(move |c| outbox_admin::replay_partner(c, &partner)).await?;
+    tracing::info!(partner = %q.partner, replayed = n, "dead letters replayed");
+    state.wake.notify_one();
+    Ok(HttpResponse::Ok().json(ReplayResult { replayed: n }))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -199,18 +179,14 @@ pub struct PartnerControl {
 }
 
 async fn set_paused(state: web::Data<AppState>, id: String, paused: bool) -> Result<HttpResponse, ApiError> {
-    {
-        {
-            if state.registry.get(&id).is_none() {
-                return Err(ApiError::NotFound(format!("no partner `{id}`")));
-            }
-            let p = id.clone();
-            state.db.write(move |c| outbox_admin::set_paused(c, &p, paused)).await?;
-            tracing::info!(partner = %id, paused, "partner delivery switch changed");
-            state.wake.notify_one();
-            Ok(HttpResponse::Ok().json(PartnerControl { partner: id, paused }))
-        }
+    if state.registry.get(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no partner `{id}`")));
     }
+    let p = id.clone();
+    state.db.write(move |c| outbox_admin::set_paused(c, &p, paused)).await?;
+    tracing::info!(partner = %id, paused, "partner delivery switch changed");
+    state.wake.notify_one();
+    Ok(HttpResponse::Ok().json(PartnerControl { partner: id, paused }))
 }
 
 #[utoipa::path(
@@ -267,34 +243,29 @@ pub async fn ticket_sync(
     if number.contains('\0') {
         return Err(ApiError::NotFound("no ticket with that number (it holds a NUL character)".into()));
     }
-    {
-        {
-            let n = number.clone();
-            let found = state
-                .db
-                .read(move |c| {
-                    let Some(rows) = outbox_admin::of_ticket(c, &n)? else {
-                        return Ok(None);
-                    };
-                    let filter =
-                        TransactionFilter { ticket_number: Some(n.clone()), limit: 1000, ..Default::default() };
-                    let mut tx = c.query_transactions(&filter)?;
-                    tx.reverse();
-                    Ok::<_, StoreError>(Some((rows, tx)))
-                })
-                .await?;
-            let Some((rows, tx)) = found else {
-                return Err(ApiError::NotFound(format!("no ticket {number}")));
+    let n = number.clone();
+    let found = state
+        .db
+        .read(move |c| {
+            let Some(rows) = outbox_admin::of_ticket(c, &n)? else {
+                return Ok(None);
             };
-            let mut outbound: BTreeMap<String, Vec<OutboxDetail>> = BTreeMap::new();
-            for r in rows {
-                outbound.entry(r.row.partner.clone()).or_default().push(r);
-            }
-            Ok(HttpResponse::Ok().json(SyncTimeline {
-                ticket: number,
-                inbound: tx.into_iter().map(transaction_view).collect(),
-                outbound,
-            }))
-        }
+            let filter = TransactionFilter { ticket_number: Some(n.clone()), limit: 1000, ..Default::default() };
+            let mut tx = c.query_transactions(&filter)?;
+            tx.reverse();
+            Ok::<_, StoreError>(Some((rows, tx)))
+        })
+        .await?;
+    let Some((rows, tx)) = found else {
+        return Err(ApiError::NotFound(format!("no ticket {number}")));
+    };
+    let mut outbound: BTreeMap<String, Vec<OutboxDetail>> = BTreeMap::new();
+    for r in rows {
+        outbound.entry(r.row.partner.clone()).or_default().push(r);
     }
+    Ok(HttpResponse::Ok().json(SyncTimeline {
+        ticket: number,
+        inbound: tx.into_iter().map(transaction_view).collect(),
+        outbound,
+    }))
 }

@@ -81,30 +81,22 @@ pub async fn transactions(
     query: Result<Query<TransactionQuery>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let Query(q) = query?;
-    {
-        if let Some(r) = &q.result {
-            if !["accepted", "rejected", "replayed"].contains(&r.as_str()) {
-                return Err(ApiError::BadRequest {
-                    code: "bad-query",
-                    detail: "result must be accepted, rejected or replayed".into(),
-                });
-            }
+    if let Some(r) = &q.result {
+        if !["accepted", "rejected", "replayed"].contains(&r.as_str()) {
+            return Err(ApiError::BadRequest {
+                code: "bad-query",
+                detail: "result must be accepted, rejected or replayed".into(),
+            });
         }
-        let limit =
-            q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
-        let filter = TransactionFilter {
-            partner: q.partner,
-            ticket_number: q.ticket,
-            result: q.result,
-            before_id: q.before,
-            limit,
-        };
-        let rows =
-            state.db.read(move |c| c.query_transactions(&filter).map_err(crate::store::StoreError::from)).await?;
-        let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
-        let items = rows.into_iter().map(transaction_view).collect();
-        Ok(HttpResponse::Ok().json(TransactionPage { items, next_before }))
     }
+    let limit =
+        q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
+    let filter =
+        TransactionFilter { partner: q.partner, ticket_number: q.ticket, result: q.result, before_id: q.before, limit };
+    let rows = state.db.read(move |c| c.query_transactions(&filter).map_err(crate::store::StoreError::from)).await?;
+    let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+    let items = rows.into_iter().map(transaction_view).collect();
+    Ok(HttpResponse::Ok().json(TransactionPage { items, next_before }))
 }
 
 /// A loaded partner contract, in brief.
@@ -191,28 +183,26 @@ pub async fn auth_events(
     query: Result<Query<AuthEventQuery>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let Query(q) = query?;
-    {
-        let limit =
-            q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
-        let rows = state
-            .db
-            .read(move |c| {
-                c.list_auth_events(q.client_id.as_deref(), q.outcome.as_deref(), q.before, limit)
-                    .map_err(crate::store::StoreError::from)
-            })
-            .await?;
-        let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
-        let items = rows
-            .into_iter()
-            .map(|r| AuthEventView {
-                id: r.id,
-                at: crate::util::ms_to_rfc3339(r.at),
-                client_id: r.client_id,
-                source: r.source,
-                outcome: r.outcome,
-                reason: r.reason,
-            })
-            .collect();
-        Ok(HttpResponse::Ok().json(AuthEventPage { items, next_before }))
-    }
+    let limit =
+        q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
+    let rows = state
+        .db
+        .read(move |c| {
+            c.list_auth_events(q.client_id.as_deref(), q.outcome.as_deref(), q.before, limit)
+                .map_err(crate::store::StoreError::from)
+        })
+        .await?;
+    let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+    let items = rows
+        .into_iter()
+        .map(|r| AuthEventView {
+            id: r.id,
+            at: crate::util::ms_to_rfc3339(r.at),
+            client_id: r.client_id,
+            source: r.source,
+            outcome: r.outcome,
+            reason: r.reason,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AuthEventPage { items, next_before }))
 }
