@@ -18,8 +18,34 @@ pub enum Backend {
     Postgres,
 }
 
-/// Declares one test per backend: `mod name { fn sqlite(); fn postgres() }`. The PostgreSQL
-/// variant says so and returns when `EBOND_TEST_DATABASE_URL` is not set.
+/// Declares a test per backend for an `async fn(Backend)` case that starts what it needs itself
+/// (`name::sqlite`, `name::postgres`). The PostgreSQL variant runs when the tests were built
+/// with `EBOND_TEST_DATABASE_URL` set, and is reported as ignored, saying why, when not.
+#[macro_export]
+macro_rules! per_backend {
+    ($name:ident, $case:path) => {
+        mod $name {
+            $crate::per_backend!(@variants $case);
+        }
+    };
+    (@variants $case:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() {
+            $case($crate::helpers::Backend::Sqlite).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not(ebond_pg_tests), ignore = "EBOND_TEST_DATABASE_URL is not set: PostgreSQL variant skipped")]
+        async fn postgres() {
+            if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
+                panic!("built for PostgreSQL tests, but EBOND_TEST_DATABASE_URL is not set now");
+            }
+            $case($crate::helpers::Backend::Postgres).await;
+        }
+    };
+}
+
+/// Declares one test per backend (see [`per_backend!`]) for a body that gets a fresh gateway.
 #[macro_export]
 macro_rules! backend_test {
     ($name:ident, $body:expr) => {
@@ -27,44 +53,12 @@ macro_rules! backend_test {
             #[allow(unused_imports)]
             use super::*;
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+            async fn case(backend: $crate::helpers::Backend) {
+                let app = $crate::helpers::TestApp::spawn(backend).await;
                 ($body)(app).await;
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-                    eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-                    return;
-                }
-                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await;
-                ($body)(app).await;
-            }
-        }
-    };
-}
-
-/// Declares a test per backend for an `async fn(Backend)` case that starts what it needs itself
-/// (`name::sqlite`, `name::postgres`; the PostgreSQL one only with `EBOND_TEST_DATABASE_URL`).
-#[macro_export]
-macro_rules! per_backend {
-    ($name:ident, $case:path) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $case($crate::helpers::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-                    eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-                    return;
-                }
-                $case($crate::helpers::Backend::Postgres).await;
-            }
+            $crate::per_backend!(@variants case);
         }
     };
 }
@@ -79,7 +73,7 @@ macro_rules! delivery_test {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn run(backend: $crate::helpers::Backend) {
+            async fn case(backend: $crate::helpers::Backend) {
                 let partners = $crate::fakes::Partners::start().await;
                 let contracts = tempfile::tempdir().unwrap();
                 partners.write_contracts(contracts.path(), "[\"100ms\", \"200ms\", \"300ms\"]");
@@ -92,19 +86,7 @@ macro_rules! delivery_test {
                 ($body)(app, partners).await;
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run($crate::helpers::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-                    eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-                    return;
-                }
-                run($crate::helpers::Backend::Postgres).await;
-            }
+            $crate::per_backend!(@variants case);
         }
     };
 }

@@ -13,6 +13,7 @@ mod openapi;
 mod outage;
 mod pki;
 mod processes;
+mod schema;
 mod security;
 mod storage;
 mod tickets;

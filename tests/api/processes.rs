@@ -165,11 +165,8 @@ async fn crash_case(backend: Backend) {
 crate::per_backend!(crash_mid_delivery_loses_nothing, super::crash_case);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(ebond_pg_tests), ignore = "EBOND_TEST_DATABASE_URL is not set: this test needs PostgreSQL")]
 async fn two_workers_on_postgres_never_deliver_twice() {
-    if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-        eprintln!("EBOND_TEST_DATABASE_URL not set: this test needs PostgreSQL");
-        return;
-    }
     let partners = Partners::start().await;
     let tmp = tempfile::tempdir().unwrap();
     let contracts = tmp.path().join("contracts");

@@ -11,26 +11,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-macro_rules! on_both {
-    ($name:ident, $f:path) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                $f(crate::helpers::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if std::env::var("EBOND_TEST_DATABASE_URL").is_err() {
-                    eprintln!("EBOND_TEST_DATABASE_URL not set: PostgreSQL variant not run");
-                    return;
-                }
-                $f(crate::helpers::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// The example contracts with extra lines in one partner's `[auth]` table.
 fn contracts_with_auth(dir: &Path, partner_file: &str, auth_lines: &str) -> PathBuf {
     let out = dir.join("contracts");
@@ -140,7 +120,7 @@ async fn tls_and_mutual_tls(backend: Backend) {
     let items = resp.json::<Value>().await.unwrap()["items"].as_array().unwrap().len();
     assert_eq!(items, 1);
 }
-on_both!(tls_and_mutual_tls_are_enforced, super::tls_and_mutual_tls);
+crate::per_backend!(tls_and_mutual_tls_are_enforced, super::tls_and_mutual_tls);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_minimum_version_is_enforced() {
@@ -210,7 +190,7 @@ async fn source_networks(backend: Backend) {
     assert_eq!(via("10.1.2.3, 192.0.2.9").await.unwrap().status(), 403, "the last untrusted hop counts");
     assert_eq!(app.get("/tickets", &enovia).await.0, 403, "a stolen token used from elsewhere");
 }
-on_both!(source_networks_and_trusted_proxies, super::source_networks);
+crate::per_backend!(source_networks_and_trusted_proxies, super::source_networks);
 
 async fn rate_limit(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
@@ -228,7 +208,7 @@ async fn rate_limit(backend: Backend) {
     let (_, page, _) = app.get("/admin/transactions?result=rejected&partner=servicenow", &admin).await;
     assert_eq!(page["items"][0]["status"], 429, "the refused request is logged");
 }
-on_both!(inbound_rate_limit_is_429_with_retry_after, super::rate_limit);
+crate::per_backend!(inbound_rate_limit_is_429_with_retry_after, super::rate_limit);
 
 async fn lockout(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
@@ -257,7 +237,7 @@ async fn lockout(backend: Backend) {
     }
     assert_eq!(token_with(&app.http, &app.base, &id, &secret, None).await.status(), 200);
 }
-on_both!(lockout_engages_and_expires, super::lockout);
+crate::per_backend!(lockout_engages_and_expires, super::lockout);
 
 fn cli(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     use std::io::Write;
@@ -346,7 +326,7 @@ async fn lifecycle(backend: Backend) {
     assert_eq!(app.post("/tickets", t["access_token"].as_str().unwrap(), &enovia_issue("ISS-0000002")).await.0, 403);
     assert_eq!(token_with(&app.http, &app.base, &id, &secret, Some("admin")).await.status(), 400, "no escalation");
 }
-on_both!(credential_rotation_revocation_and_read_only, super::lifecycle);
+crate::per_backend!(credential_rotation_revocation_and_read_only, super::lifecycle);
 
 fn sign(id: &str, ts: i64, body: &[u8]) -> String {
     use base64::Engine;
@@ -432,7 +412,7 @@ async fn signed_events(backend: Backend) {
     let (_, view, _) = app.get("/tickets/ISS-0000777", &enovia).await;
     assert_eq!(view["fields"]["data"]["title"], "PLC reachable again");
 }
-on_both!(signed_events_secrets_at_rest_replay_and_forgery, super::signed_events);
+crate::per_backend!(signed_events_secrets_at_rest_replay_and_forgery, super::signed_events);
 
 async fn isolation(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -463,7 +443,7 @@ async fn isolation(backend: Backend) {
         assert_eq!(app.get(path, &snow).await.0, 403, "{path}");
     }
 }
-on_both!(partners_are_isolated_by_every_path, super::isolation);
+crate::per_backend!(partners_are_isolated_by_every_path, super::isolation);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hardening_headers_depth_and_clean_errors() {
