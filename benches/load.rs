@@ -60,74 +60,58 @@ macro_rules! transaction {
     };
 }
 
-#[derive(Clone)]
+/// Load benchmark of the ebond gateway (see the README's Performance section).
+#[derive(Clone, clap::Parser)]
+#[command(name = "cargo bench --bench load --", about)]
 struct Options {
+    /// `sqlite`, or a PostgreSQL URL: a fresh `ebond_bench_<pid>` database is created beside the
+    /// one named and dropped after.
+    #[arg(long, default_value = "sqlite", value_parser = parse_db)]
     db: String,
+    /// Closed-loop clients in the max phase.
+    #[arg(long, default_value_t = 64, value_parser = positive)]
     concurrency: usize,
+    /// Length of each phase.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     seconds: u64,
+    /// Tickets in the database (one made through the API, the rest copied in bulk).
+    #[arg(long, default_value_t = 10_000, value_parser = positive)]
     tickets: usize,
+    #[arg(long, default_value = "full", value_parser = ["full", "fast"])]
     durability: String,
+    /// The paced phase's rate, as a fraction of the max phase's.
+    #[arg(long, default_value_t = 0.8, value_parser = parse_fraction)]
     paced_at: f64,
+    /// Deliver to a subscribed fake partner while writing.
+    #[arg(long)]
     outbound: bool,
+    /// Time the outbox claim before and after this many delivered rows join the history.
+    #[arg(long, default_value_t = 0)]
     history: usize,
 }
 
-const USAGE: &str = "usage: cargo bench --bench load -- [--db sqlite|postgres://user@host:port/db] \
-[--concurrency 64] [--seconds 10] [--tickets 10000] [--durability full|fast] [--paced-at 0.8] [--outbound] \
-[--history N]";
+fn parse_db(v: &str) -> Result<String, String> {
+    if v == "sqlite" || v.starts_with("postgres://") || v.starts_with("postgresql://") {
+        Ok(v.to_string())
+    } else {
+        Err(format!("`{v}` is neither sqlite nor a postgres:// URL"))
+    }
+}
 
-/// Parses the options; an unknown option, a missing or malformed value stops with the usage
-/// (a mistyped option must not silently run the defaults).
+fn positive(v: &str) -> Result<usize, String> {
+    v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| format!("`{v}` is not a positive whole number"))
+}
+
+fn parse_fraction(v: &str) -> Result<f64, String> {
+    v.parse::<f64>().ok().filter(|f| *f > 0.0 && *f <= 1.0).ok_or_else(|| format!("`{v}` is not a number in (0, 1]"))
+}
+
+/// Parses the options (clap: an unknown option, a missing or malformed value stops with the
+/// usage and exit 2; a mistyped option must not silently run the defaults).
 fn options() -> Options {
+    use clap::Parser;
     // cargo passes `--bench` to every benchmark binary.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let fail = |msg: String| -> ! {
-        eprintln!("{msg}\n{USAGE}");
-        std::process::exit(2)
-    };
-    let mut o = Options {
-        db: "sqlite".into(),
-        concurrency: 64,
-        seconds: 10,
-        tickets: 10_000,
-        durability: "full".into(),
-        paced_at: 0.8,
-        outbound: false,
-        history: 0,
-    };
-    let mut it = args.iter();
-    while let Some(name) = it.next() {
-        if name == "--outbound" {
-            o.outbound = true;
-            continue;
-        }
-        if name == "--help" || name == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it.next().cloned().unwrap_or_else(|| fail(format!("{name} needs a value")));
-        let number = |v: &str| {
-            v.parse::<f64>()
-                .ok()
-                .filter(|n| *n > 0.0)
-                .unwrap_or_else(|| fail(format!("{name}: `{v}` is not a positive number")))
-        };
-        match name.as_str() {
-            "--db" => o.db = value,
-            "--concurrency" => o.concurrency = number(&value) as usize,
-            "--seconds" => o.seconds = number(&value) as u64,
-            "--tickets" => o.tickets = number(&value) as usize,
-            "--durability" if value == "full" || value == "fast" => o.durability = value,
-            "--durability" => fail(format!("--durability: `{value}` is not full or fast")),
-            "--paced-at" => o.paced_at = number(&value),
-            "--history" => o.history = number(&value) as usize,
-            other => fail(format!("unknown option {other}")),
-        }
-    }
-    if o.db != "sqlite" && !o.db.starts_with("postgres://") && !o.db.starts_with("postgresql://") {
-        fail(format!("--db: `{}` is neither sqlite nor a postgres:// URL", o.db));
-    }
-    o
+    Options::parse_from(std::iter::once("load".to_string()).chain(std::env::args().skip(1).filter(|a| a != "--bench")))
 }
 
 fn main() {
