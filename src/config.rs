@@ -227,7 +227,7 @@ pub struct DatabaseSettings {
     /// flushed to disk before the answer (SQLite `synchronous=NORMAL`, PostgreSQL
     /// `synchronous_commit=off`); a crash of the machine can lose the last moments of
     /// acknowledged writes, never corrupt the database.
-    pub durability: crate::store::Durability,
+    pub durability: Durability,
 }
 
 impl Default for Settings {
@@ -269,7 +269,7 @@ impl Default for DatabaseSettings {
             busy_timeout_ms: 5000,
             connect_timeout_ms: 10_000,
             max_batch: 256,
-            durability: crate::store::Durability::Full,
+            durability: Durability::Full,
         }
     }
 }
@@ -427,6 +427,27 @@ impl Settings {
     }
 }
 
+/// Whether an acknowledged commit is on disk (`full`, the default) or may be lost by a power
+/// cut (`fast`, an explicit opt-in). See [`DatabaseSettings::durability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Full,
+    Fast,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Durability::Full),
+            "fast" => Ok(Durability::Fast),
+            other => Err(format!("`{other}` is not a durability mode (full or fast)")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,14 +477,14 @@ mod tests {
 
     #[test]
     fn durability_is_full_unless_asked_and_checked() {
-        assert_eq!(Settings::default().database.durability, crate::store::Durability::Full);
+        assert_eq!(Settings::default().database.durability, Durability::Full);
         let mut s = Settings::default();
         s.apply_env(|n| (n == "EBOND_DB_DURABILITY").then(|| "fast".to_string())).unwrap();
-        assert_eq!(s.database.durability, crate::store::Durability::Fast);
+        assert_eq!(s.database.durability, Durability::Fast);
         let err = s.apply_env(|n| (n == "EBOND_DB_DURABILITY").then(|| "off".to_string())).unwrap_err();
         assert!(err.to_string().contains("full or fast"), "{err}");
         let parsed: Settings = toml::from_str("[database]\ndurability = \"fast\"\nmax_batch = 32\n").unwrap();
-        assert_eq!((parsed.database.durability, parsed.database.max_batch), (crate::store::Durability::Fast, 32));
+        assert_eq!((parsed.database.durability, parsed.database.max_batch), (Durability::Fast, 32));
     }
 
     #[test]

@@ -122,7 +122,7 @@ async fn signer(state: &AppState, id: &str, ts: i64, body: &[u8], header: &str) 
                 continue;
             }
         };
-        let expected = match crate::outbox::signing::sign(secret.expose(), id, ts, body) {
+        let expected = match crate::webhooks::sign(secret.expose(), id, ts, body) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(partner = %contract.id, error = %e, "webhook secret is unusable: it must be whsec_ followed by base64");

@@ -257,3 +257,48 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn contract(id: &str) -> std::sync::Arc<crate::contract::Contract> {
+        let registry =
+            crate::contract::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts")).unwrap();
+        registry.get(id).cloned().unwrap()
+    }
+
+    #[test]
+    fn nested_payloads_map_to_canonical_fields_with_rules() {
+        let enovia = contract("enovia");
+        let payload =
+            json!({"data": {"name": "ISS-0000001", "title": "PLC down", "Priority": "urgent", "category": "Hardware"}});
+        let m = enovia.map_inbound(&payload, Op::Create).unwrap();
+        assert_eq!(m.partner_ticket_id.as_deref(), Some("ISS-0000001"));
+        assert_eq!(m.changes.get("short_description"), Some(&json!("PLC down")));
+        // The rule derives urgency 1 from urgent × Hardware.
+        assert_eq!(m.changes.get("urgency"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_the_partner_name() {
+        let enovia = contract("enovia");
+        let payload = json!({"data": {"name": "X", "title": 5, "Priority": "asap"}});
+        let Err(MapError::Invalid(errors)) = enovia.map_inbound(&payload, Op::Create) else { panic!("refused") };
+        let mut fields: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        fields.sort();
+        assert_eq!(fields, [("/data/Priority", "enum"), ("/data/name", "pattern"), ("/data/title", "type")]);
+        let Err(MapError::Invalid(errors)) = enovia.map_inbound(&json!([1]), Op::Create) else { panic!("refused") };
+        assert_eq!(errors[0].code, "type");
+    }
+
+    #[test]
+    fn fields_the_partner_may_not_write_are_forbidden() {
+        let acme = contract("acme-msp");
+        let Err(e) = acme.map_inbound(&json!({"summary": "rename"}), Op::Update) else { panic!("refused") };
+        assert!(matches!(e, MapError::Forbidden(_) | MapError::Invalid(_)), "{e:?}");
+        let ok = acme.map_inbound(&json!({"status": "Work In Progress"}), Op::Update).unwrap();
+        assert_eq!(ok.changes.get("state"), Some(&json!("in_progress")));
+    }
+}

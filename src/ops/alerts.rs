@@ -56,9 +56,10 @@ impl Alerts {
                     .header("webhook-id", &id)
                     .header("webhook-timestamp", ts.to_string());
                 if let Some(secret) = &this.secret {
-                    match crate::secrets::resolve_local(secret).map_err(|e| e.to_string()).and_then(|s| {
-                        crate::outbox::signing::sign(s.expose(), &id, ts, &body).map_err(|e| e.to_string())
-                    }) {
+                    match crate::secrets::resolve_local(secret)
+                        .map_err(|e| e.to_string())
+                        .and_then(|s| crate::webhooks::sign(s.expose(), &id, ts, &body).map_err(|e| e.to_string()))
+                    {
                         Ok(sig) => req = req.header("webhook-signature", sig),
                         Err(e) => {
                             tracing::error!(error = %e, "alert webhook: cannot sign; not sent");

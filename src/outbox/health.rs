@@ -16,7 +16,7 @@ struct State {
 }
 
 #[derive(Debug)]
-pub struct Health {
+pub struct PartnerHealth {
     threshold: u32,
     cooldown: Duration,
     partners: Mutex<HashMap<String, State>>,
@@ -30,9 +30,9 @@ pub enum Breaker {
     HalfOpen,
 }
 
-impl Health {
-    pub fn new(threshold: u32, cooldown: Duration) -> Health {
-        Health { threshold: threshold.max(1), cooldown, partners: Mutex::new(HashMap::new()) }
+impl PartnerHealth {
+    pub fn new(threshold: u32, cooldown: Duration) -> PartnerHealth {
+        PartnerHealth { threshold: threshold.max(1), cooldown, partners: Mutex::new(HashMap::new()) }
     }
 
     fn with<T>(&self, partner: &str, per_minute: u32, f: impl FnOnce(&mut State, Instant) -> T) -> T {
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn breaker_opens_then_probes_once() {
-        let h = Health::new(2, Duration::from_millis(50));
+        let h = PartnerHealth::new(2, Duration::from_millis(50));
         assert!(h.admit("p", 1000));
         assert_eq!(h.record("p", 1000, false), Breaker::Closed);
         assert!(h.admit("p", 1000), "after a failure: one at a time");
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn rate_limit_spends_tokens() {
-        let h = Health::new(5, Duration::from_secs(1));
+        let h = PartnerHealth::new(5, Duration::from_secs(1));
         assert!(h.admit("q", 2));
         assert!(h.admit("q", 2));
         assert!(!h.admit("q", 2), "bucket of 2 per minute is empty");

@@ -7,14 +7,17 @@
 //! [`Dialect`]. Failures come out as a classified [`StoreError`].
 
 pub mod audit;
+pub mod auth_events;
 pub mod credentials;
 pub mod models;
 pub mod outbox;
 pub mod schema;
+pub mod secrets;
 pub mod tickets;
+pub mod webhook_ids;
 pub mod writer;
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, Durability};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -137,7 +140,16 @@ macro_rules! with_conn {
 
 /// Every repository, on a connection of either backend: what [`Db::read`] and [`Db::write`]
 /// hand their closures (`&mut dyn Repos`), so code above the store is written once for both.
-pub trait Repos: tickets::TicketRepo + audit::AuditRepo + outbox::OutboxRepo + credentials::CredentialRepo {}
+pub trait Repos:
+    tickets::TicketRepo
+    + audit::AuditRepo
+    + outbox::OutboxRepo
+    + credentials::CredentialRepo
+    + auth_events::AuthEventRepo
+    + secrets::SecretRepo
+    + webhook_ids::WebhookIdRepo
+{
+}
 
 impl Repos for SqliteConnection {}
 impl Repos for PgConnection {}
@@ -185,27 +197,6 @@ impl Dialect for PgConnection {
     fn ticket_locked(&mut self, ticket_id: i64) -> QueryResult<Option<models::TicketRow>> {
         use schema::tickets::dsl as t;
         t::tickets.find(ticket_id).select(models::TicketRow::as_select()).for_update().first(self).optional()
-    }
-}
-
-/// Whether an acknowledged commit is on disk (`full`, the default) or may be lost by a power
-/// cut (`fast`, an explicit opt-in). See `DatabaseSettings::durability`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    #[default]
-    Full,
-    Fast,
-}
-
-impl std::str::FromStr for Durability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "full" => Ok(Durability::Full),
-            "fast" => Ok(Durability::Fast),
-            other => Err(format!("`{other}` is not a durability mode (full or fast)")),
-        }
     }
 }
 

@@ -450,3 +450,42 @@ fn audit_row<C: AuditRepo + ?Sized>(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_fields_lists_each_difference_once_in_name_order() {
+        let before: Map<String, Value> = serde_json::from_value(json!({"a": 1, "b": "x", "c": null})).unwrap();
+        let after: Map<String, Value> = serde_json::from_value(json!({"a": 1, "b": "y", "d": true})).unwrap();
+        assert_eq!(changed_fields(&before, &after), ["b", "c", "d"]);
+        assert!(changed_fields(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn applied_writes_answer_201_on_create_else_200() {
+        assert_eq!((answer_status(true), answer_status(false)), (201, 200));
+    }
+
+    #[test]
+    fn the_summary_shows_the_state_in_the_partner_vocabulary() {
+        let registry =
+            crate::contract::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts")).unwrap();
+        let snow = registry.get("servicenow").unwrap();
+        let mut values = Map::new();
+        values.insert("state".into(), json!("in_progress"));
+        let t = Ticket {
+            id: 1,
+            number: "EB0000001".into(),
+            version: 2,
+            created_at: 0,
+            updated_at: 0,
+            created_by: "servicenow".into(),
+            updated_by: "servicenow".into(),
+            values,
+        };
+        let s = summary(snow, &t, Some("INC0000001"));
+        assert_eq!((s.state.as_str(), s.version, s.partner_ticket_id.as_deref()), ("2", 2, Some("INC0000001")));
+    }
+}

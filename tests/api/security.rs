@@ -355,9 +355,7 @@ async fn signed_events(backend: Backend) {
     }
     let db = app.db.clone();
     let sealed = tokio::task::spawn_blocking(move || {
-        use ebond::store::credentials::CredentialRepo;
-        let mut conn = db.get().unwrap();
-        ebond::with_conn!(&mut conn, c => c.get_secret("enovia", "webhook")).unwrap().unwrap()
+        db.read_now(|c| c.get_secret("enovia", "webhook").map_err(ebond::store::StoreError::from)).unwrap().unwrap()
     })
     .await
     .unwrap();

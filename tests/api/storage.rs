@@ -4,7 +4,8 @@
 use crate::helpers::{Backend, TestApp};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use ebond::store::{DbConn, Durability};
+use ebond::config::Durability;
+use ebond::store::DbConn;
 
 #[derive(QueryableByName)]
 struct Setting {
