@@ -115,7 +115,7 @@ pub fn state(settings: Settings) -> anyhow::Result<AppState> {
 /// The outbox processor over the same database, contracts, metrics and wake-up signal as
 /// `state`.
 pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
-    let alerts = Alerts::new(&state.settings.alerts, state.metrics.clone()).context("alert webhook secret")?;
+    let alerts = Alerts::new(&state.settings.alerts, state.metrics.clone())?;
     if state.db.backend_name() == "sqlite" {
         tracing::info!("SQLite: this process is the only one delivering");
     }
@@ -128,7 +128,7 @@ pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
             request_ms
         );
     }
-    Ok(Arc::new(Processor::new(
+    let processor = Processor::new(
         state.db.clone(),
         state.registry.clone(),
         state.settings.outbox.clone(),
@@ -136,7 +136,9 @@ pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
         Arc::new(alerts),
         state.secrets.clone(),
         state.wake.clone(),
-    )))
+    )
+    .context("the outbox processor's HTTP client cannot be built")?;
+    Ok(Arc::new(processor))
 }
 
 /// Starts the processor in the background; send `true` on the returned channel to stop it.

@@ -1,16 +1,21 @@
 //! Settings: built-in defaults, then an optional `ebond.toml`, then `EBOND_*` environment
 //! variables. Every subcommand loads settings the same way through [`Settings::load`].
 
-use serde::Deserialize;
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Address the HTTP server listens on.
     pub bind: String,
     /// `sqlite://path`, a plain file path, or `postgres://…`. Empty: `<data_dir>/ebond.db`.
-    pub database_url: String,
+    /// A secret (it may hold a password): never printed.
+    #[serde(serialize_with = "redacted")]
+    pub database_url: SecretString,
     /// Where the SQLite database and other local state live.
     pub data_dir: PathBuf,
     /// Folder holding `workflow.toml` and one contract per partner.
@@ -33,7 +38,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("bind", &self.bind)
-            .field("database_url", &redact_url_password(&self.database_url))
+            .field("database_url", &redact_url_password(self.database_url.expose_secret()))
             .field("data_dir", &self.data_dir)
             .field("contracts_dir", &self.contracts_dir)
             .field("log_format", &self.log_format)
@@ -59,14 +64,14 @@ pub fn redact_url_password(url: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest accepted request body, in bytes.
@@ -77,7 +82,7 @@ pub struct Limits {
     pub default_page_size: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     /// PBKDF2-HMAC-SHA256 iterations for client secrets (OWASP 2023: 600 000).
@@ -87,7 +92,7 @@ pub struct AuthSettings {
 }
 
 /// The outbox processor (delivery to partners).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboxSettings {
     /// Deliver from inside `ebond serve` (false: run `ebond worker` separately).
@@ -140,7 +145,7 @@ impl Default for OutboxSettings {
 }
 
 /// HTTPS and mutual TLS (OpenSSL). Plain HTTP only when no certificate is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSettings {
     /// PEM certificate chain (server certificate first).
@@ -148,6 +153,7 @@ pub struct TlsSettings {
     /// PEM private key.
     pub key_file: Option<PathBuf>,
     /// `1.2` (default) or `1.3`.
+    #[serde(deserialize_with = "text_or_number")]
     pub min_version: String,
     /// PEM bundle of CAs whose client certificates are accepted (enables mutual TLS).
     pub client_ca_file: Option<PathBuf>,
@@ -168,10 +174,12 @@ impl Default for TlsSettings {
 }
 
 /// Abuse controls and secrets at rest.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySettings {
     /// Proxies (CIDRs) whose `X-Forwarded-For` is believed; from anyone else it is ignored.
+    /// In the environment: comma-separated.
+    #[serde(deserialize_with = "list_or_commas")]
     pub trusted_proxies: Vec<String>,
     /// Failed authentications (per client id or per source address) within the window that
     /// lock the client out.
@@ -203,7 +211,7 @@ impl Default for SecuritySettings {
 }
 
 /// Operational alerts: an optional webhook, signed with the Standard Webhooks scheme.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertSettings {
     pub webhook_url: Option<String>,
@@ -211,7 +219,7 @@ pub struct AlertSettings {
     pub webhook_secret: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// Connections in the pool.
@@ -234,7 +242,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             bind: "127.0.0.1:8080".into(),
-            database_url: String::new(),
+            database_url: SecretString::from(""),
             data_dir: PathBuf::from("./data"),
             contracts_dir: PathBuf::from("./contracts"),
             log_format: LogFormat::Text,
@@ -276,160 +284,188 @@ impl Default for DatabaseSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("environment variable {name}={value:?}: {message}")]
-    Env { name: &'static str, value: String, message: String },
+    #[error("cannot read {path}: it does not exist")]
+    Missing { path: PathBuf },
+    /// A bad value or key, from the file or the environment; figment names the setting and
+    /// where its value came from.
+    #[error("{0}")]
+    Invalid(Box<figment::Error>),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Invalid(Box::new(e))
+    }
+}
+
+/// Variable names of earlier releases, still read (the systematic name wins when both are set).
+const RENAMED: [(&str, &str); 15] = [
+    ("EBOND_MAX_BODY_BYTES", "limits.max_body_bytes"),
+    ("EBOND_MAX_PAGE_SIZE", "limits.max_page_size"),
+    ("EBOND_PBKDF2_ITERATIONS", "auth.pbkdf2_iterations"),
+    ("EBOND_TOKEN_TTL_SECS", "auth.default_token_ttl_secs"),
+    ("EBOND_DB_POOL_SIZE", "database.pool_size"),
+    ("EBOND_DB_MAX_BATCH", "database.max_batch"),
+    ("EBOND_DB_DURABILITY", "database.durability"),
+    ("EBOND_OUTBOX_POLL_MS", "outbox.poll_interval_ms"),
+    ("EBOND_RETENTION_DAYS", "outbox.retention_days"),
+    ("EBOND_TRUSTED_PROXIES", "security.trusted_proxies"),
+    ("EBOND_LOCKOUT_THRESHOLD", "security.lockout_threshold"),
+    ("EBOND_LOCKOUT_SECS", "security.lockout_secs"),
+    ("EBOND_MASTER_KEY_FILE", "security.master_key_file"),
+    ("EBOND_ALERT_WEBHOOK_URL", "alerts.webhook_url"),
+    ("EBOND_ALERT_WEBHOOK_SECRET", "alerts.webhook_secret"),
+];
+
+/// One `EBOND_*` variable as a figment provider, so that an error names the variable.
+struct EnvVar {
+    name: String,
+    key: String,
+    value: String,
+}
+
+impl figment::Provider for EnvVar {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        // Parsed like figment's own `Env`: numbers, booleans, `[lists]`, else text.
+        let value: figment::value::Value = self.value.parse().unwrap_or_else(|never| match never {});
+        let nested = figment::util::nest(&self.key, value).into_dict().unwrap_or_default();
+        Ok(figment::Profile::Default.collect(nested))
+    }
+}
+
+/// One setting: its key in `ebond.toml`, its environment variable and its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingInfo {
+    pub key: String,
+    pub env: String,
+    pub default: String,
 }
 
 impl Settings {
-    /// Defaults, then `config_file` (or `./ebond.toml` when it exists), then the environment.
+    /// Defaults, then `config_file` (or `./ebond.toml` when it exists), then the environment:
+    /// every setting `section.name` is `EBOND_SECTION_NAME` (top-level ones `EBOND_NAME`).
     pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let mut settings = match config_file {
-            Some(path) => Self::from_file(path)?,
-            None if Path::new("ebond.toml").exists() => Self::from_file(Path::new("ebond.toml"))?,
-            None => Settings::default(),
-        };
-        settings.apply_env(|name| std::env::var(name).ok())?;
-        Ok(settings)
+        Self::load_from(config_file, std::env::vars())
     }
 
-    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    /// [`Settings::load`] with the environment given (tests).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        match config_file {
+            Some(path) if !path.exists() => return Err(ConfigError::Missing { path: path.to_path_buf() }),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("ebond.toml").exists() => figment = figment.merge(Toml::file_exact("ebond.toml")),
+            None => {}
+        }
+        let by_env: std::collections::HashMap<String, String> =
+            Self::describe().into_iter().map(|s| (s.env, s.key)).collect();
+        let mut vars: Vec<(String, String)> = env.into_iter().collect();
+        // Renamed variables first, so that the systematic name wins when both are set.
+        vars.sort_by_key(|(name, _)| !RENAMED.iter().any(|(old, _)| old == name));
+        for (name, value) in vars {
+            let key = by_env
+                .get(&name)
+                .cloned()
+                .or_else(|| RENAMED.iter().find(|(old, _)| *old == name).map(|(_, key)| key.to_string()));
+            if let Some(key) = key {
+                figment = figment.merge(EnvVar { name, key, value });
+            }
+        }
+        Ok(figment.extract_lossy()?)
     }
 
-    /// Applies `EBOND_*` overrides; `get` is the environment (injectable for tests).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env { name, value, message: e.to_string() })
-        }
-        if let Some(v) = get("EBOND_BIND") {
-            self.bind = v;
-        }
-        if let Some(v) = get("EBOND_DATABASE_URL") {
-            self.database_url = v;
-        }
-        if let Some(v) = get("EBOND_DATA_DIR") {
-            self.data_dir = v.into();
-        }
-        if let Some(v) = get("EBOND_CONTRACTS_DIR") {
-            self.contracts_dir = v.into();
-        }
-        if let Some(v) = get("EBOND_LOG_FORMAT") {
-            self.log_format = match v.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => {
-                    return Err(ConfigError::Env {
-                        name: "EBOND_LOG_FORMAT",
-                        value: v,
-                        message: "expected `text` or `json`".into(),
-                    })
+    /// Every setting with its file key, environment variable and default, in declaration
+    /// order (`ebond settings` prints them).
+    pub fn describe() -> Vec<SettingInfo> {
+        let defaults = serde_json::to_value(Settings::default()).unwrap_or_default();
+        let mut out = Vec::new();
+        let Some(top) = defaults.as_object() else { return out };
+        for (name, value) in top {
+            match value.as_object() {
+                Some(section) => {
+                    for (field, value) in section {
+                        out.push(SettingInfo {
+                            key: format!("{name}.{field}"),
+                            env: format!("EBOND_{}_{}", name.to_ascii_uppercase(), field.to_ascii_uppercase()),
+                            default: shown(value),
+                        });
+                    }
                 }
-            };
+                None => out.push(SettingInfo {
+                    key: name.clone(),
+                    env: format!("EBOND_{}", name.to_ascii_uppercase()),
+                    default: shown(value),
+                }),
+            }
         }
-        if let Some(v) = get("EBOND_WORKERS") {
-            self.workers = parse("EBOND_WORKERS", v)?;
-        }
-        if let Some(v) = get("EBOND_MAX_BODY_BYTES") {
-            self.limits.max_body_bytes = parse("EBOND_MAX_BODY_BYTES", v)?;
-        }
-        if let Some(v) = get("EBOND_MAX_PAGE_SIZE") {
-            self.limits.max_page_size = parse("EBOND_MAX_PAGE_SIZE", v)?;
-        }
-        if let Some(v) = get("EBOND_PBKDF2_ITERATIONS") {
-            self.auth.pbkdf2_iterations = parse("EBOND_PBKDF2_ITERATIONS", v)?;
-        }
-        if let Some(v) = get("EBOND_TOKEN_TTL_SECS") {
-            self.auth.default_token_ttl_secs = parse("EBOND_TOKEN_TTL_SECS", v)?;
-        }
-        if let Some(v) = get("EBOND_DB_POOL_SIZE") {
-            self.database.pool_size = parse("EBOND_DB_POOL_SIZE", v)?;
-        }
-        if let Some(v) = get("EBOND_DB_MAX_BATCH") {
-            self.database.max_batch = parse("EBOND_DB_MAX_BATCH", v)?;
-        }
-        if let Some(v) = get("EBOND_DB_DURABILITY") {
-            self.database.durability = parse("EBOND_DB_DURABILITY", v)?;
-        }
-        if let Some(v) = get("EBOND_OUTBOX_IN_PROCESS") {
-            self.outbox.in_process = parse("EBOND_OUTBOX_IN_PROCESS", v)?;
-        }
-        if let Some(v) = get("EBOND_OUTBOX_CONCURRENCY") {
-            self.outbox.concurrency = parse("EBOND_OUTBOX_CONCURRENCY", v)?;
-        }
-        if let Some(v) = get("EBOND_OUTBOX_POLL_MS") {
-            self.outbox.poll_interval_ms = parse("EBOND_OUTBOX_POLL_MS", v)?;
-        }
-        if let Some(v) = get("EBOND_OUTBOX_LEASE_SECS") {
-            self.outbox.lease_secs = parse("EBOND_OUTBOX_LEASE_SECS", v)?;
-        }
-        if let Some(v) = get("EBOND_OUTBOX_CONNECT_TIMEOUT_MS") {
-            self.outbox.connect_timeout_ms = parse("EBOND_OUTBOX_CONNECT_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = get("EBOND_OUTBOX_REQUEST_TIMEOUT_MS") {
-            self.outbox.request_timeout_ms = parse("EBOND_OUTBOX_REQUEST_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = get("EBOND_RETENTION_DAYS") {
-            self.outbox.retention_days = parse("EBOND_RETENTION_DAYS", v)?;
-        }
-        if let Some(v) = get("EBOND_TLS_CERT_FILE") {
-            self.tls.cert_file = Some(v.into());
-        }
-        if let Some(v) = get("EBOND_TLS_KEY_FILE") {
-            self.tls.key_file = Some(v.into());
-        }
-        if let Some(v) = get("EBOND_TLS_MIN_VERSION") {
-            self.tls.min_version = v;
-        }
-        if let Some(v) = get("EBOND_TLS_CLIENT_CA_FILE") {
-            self.tls.client_ca_file = Some(v.into());
-        }
-        if let Some(v) = get("EBOND_TLS_REQUIRE_CLIENT_CERT") {
-            self.tls.require_client_cert = parse("EBOND_TLS_REQUIRE_CLIENT_CERT", v)?;
-        }
-        if let Some(v) = get("EBOND_TRUSTED_PROXIES") {
-            self.security.trusted_proxies =
-                v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        }
-        if let Some(v) = get("EBOND_LOCKOUT_THRESHOLD") {
-            self.security.lockout_threshold = parse("EBOND_LOCKOUT_THRESHOLD", v)?;
-        }
-        if let Some(v) = get("EBOND_LOCKOUT_SECS") {
-            self.security.lockout_secs = parse("EBOND_LOCKOUT_SECS", v)?;
-        }
-        if let Some(v) = get("EBOND_MASTER_KEY_FILE") {
-            self.security.master_key_file = Some(v.into());
-        }
-        if let Some(v) = get("EBOND_ALERT_WEBHOOK_URL") {
-            self.alerts.webhook_url = Some(v);
-        }
-        if let Some(v) = get("EBOND_ALERT_WEBHOOK_SECRET") {
-            self.alerts.webhook_secret = Some(v);
-        }
-        Ok(())
+        out
     }
 
     /// The database URL with the SQLite default filled in.
     pub fn effective_database_url(&self) -> String {
-        if self.database_url.is_empty() {
+        let url = self.database_url.expose_secret();
+        if url.is_empty() {
             format!("sqlite://{}", self.data_dir.join("ebond.db").display())
         } else {
-            self.database_url.clone()
+            url.to_string()
         }
     }
 }
 
+/// A default as a person reads it: `none` for an unset option, lists comma-separated.
+fn shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "none".into(),
+        serde_json::Value::String(s) if s.is_empty() => "(empty)".into(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) if a.is_empty() => "(empty)".into(),
+        serde_json::Value::Array(a) => a.iter().map(shown).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn redacted<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if secret.expose_secret().is_empty() { "" } else { "***" })
+}
+
+/// A list in the file (`["a", "b"]`), or comma-separated text in the environment.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::List(v) => v,
+        Form::Text(t) => t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+    })
+}
+
+/// Text, or a number the environment parser took `1.3` for.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Text(String),
+        Number(f64),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::Text(t) => t,
+        Form::Number(n) => format!("{n:?}"),
+    })
+}
+
 /// Whether an acknowledged commit is on disk (`full`, the default) or may be lost by a power
 /// cut (`fast`, an explicit opt-in). See [`DatabaseSettings::durability`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     #[default]
@@ -452,45 +488,78 @@ impl std::str::FromStr for Durability {
 mod tests {
     use super::*;
 
+    fn with_env(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load_from(None, vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
     #[test]
     fn env_overrides_defaults() {
-        let mut s = Settings::default();
-        s.apply_env(|n| match n {
-            "EBOND_BIND" => Some("0.0.0.0:9000".into()),
-            "EBOND_LOG_FORMAT" => Some("json".into()),
-            "EBOND_MAX_BODY_BYTES" => Some("1024".into()),
-            _ => None,
-        })
+        let s = with_env(&[
+            ("EBOND_BIND", "0.0.0.0:9000"),
+            ("EBOND_LOG_FORMAT", "json"),
+            ("EBOND_LIMITS_MAX_BODY_BYTES", "1024"),
+            ("EBOND_SECURITY_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"),
+            ("EBOND_TLS_MIN_VERSION", "1.3"),
+            ("EBOND_OUTBOX_IN_PROCESS", "false"),
+            ("EBOND_SOMETHING_ELSE", "ignored: contracts' secret references live here too"),
+        ])
         .unwrap();
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.limits.max_body_bytes, 1024);
+        assert_eq!(s.security.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
+        assert_eq!(s.tls.min_version, "1.3");
+        assert!(!s.outbox.in_process);
         assert!(s.effective_database_url().ends_with("data/ebond.db"));
     }
 
     #[test]
+    fn every_setting_has_a_variable_and_renamed_ones_still_work() {
+        let all = Settings::describe();
+        assert!(all.len() > 40, "{}", all.len());
+        let pool = all.iter().find(|s| s.key == "database.pool_size").unwrap();
+        assert_eq!((pool.env.as_str(), pool.default.as_str()), ("EBOND_DATABASE_POOL_SIZE", "16"));
+        for (old, key) in RENAMED {
+            assert!(all.iter().any(|s| s.key == key), "{old} names a setting ({key})");
+        }
+        let s = with_env(&[("EBOND_DB_POOL_SIZE", "3"), ("EBOND_PBKDF2_ITERATIONS", "1000")]).unwrap();
+        assert_eq!((s.database.pool_size, s.auth.pbkdf2_iterations), (3, 1000));
+        let s = with_env(&[("EBOND_DB_POOL_SIZE", "3"), ("EBOND_DATABASE_POOL_SIZE", "7")]).unwrap();
+        assert_eq!(s.database.pool_size, 7, "the systematic name wins");
+    }
+
+    #[test]
     fn debug_hides_the_database_password() {
-        let s = Settings { database_url: "postgres://ebond:s3cr3t@db/ebond".into(), ..Default::default() };
+        let s = with_env(&[("EBOND_DATABASE_URL", "postgres://ebond:s3cr3t@db/ebond")]).unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("s3cr3t") && shown.contains("postgres://ebond:***@db/ebond"), "{shown}");
+        assert!(Settings::describe().iter().all(|d| !d.default.contains("s3cr3t")));
     }
 
     #[test]
     fn durability_is_full_unless_asked_and_checked() {
         assert_eq!(Settings::default().database.durability, Durability::Full);
-        let mut s = Settings::default();
-        s.apply_env(|n| (n == "EBOND_DB_DURABILITY").then(|| "fast".to_string())).unwrap();
+        let s = with_env(&[("EBOND_DATABASE_DURABILITY", "fast")]).unwrap();
         assert_eq!(s.database.durability, Durability::Fast);
-        let err = s.apply_env(|n| (n == "EBOND_DB_DURABILITY").then(|| "off".to_string())).unwrap_err();
-        assert!(err.to_string().contains("full or fast"), "{err}");
-        let parsed: Settings = toml::from_str("[database]\ndurability = \"fast\"\nmax_batch = 32\n").unwrap();
+        let err = with_env(&[("EBOND_DB_DURABILITY", "off")]).unwrap_err().to_string();
+        assert!(err.contains("EBOND_DB_DURABILITY") && err.contains("full"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ebond.toml");
+        std::fs::write(&file, "[database]\ndurability = \"fast\"\nmax_batch = 32\n").unwrap();
+        let parsed = Settings::load_from(Some(&file), std::iter::empty()).unwrap();
         assert_eq!((parsed.database.durability, parsed.database.max_batch), (Durability::Fast, 32));
     }
 
     #[test]
-    fn bad_env_value_is_named() {
-        let mut s = Settings::default();
-        let err = s.apply_env(|n| (n == "EBOND_MAX_BODY_BYTES").then(|| "lots".to_string())).unwrap_err();
-        assert!(err.to_string().contains("EBOND_MAX_BODY_BYTES"));
+    fn bad_values_and_keys_are_named() {
+        let err = with_env(&[("EBOND_MAX_BODY_BYTES", "lots")]).unwrap_err().to_string();
+        assert!(err.contains("EBOND_MAX_BODY_BYTES") && err.contains("max_body_bytes"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ebond.toml");
+        std::fs::write(&file, "[outbox]\npoll_intervall_ms = 5\n").unwrap();
+        let err = Settings::load_from(Some(&file), std::iter::empty()).unwrap_err().to_string();
+        assert!(err.contains("poll_intervall_ms") && err.contains("ebond.toml"), "{err}");
+        let err = Settings::load_from(Some(&dir.path().join("nope.toml")), std::iter::empty()).unwrap_err();
+        assert!(err.to_string().contains("nope.toml"), "{err}");
     }
 }

@@ -28,6 +28,8 @@ enum Command {
     Worker,
     /// Apply pending database migrations.
     Migrate,
+    /// List every setting: its key in ebond.toml, its EBOND_* variable and its default.
+    Settings,
     /// Inspect and replay outbound deliveries.
     Outbox {
         #[command(subcommand)]
@@ -215,6 +217,12 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     if applied.len() == 1 { "" } else { "s" },
                     applied.join(", ")
                 );
+            }
+        }
+        Command::Settings => {
+            println!("{:<36} {:<40} DEFAULT", "KEY (ebond.toml)", "VARIABLE");
+            for s in Settings::describe() {
+                println!("{:<36} {:<40} {}", s.key, s.env, s.default);
             }
         }
         Command::Contracts { command: ContractsCommand::Check { dir } } => {

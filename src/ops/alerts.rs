@@ -26,11 +26,20 @@ impl std::fmt::Debug for Alerts {
     }
 }
 
+/// Why the alert sender cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    #[error("alerts.webhook_secret: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("the HTTP client for alerts cannot be built: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
 impl Alerts {
-    pub fn new(settings: &AlertSettings, metrics: Metrics) -> Result<Alerts, crate::secrets::SecretError> {
+    pub fn new(settings: &AlertSettings, metrics: Metrics) -> Result<Alerts, AlertsError> {
         let secret = settings.webhook_secret.as_deref().map(crate::secrets::parse_ref).transpose()?;
         Ok(Alerts {
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
             url: settings.webhook_url.clone(),
             secret,
             failing: Mutex::new(HashSet::new()),

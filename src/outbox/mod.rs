@@ -83,22 +83,21 @@ impl Processor {
         alerts: Arc<Alerts>,
         secrets: crate::secrets::Secrets,
         wake: Arc<Notify>,
-    ) -> Processor {
+    ) -> Result<Processor, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .timeout(Duration::from_millis(settings.request_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ebond/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+            .build()?;
         let worker = format!(
             "{}-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "ebond".into()),
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        Processor {
-            tokens: TokenCache::new(Duration::from_millis(settings.request_timeout_ms)),
+        Ok(Processor {
+            tokens: TokenCache::new(Duration::from_millis(settings.request_timeout_ms))?,
             health: PartnerHealth::new(settings.breaker_threshold, Duration::from_millis(settings.breaker_cooldown_ms)),
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             db,
@@ -111,7 +110,7 @@ impl Processor {
             secrets,
             wake,
             claims: std::sync::atomic::AtomicU64::new(0),
-        }
+        })
     }
 
     pub fn worker_id(&self) -> &str {

@@ -34,14 +34,10 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn new(timeout: Duration) -> TokenCache {
+    pub fn new(timeout: Duration) -> Result<TokenCache, reqwest::Error> {
         // No redirects on the token endpoint (the oauth2 crate's advice against SSRF).
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        TokenCache { http, tokens: std::sync::Mutex::new(HashMap::new()) }
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(timeout).build()?;
+        Ok(TokenCache { http, tokens: std::sync::Mutex::new(HashMap::new()) })
     }
 
     fn slot(&self, partner: &str) -> Arc<Mutex<Option<Cached>>> {

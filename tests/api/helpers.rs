@@ -175,7 +175,7 @@ impl TestApp {
             Backend::Postgres => {
                 let admin = std::env::var("EBOND_TEST_DATABASE_URL").expect("EBOND_TEST_DATABASE_URL");
                 let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin)).await.expect("pg setup");
-                settings.database_url = url;
+                settings.database_url = url.into();
                 Some(guard)
             }
         };

@@ -133,8 +133,9 @@ async fn a_database_outage_is_503_and_the_gateway_recovers() {
     let via = proxy.addr.to_string();
     let mut database = String::new();
     let app = TestApp::spawn_with(Backend::Postgres, |s| {
-        database = s.database_url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().into();
-        s.database_url = s.database_url.replacen(&authority(&s.database_url), &via, 1);
+        let url = s.effective_database_url();
+        database = url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().into();
+        s.database_url = url.replacen(&authority(&url), &via, 1).into();
         s.database.pool_size = 8;
         s.database.connect_timeout_ms = 1_000;
     })

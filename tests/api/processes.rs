@@ -178,7 +178,7 @@ async fn two_workers_on_postgres_never_deliver_twice() {
         s.outbox.in_process = false;
     })
     .await;
-    let mut env = gateway_env(&contracts, &tmp.path().join("data"), &app.settings.database_url, 0);
+    let mut env = gateway_env(&contracts, &tmp.path().join("data"), &app.settings.effective_database_url(), 0);
     env.insert("EBOND_OUTBOX_CONCURRENCY".into(), "2".into());
     partners.acme.script(
         10_000,
