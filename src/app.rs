@@ -103,7 +103,7 @@ pub fn state(settings: Settings) -> anyhow::Result<AppState> {
     let generic = crate::openapi::generic_document();
     let partners = registry
         .partners()
-        .map(|c| (c.id.clone(), crate::openapi::partner_document(&generic, c, &registry.workflow)))
+        .map(|c| (c.id.to_string(), crate::openapi::partner_document(&generic, c, &registry.workflow)))
         .collect();
     let documents = api::Documents { generic, partners };
     let state = AppState::new(db, Arc::new(registry), Arc::new(settings), documents, trusted_proxies);

@@ -282,7 +282,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 let subscribes = c.outbound.as_ref().is_some_and(|o| !o.subscriptions.is_empty());
                 let active =
                     creds.iter().filter(|k| k.partner.as_deref() == Some(&c.id) && k.revoked_at.is_none()).count();
-                let delivery = if paused.contains(&c.id) { "paused" } else { "on" };
+                let delivery = if paused.iter().any(|p| *p == c.id) { "paused" } else { "on" };
                 println!(
                     "{:<14} {:<44} {:<9} {:<7} {:<11} {:<9} {active}",
                     c.id, c.name, c.version, c.access.create, subscribes, delivery

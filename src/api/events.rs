@@ -14,6 +14,7 @@ use super::AppState;
 use crate::auth::AuthError;
 use crate::contract::inbound::Op;
 use crate::contract::Contract;
+use crate::domain::ids::TicketReference;
 use crate::store::StoreError;
 use crate::sync::write::{apply, WriteCommand, WriteOp};
 use crate::sync::SyncError;
@@ -66,11 +67,13 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: RawJson
     check_partner_transport(&state, &req, &contract)?;
     let json = crate::api::json::parse(&body, state.settings.security.max_json_depth)?;
     // The partner's own id decides between create and update.
+    // An id that is no ticket id at all (a control character in it) is left to the contract's
+    // validation below, which names the field.
     let pid = contract
         .field_for(crate::domain::fields::PARTNER_TICKET_ID)
         .and_then(|f| f.pointer.get(&json))
         .and_then(Value::as_str)
-        .map(str::to_string);
+        .and_then(|p| TicketReference::parse(p).ok());
     let exists = match pid.clone() {
         Some(p) => {
             let me = contract.id.clone();
@@ -80,7 +83,7 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: RawJson
     };
     let (op, mapped) = match (exists, pid) {
         (true, Some(p)) => {
-            req.extensions_mut().insert(Reference(p.clone()));
+            req.extensions_mut().insert(Reference(p.to_string()));
             (WriteOp::Update { reference: p }, contract.map_inbound(&json, Op::Update)?)
         }
         _ => (WriteOp::Create, contract.map_inbound(&json, Op::Create)?),

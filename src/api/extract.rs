@@ -12,6 +12,7 @@ use super::caller;
 use super::problem::ApiError;
 use super::AppState;
 use crate::contract::Contract;
+use crate::domain::ids::TicketReference;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -188,23 +189,25 @@ impl FromRequest for IdempotencyKeyHeader {
 }
 
 /// The `{partner_ticket_id}` of the path: the partner's own ticket id or a hub number shared
-/// with it. An id that cannot exist (it holds a NUL) is 404 without touching the database.
-pub struct TicketRef(pub String);
+/// with it. An id that cannot exist (a NUL or other control character in it) is 404 without
+/// touching the database.
+pub struct TicketRef(pub TicketReference);
 
 impl FromRequest for TicketRef {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let id = req.match_info().get("partner_ticket_id").unwrap_or_default().to_string();
-        if id.is_empty() || id.contains('\0') {
-            return ready(Err(ApiError::NotFound(format!(
-                "no ticket `{}` is shared with this partner",
-                id.replace('\0', "\\u0000")
-            ))));
+        let id = req.match_info().get("partner_ticket_id").unwrap_or_default();
+        match TicketReference::parse(id) {
+            Ok(reference) => {
+                req.extensions_mut().insert(Reference(reference.to_string()));
+                ready(Ok(TicketRef(reference)))
+            }
+            Err(why) => {
+                ready(Err(ApiError::NotFound(format!("no ticket is shared with this partner under that id: {why}"))))
+            }
         }
-        req.extensions_mut().insert(Reference(id.clone()));
-        ready(Ok(TicketRef(id)))
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus text exposition (outbox gauges refreshed at each scrape).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let partners: Vec<String> = state.registry.partners().map(|c| c.id.clone()).collect();
+    let partners: Vec<String> = state.registry.partners().map(|c| c.id.to_string()).collect();
     match state.db.read(|c| c.outbox_stats().map_err(StoreError::from)).await {
         Ok(stats) => state.metrics.set_outbox(&partners, &stats, crate::util::now_ms()),
         Err(e) => tracing::warn!(error = %e, "metrics: outbox figures unavailable"),

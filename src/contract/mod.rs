@@ -62,7 +62,7 @@ pub fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
 /// One partner's compiled contract.
 #[derive(Debug)]
 pub struct Contract {
-    pub id: String,
+    pub id: crate::domain::ids::PartnerId,
     pub name: String,
     pub version: String,
     pub description: Option<String>,

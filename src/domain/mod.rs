@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod fields;
+pub mod ids;
 pub mod payload;
 
 use serde_json::{Map, Value};

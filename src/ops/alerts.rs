@@ -96,7 +96,7 @@ impl Alerts {
                 continue;
             };
             let since = now - out.alert_window.as_millis() as i64;
-            let partner = contract.id.clone();
+            let partner = contract.id.to_string();
             let counts = db.read(move |c| c.failure_counts(since).map_err(StoreError::from)).await?;
             let (attempts, failures) =
                 counts.iter().find(|c| c.partner == partner).map(|c| (c.attempts, c.failures)).unwrap_or((0, 0));

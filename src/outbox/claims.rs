@@ -68,7 +68,7 @@ impl Processor {
         let limits: HashMap<String, u32> = self
             .registry
             .partners()
-            .filter_map(|c| c.outbound.as_ref().map(|o| (c.id.clone(), o.rate_limit_per_minute)))
+            .filter_map(|c| c.outbound.as_ref().map(|o| (c.id.to_string(), o.rate_limit_per_minute)))
             .collect();
         let mut exclude = self.db.read(|c| c.paused_partners().map_err(StoreError::from)).await?;
         exclude.extend(self.health.blocked(&limits));

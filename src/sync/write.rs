@@ -7,6 +7,7 @@ use crate::contract::inbound::Mapped;
 use crate::contract::workflow::derive_priority;
 use crate::contract::{Contract, Registry};
 use crate::domain::events;
+use crate::domain::ids::TicketReference;
 use crate::domain::{JournalInput, JournalKind, Ticket};
 use crate::store::audit::AuditRepo;
 use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, TransactionRow, XrefRow};
@@ -21,7 +22,7 @@ pub enum WriteOp {
     Create,
     /// Update the ticket the partner calls `reference`.
     Update {
-        reference: String,
+        reference: TicketReference,
     },
 }
 
@@ -183,8 +184,8 @@ fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Appli
         version: 1,
         created_at: cmd.now,
         updated_at: cmd.now,
-        created_by: contract.id.clone(),
-        updated_by: contract.id.clone(),
+        created_by: contract.id.to_string(),
+        updated_by: contract.id.to_string(),
         values,
     };
     ticket.id = c.insert_ticket(&TicketRow::from_ticket(&ticket))?;
@@ -298,7 +299,7 @@ fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str
     let after = Ticket {
         version: before.version + 1,
         updated_at: now,
-        updated_by: contract.id.clone(),
+        updated_by: contract.id.to_string(),
         values,
         ..before.clone()
     };
@@ -413,7 +414,7 @@ fn finish<C: TicketRepo + AuditRepo + ?Sized>(
     audit_row(c, cmd, "accepted", status, Some(ticket.id), Some(&ticket.number))?;
     if let Some(idem) = &cmd.idempotency {
         c.idempotency_put(&IdempotencyRow {
-            partner: cmd.contract.id.clone(),
+            partner: cmd.contract.id.to_string(),
             key: idem.key.clone(),
             request_hash: idem.request_hash.clone(),
             status: i32::from(status),
@@ -437,7 +438,7 @@ fn audit_row<C: AuditRepo + ?Sized>(
     c.insert_transaction(&TransactionRow {
         id: 0,
         at: cmd.now,
-        partner: Some(cmd.contract.id.clone()),
+        partner: Some(cmd.contract.id.to_string()),
         request_id: cmd.audit.request_id.clone(),
         method: cmd.audit.method.clone(),
         path: cmd.audit.path.clone(),

@@ -5,6 +5,7 @@ use super::{transaction_view, TransactionView};
 use crate::api::extract::{Operator, Query};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
+use crate::domain::ids::TicketNumber;
 use crate::outbox::admin::{self as outbox_admin, OutboxDetail, OutboxView};
 use crate::store::audit::TransactionFilter;
 use crate::store::outbox::{OutboxFilter, OutboxStatus};
@@ -239,10 +240,7 @@ pub async fn ticket_sync(
     _: Operator,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let number = path.into_inner();
-    if number.contains('\0') {
-        return Err(ApiError::NotFound("no ticket with that number (it holds a NUL character)".into()));
-    }
+    let number = TicketNumber::parse(&path.into_inner()).map_err(ApiError::NotFound)?;
     let n = number.clone();
     let found = state
         .db
@@ -250,7 +248,7 @@ pub async fn ticket_sync(
             let Some(rows) = outbox_admin::of_ticket(c, &n)? else {
                 return Ok(None);
             };
-            let filter = TransactionFilter { ticket_number: Some(n.clone()), limit: 1000, ..Default::default() };
+            let filter = TransactionFilter { ticket_number: Some(n.to_string()), limit: 1000, ..Default::default() };
             let mut tx = c.query_transactions(&filter)?;
             tx.reverse();
             Ok::<_, StoreError>(Some((rows, tx)))
@@ -264,7 +262,7 @@ pub async fn ticket_sync(
         outbound.entry(r.row.partner.clone()).or_default().push(r);
     }
     Ok(HttpResponse::Ok().json(SyncTimeline {
-        ticket: number,
+        ticket: number.to_string(),
         inbound: tx.into_iter().map(transaction_view).collect(),
         outbound,
     }))

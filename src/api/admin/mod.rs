@@ -116,7 +116,7 @@ pub fn summaries(state: &AppState) -> Vec<PartnerSummary> {
         .registry
         .partners()
         .map(|c| PartnerSummary {
-            id: c.id.clone(),
+            id: c.id.to_string(),
             name: c.name.clone(),
             contract_version: c.version.clone(),
             may_create: c.access.create,

@@ -100,7 +100,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
         };
         match compile_contract(file, &text, &workflow) {
             Ok((contract, id_span)) => {
-                if let Some(first) = seen.get(&contract.id) {
+                if let Some(first) = seen.get(contract.id.as_str()) {
                     let mut loc = Locator::new(file, &text);
                     loc.error(
                         id_span,
@@ -108,8 +108,8 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
                     );
                     errors.append(&mut loc.errors);
                 } else {
-                    seen.insert(contract.id.clone(), file.clone());
-                    partners.insert(contract.id.clone(), Arc::new(contract));
+                    seen.insert(contract.id.to_string(), file.clone());
+                    partners.insert(contract.id.to_string(), Arc::new(contract));
                 }
             }
             Err(mut e) => errors.append(&mut e),

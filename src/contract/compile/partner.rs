@@ -12,12 +12,9 @@ pub(super) fn compile_contract(
     let Some(raw): Option<RawContract> = loc.parse() else {
         return Err(loc.errors);
     };
-    let id = raw.partner.id.get_ref().clone();
-    let id_ok = !id.is_empty()
-        && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !id_ok {
-        loc.at(&raw.partner.id, "partner id must be 1–64 characters of a-z, 0-9, `-` or `_`");
+    let parsed = crate::domain::ids::PartnerId::parse(raw.partner.id.get_ref());
+    if let Err(why) = &parsed {
+        loc.at(&raw.partner.id, why.as_str());
     }
     let default_kind = match &raw.partner.default_kind {
         Some(k) if fields::KINDS.contains(&k.get_ref().as_str()) => k.get_ref().clone(),
@@ -131,9 +128,10 @@ pub(super) fn compile_contract(
         );
     }
 
-    if !loc.errors.is_empty() {
-        return Err(loc.errors);
-    }
+    let id = match parsed {
+        Ok(id) if loc.errors.is_empty() => id,
+        _ => return Err(loc.errors),
+    };
     let contract = Contract {
         id,
         name: raw.partner.name,
