@@ -12,15 +12,16 @@ use std::sync::{Arc, OnceLock};
 
 /// A resolved secret; `Debug` does not show the value.
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret(secrecy::SecretString);
 
 impl Secret {
     pub fn new(value: String) -> Secret {
-        Secret(value)
+        Secret(value.into())
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
     }
 }
 
@@ -59,9 +60,9 @@ pub fn parse_ref(s: &str) -> Result<SecretRef, SecretError> {
 /// Resolves `env:` and `file:` references (no database needed).
 pub fn resolve_local(r: &SecretRef) -> Result<Secret, SecretError> {
     match r {
-        SecretRef::Env(name) => std::env::var(name).map(Secret).map_err(|_| SecretError::MissingEnv(name.clone())),
+        SecretRef::Env(name) => std::env::var(name).map(Secret::new).map_err(|_| SecretError::MissingEnv(name.clone())),
         SecretRef::File(path) => std::fs::read_to_string(path)
-            .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map(|s| Secret::new(s.trim_end_matches(['\n', '\r']).to_string()))
             .map_err(|e| SecretError::File { path: path.display().to_string(), reason: e.to_string() }),
         SecretRef::Db(name) => Err(SecretError::MissingDb { partner: "(none)".into(), name: name.clone() }),
     }
@@ -159,7 +160,7 @@ impl MasterKey {
         let (ct, tag) = rest.split_at(rest.len() - 16);
         let plain = decrypt_aead(Cipher::aes_256_gcm(), &self.0, Some(nonce), context.as_bytes(), ct, tag)
             .map_err(|_| SecretError::Unseal)?;
-        String::from_utf8(plain).map(Secret).map_err(|_| SecretError::Unseal)
+        String::from_utf8(plain).map(Secret::new).map_err(|_| SecretError::Unseal)
     }
 }
 

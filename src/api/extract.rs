@@ -16,6 +16,8 @@ use crate::domain::ids::TicketReference;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -208,6 +210,41 @@ impl FromRequest for TicketRef {
                 ready(Err(ApiError::NotFound(format!("no ticket is shared with this partner under that id: {why}"))))
             }
         }
+    }
+}
+
+/// The `cursor` query parameter of a paged list: where the previous page ended (`(updated_at,
+/// id)` of its last row), opaque to the client. None on the first page.
+pub struct Cursor(pub Option<(i64, i64)>);
+
+impl Cursor {
+    /// The cursor a page ending at `(updated_at, id)` hands out.
+    pub fn encode(updated_at: i64, id: i64) -> String {
+        B64URL.encode(format!("{updated_at}:{id}"))
+    }
+
+    fn decode(s: &str) -> Result<(i64, i64), ApiError> {
+        let bad = || ApiError::BadRequest { code: "bad-cursor", detail: "cursor is not one this server issued".into() };
+        let raw = B64URL.decode(s).map_err(|_| bad())?;
+        let text = String::from_utf8(raw).map_err(|_| bad())?;
+        let (a, b) = text.split_once(':').ok_or_else(bad)?;
+        Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+    }
+}
+
+impl FromRequest for Cursor {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Other parameters (and an unreadable query string) are the handler's query type's to
+        // check.
+        let given = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "cursor"))
+            .map(|(_, v)| v)
+            .filter(|c| !c.is_empty());
+        ready(given.as_deref().map(Cursor::decode).transpose().map(Cursor))
     }
 }
 

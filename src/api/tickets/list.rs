@@ -2,12 +2,10 @@
 //! change first, with an opaque cursor.
 
 use super::{view, ListQuery, TicketPage};
-use crate::api::extract::{Partner, Query, ReadingPartner};
+use crate::api::extract::{Cursor, Partner, Query, ReadingPartner};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
 use actix_web::{web, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine;
 use validator::Validate;
 
 #[utoipa::path(
@@ -24,8 +22,10 @@ pub async fn list(
     state: web::Data<AppState>,
     Partner(contract): ReadingPartner,
     query: Result<Query<ListQuery>, ApiError>,
+    cursor: Result<Cursor, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let Query(q) = query?;
+    let Cursor(after) = cursor?;
     q.validate().map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "limit must be at least 1".into() })?;
     let max = state.settings.limits.max_page_size;
     let limit = q.limit.unwrap_or(state.settings.limits.default_page_size).min(max);
@@ -38,20 +38,10 @@ pub async fn list(
             .timestamp_millis(),
         None => i64::MIN,
     };
-    let after = q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
     let p = contract.id.clone();
     let rows = state.db.read(move |c| crate::sync::read::list(c, &p, since, after, limit)).await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|(t, _)| B64URL.encode(format!("{}:{}", t.updated_at, t.id))))
-        .flatten();
+    let next_cursor =
+        (rows.len() as i64 == limit).then(|| rows.last().map(|(t, _)| Cursor::encode(t.updated_at, t.id))).flatten();
     let items = rows.iter().map(|(t, x)| view(&contract, t, x.partner_ticket_id.as_deref())).collect();
     Ok(HttpResponse::Ok().json(TicketPage { items, next_cursor }))
-}
-
-fn decode_cursor(s: &str) -> Result<(i64, i64), ApiError> {
-    let bad = || ApiError::BadRequest { code: "bad-cursor", detail: "cursor is not one this server issued".into() };
-    let raw = B64URL.decode(s).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (a, b) = text.split_once(':').ok_or_else(bad)?;
-    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
 }
