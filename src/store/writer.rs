@@ -59,11 +59,8 @@ impl Writer {
         F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
     {
         let (job, rx) = job(f);
-        self.queue
-            .send(job)
-            .await
-            .map_err(|_| E::from(StoreError::Unavailable("the SQLite writer has stopped".into())))?;
-        rx.await.map_err(|_| E::from(StoreError::Join("a write panicked; see the log".into())))?
+        self.queue.send(job).await.map_err(|_| stopped::<E>())?;
+        rx.await.map_err(|_| panicked::<E>())?
     }
 
     /// [`Writer::submit`] for a caller that is not an async task (it blocks the thread).
@@ -74,16 +71,24 @@ impl Writer {
         F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
     {
         let (job, rx) = job(f);
-        self.queue
-            .blocking_send(job)
-            .map_err(|_| E::from(StoreError::Unavailable("the SQLite writer has stopped".into())))?;
-        rx.blocking_recv().map_err(|_| E::from(StoreError::Join("a write panicked; see the log".into())))?
+        self.queue.blocking_send(job).map_err(|_| stopped::<E>())?;
+        rx.blocking_recv().map_err(|_| panicked::<E>())?
     }
 
     /// False once the writer thread has stopped (readiness reports it).
     pub fn is_running(&self) -> bool {
         !self.queue.is_closed()
     }
+}
+
+/// The queue is closed: the writer thread is gone.
+fn stopped<E: From<StoreError>>() -> E {
+    E::from(StoreError::Unavailable("the SQLite writer has stopped".into()))
+}
+
+/// The job's answer was dropped unsent: the write panicked (its savepoint was undone).
+fn panicked<E: From<StoreError>>() -> E {
+    E::from(StoreError::Join("a write panicked; see the log".into()))
 }
 
 /// Wraps `f` as a job for the writer thread, and the receiver of its answer.

@@ -246,7 +246,7 @@ fn cli(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, Stri
         .env("EBOND_DATABASE_URL", app.settings.effective_database_url())
         .env("EBOND_CONTRACTS_DIR", &app.settings.contracts_dir)
         .env("EBOND_DATA_DIR", &app.settings.data_dir)
-        .env("EBOND_PBKDF2_ITERATIONS", "1000")
+        .env("EBOND_AUTH_PBKDF2_ITERATIONS", "1000")
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
