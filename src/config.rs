@@ -349,7 +349,11 @@ impl Settings {
     /// Defaults, then `config_file` (or `./ebond.toml` when it exists), then the environment:
     /// every setting `section.name` is `EBOND_SECTION_NAME` (top-level ones `EBOND_NAME`).
     pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
-        Self::load_from(config_file, std::env::vars())
+        // `vars()` would panic on a variable that is not UTF-8; ours are all `EBOND_*` text.
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("EBOND_"));
+        Self::load_from(config_file, vars)
     }
 
     /// [`Settings::load`] with the environment given (tests).

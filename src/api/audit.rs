@@ -128,7 +128,8 @@ async fn record(state: std::sync::Arc<AppState>, mut row: TransactionRow, refere
         .db
         .write(move |c| {
             if let (None, Some(p), Some(r)) = (&row.ticket_id, &row.partner, &reference) {
-                if let Some((id, number)) = c.shared_ticket(p, r)? {
+                // The row is written even when the ticket cannot be looked up.
+                if let Ok(Some((id, number))) = c.shared_ticket(p, r) {
                     row.ticket_id = Some(id);
                     row.ticket_number = Some(number);
                 }

@@ -19,12 +19,6 @@ pub struct PartnerId(pub String);
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-impl RequestId {
-    pub fn of(req: &HttpRequest) -> String {
-        req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
-    }
-}
-
 fn acceptable(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))

@@ -7,7 +7,7 @@
 use super::audit::{request_facts, Reference};
 use super::caller::check_partner_transport;
 use super::context::record_partner;
-use super::extract::RawJson;
+use super::extract::Body;
 use super::problem::{ApiError, Problem};
 use super::tickets::TicketWriteResponse;
 use super::AppState;
@@ -39,8 +39,9 @@ use std::sync::Arc;
         (status = 422, description = "Contract or workflow violation", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: RawJson) -> Result<HttpResponse, ApiError> {
-    let RawJson(body) = body;
+pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: Body) -> Result<HttpResponse, ApiError> {
+    // The signature is over the bytes as sent, and it is what authenticates the caller.
+    let body = body.bytes().await?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (Some(id), Some(ts), Some(sig)) =
         (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"))
@@ -116,10 +117,18 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: RawJson
 /// The partner whose webhook secret verifies the signature (constant-time comparison).
 async fn signer(state: &AppState, id: &str, ts: i64, body: &[u8], header: &str) -> Result<Arc<Contract>, ApiError> {
     let offered: Vec<&str> = header.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).collect();
+    // A secret the database could not hand over may be the one that verifies: then the answer
+    // is "retry later", never a permanent-looking 401.
+    let mut store_failed = None;
     for contract in state.registry.partners() {
         let Some(secret_ref) = &contract.webhook_secret else { continue };
         let secret = match state.secrets.resolve(&contract.id, secret_ref).await {
             Ok(s) => s,
+            Err(crate::secrets::SecretError::Store(e)) if e.is_transient() => {
+                tracing::warn!(partner = %contract.id, error = %e, "webhook secret unreadable: database unavailable");
+                store_failed = Some(e);
+                continue;
+            }
             Err(e) => {
                 tracing::error!(partner = %contract.id, error = %e, "webhook secret unavailable");
                 continue;
@@ -136,6 +145,9 @@ async fn signer(state: &AppState, id: &str, ts: i64, body: &[u8], header: &str) 
         if offered.iter().any(|o| crate::util::constant_time_eq(o.as_bytes(), expected.as_bytes())) {
             return Ok(contract.clone());
         }
+    }
+    if let Some(e) = store_failed {
+        return Err(e.into());
     }
     Err(AuthError::Signature("the signature does not verify with any partner's webhook secret".into()).into())
 }

@@ -5,7 +5,8 @@
 //! digest).
 //!
 //! actix polls a handler's extractors together, so a handler that must authenticate first takes
-//! the others as `Result<_, ApiError>` and unwraps them after the caller is known.
+//! the others as `Result<_, ApiError>` and unwraps them after the caller is known, in the order
+//! a client should hear of its mistakes; the body is read only then ([`Body`]).
 
 use super::audit::{BodyDigest, Reference};
 use super::caller;
@@ -71,41 +72,37 @@ impl FromRequest for Operator {
     }
 }
 
-/// The body as sent, after the content type (`application/json` or `application/*+json`) and
-/// size checks; its SHA-256 goes to the audit log.
-pub struct RawJson(pub web::Bytes);
+/// The request body, not read yet: the handler reads it once the caller is known
+/// ([`Body::bytes`] after the content type (`application/json` or `application/*+json`) and
+/// size checks, [`Body::json`] parsed as strict JSON, see [`super::json`]), so that nobody
+/// unauthenticated makes the gateway read or parse a body. Its SHA-256 goes to the audit log.
+pub struct Body {
+    req: HttpRequest,
+    payload: Payload,
+}
 
-impl FromRequest for RawJson {
+impl FromRequest for Body {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let (req, payload) = (req.clone(), payload.take());
-        Box::pin(async move {
-            let limit = app_state(&req)?.settings.limits.max_body_bytes;
-            require_json(&req)?;
-            let body = read_body(&req, payload, limit).await?;
-            req.extensions_mut().insert(BodyDigest(crate::util::sha256_hex(&body)));
-            Ok(RawJson(body))
-        })
+        ready(Ok(Body { req: req.clone(), payload: payload.take() }))
     }
 }
 
-/// The body parsed as strict JSON (see [`super::json`]).
-pub struct JsonBody(pub serde_json::Value);
+impl Body {
+    pub async fn bytes(self) -> Result<web::Bytes, ApiError> {
+        let limit = app_state(&self.req)?.settings.limits.max_body_bytes;
+        require_json(&self.req)?;
+        let body = read_body(&self.req, self.payload, limit).await?;
+        self.req.extensions_mut().insert(BodyDigest(crate::util::sha256_hex(&body)));
+        Ok(body)
+    }
 
-impl FromRequest for JsonBody {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let raw = RawJson::from_request(req, payload);
-        let req = req.clone();
-        Box::pin(async move {
-            let RawJson(body) = raw.await?;
-            let depth = app_state(&req)?.settings.security.max_json_depth;
-            super::json::parse(&body, depth).map(JsonBody)
-        })
+    pub async fn json(self) -> Result<serde_json::Value, ApiError> {
+        let req = self.req.clone();
+        let body = self.bytes().await?;
+        super::json::parse(&body, app_state(&req)?.settings.security.max_json_depth)
     }
 }
 
@@ -200,8 +197,10 @@ impl FromRequest for TicketRef {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let id = req.match_info().get("partner_ticket_id").unwrap_or_default();
-        match TicketReference::parse(id) {
+        // Decoded as `web::Path` decodes (match_info keeps `%2F`, `%25`, `%2B` encoded).
+        let decoded = web::Path::<String>::extract(req).into_inner().map(web::Path::into_inner);
+        let id = decoded.unwrap_or_default();
+        match TicketReference::parse(&id) {
             Ok(reference) => {
                 req.extensions_mut().insert(Reference(reference.to_string()));
                 ready(Ok(TicketRef(reference)))

@@ -166,6 +166,9 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
         .await?;
     let client = match verified {
         Ok(client) => client,
+        // The store could not be asked: not a failed authentication (no lockout count), and
+        // recording it would only wait for the same database again.
+        Err((e @ AuthError::Store(_), _)) => return Err(e.into()),
         Err((e, reason)) => {
             record(state, Some(&client_id), &source, "failure", reason).await;
             tracing::warn!(client_id = %client_id, source = %source, reason, "token refused");

@@ -8,7 +8,7 @@
 //!   refusals, wrapping `StoreError`);
 //! - handlers and extractors return [`ApiError`], built from those with `?`.
 //!
-//! Only this file knows HTTP statuses. A transient store failure is 503 with `Retry-After` on
+//! Only this file maps errors to HTTP statuses. A transient store failure is 503 with `Retry-After` on
 //! every path; an unexpected one is 500 with a generic message (its cause is logged once,
 //! here, with the request id).
 
@@ -70,8 +70,6 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
-    #[error("the database is busy; retry shortly")]
-    Unavailable,
     #[error("internal error")]
     Internal(String),
 }
@@ -160,7 +158,6 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
-            ApiError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -210,7 +207,6 @@ impl ApiError {
             ApiError::Internal(_) | ApiError::Auth(AuthError::Crypto(_)) => {
                 "an internal error occurred; quote the request id to the operator".into()
             }
-            ApiError::Unavailable => UNAVAILABLE.into(),
             other => other.to_string(),
         };
         Problem {

@@ -92,7 +92,12 @@ impl Contract {
             match convert(spec, raw, op) {
                 Ok(None) => {}
                 Ok(Some(value)) => match &spec.target {
-                    Target::PartnerTicketId => mapped.partner_ticket_id = value.as_str().map(str::to_string),
+                    Target::PartnerTicketId => match value.as_str().map(crate::domain::ids::TicketReference::parse) {
+                        // It must be usable in a path later: no control characters, ≤ 255.
+                        Some(Err(why)) => errors.push(FieldError::new(&spec.display, "pattern", why)),
+                        Some(Ok(id)) => mapped.partner_ticket_id = Some(id.to_string()),
+                        None => {}
+                    },
                     Target::WorkNote | Target::Comment => {
                         if let Some(body) = value.as_str() {
                             let kind = if spec.target == Target::WorkNote {

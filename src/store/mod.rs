@@ -81,6 +81,12 @@ impl From<diesel::result::Error> for StoreError {
             E::DatabaseError(_, info) if connection_lost(info.message()) => {
                 StoreError::Unavailable(info.message().to_string())
             }
+            E::DatabaseError(K::SerializationFailure, info) => StoreError::Busy(info.message().to_string()),
+            E::DatabaseError(K::ReadOnlyTransaction, info) => StoreError::Unavailable(info.message().to_string()),
+            E::DatabaseError(_, info) if disk_trouble(info.message()) => {
+                StoreError::Unavailable(info.message().to_string())
+            }
+            E::RollbackErrorOnCommit { commit_error, .. } => StoreError::Commit(commit_error.to_string()),
             E::BrokenTransactionManager => StoreError::Unavailable("the connection's transaction was lost".into()),
             _ => StoreError::Query(e),
         }
@@ -93,10 +99,25 @@ impl From<diesel::r2d2::PoolError> for StoreError {
     }
 }
 
+/// SQLite's words for a disk that cannot take the write (full, failing, read-only) and
+/// PostgreSQL's for a server out of disk or connections: the write was not kept, retry later.
+fn disk_trouble(message: &str) -> bool {
+    const TROUBLE: [&str; 5] = [
+        "database or disk is full",
+        "disk I/O error",
+        "attempt to write a readonly database",
+        "could not extend file",
+        "too many clients already",
+    ];
+    TROUBLE.iter().any(|m| message.contains(m))
+}
+
 /// Messages libpq and PostgreSQL give when the server went away or ended the session
 /// (`pg_terminate_backend`, a restart, a network cut): diesel reports most as `Unknown`.
 fn connection_lost(message: &str) -> bool {
-    const LOST: [&str; 8] = [
+    const LOST: [&str; 10] = [
+        "SSL SYSCALL error",
+        "could not connect to server",
         "server closed the connection",
         "terminating connection",
         "connection to server",

@@ -111,11 +111,23 @@ impl TicketRepo for $conn {
     }
 
     fn shared_ticket(&mut self, partner: &str, reference: &str) -> QueryResult<Option<(i64, String)>> {
+        // As `sync::read::resolve`: the partner's own id first (a recalled one hides the
+        // ticket), else a hub number the partner shares.
+        let by_partner_id = xrefs::table
+            .inner_join(tickets::table)
+            .filter(xrefs::partner.eq(partner))
+            .filter(xrefs::partner_ticket_id.eq(reference))
+            .select((xrefs::active, tickets::id, tickets::number))
+            .first::<(bool, i64, String)>(self)
+            .optional()?;
+        if let Some((active, id, number)) = by_partner_id {
+            return Ok(active.then_some((id, number)));
+        }
         xrefs::table
             .inner_join(tickets::table)
             .filter(xrefs::partner.eq(partner))
             .filter(xrefs::active.eq(true))
-            .filter(xrefs::partner_ticket_id.eq(reference).or(tickets::number.eq(reference)))
+            .filter(tickets::number.eq(reference))
             .select((tickets::id, tickets::number))
             .first(self)
             .optional()

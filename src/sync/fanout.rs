@@ -96,14 +96,14 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
                 Some(_) => {}
             }
         }
-        rows.push(outbox_row(&partner.id, change, &events));
+        rows.push(outbox_row(&partner.id, change, &events)?);
     }
     let partners = rows.iter().map(|r| r.partner.clone()).collect();
     c.insert_outbox(&rows)?;
     Ok(partners)
 }
 
-fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> NewOutbox {
+fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> Result<NewOutbox, diesel::result::Error> {
     let delivery_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
     let changes: BTreeMap<String, FieldChange> = match change.before {
         Some(before) => before
@@ -128,17 +128,16 @@ fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> NewOutbox {
         changes,
         journal: change.journal.to_vec(),
     };
-    NewOutbox {
+    Ok(NewOutbox {
         partner: partner.to_string(),
         ticket_id: change.after.id,
         event: headline.as_str().to_string(),
         delivery_id,
-        // A struct of strings, numbers and JSON values always serialises.
-        payload: serde_json::to_string(&payload).unwrap_or_default(),
+        payload: serde_json::to_string(&payload).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
         status: OutboxStatus::Pending.as_str().into(),
         attempts: 0,
         next_attempt_at: change.now,
         created_at: change.now,
         updated_at: change.now,
-    }
+    })
 }

@@ -148,3 +148,68 @@ backend_test!(a_token_in_the_query_string_never_reaches_the_audit_trail, |app: T
     let all = serde_json::to_string(&audit_rows(&app, &admin, "limit=1000").await).unwrap();
     assert!(!all.contains(&sn), "the token is not in the audit trail");
 });
+
+/// The example contracts, with ENOVIA's ticket-id pattern dropped (ids of any shape).
+fn contracts_with_free_ids() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(crate::helpers::repo_path("contracts")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap().replace("pattern = \"^ISS-[0-9]{7}$\"\n", "");
+        std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    dir
+}
+
+async fn ticket_ids_of_any_shape(backend: crate::helpers::Backend) {
+    let contracts = contracts_with_free_ids();
+    let dir = contracts.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, |s| s.contracts_dir = dir).await;
+    let enovia = app.token(Some("enovia")).await;
+    let mut issue = crate::helpers::enovia_issue("x");
+    // Reserved characters travel percent-encoded and come back decoded.
+    issue["data"]["name"] = json!("ISS 7/8+9%");
+    let resp = app.http.post(app.api("/tickets")).bearer_auth(&enovia).json(&issue).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, "/api/ebond/v1/tickets/ISS%207%2F8%2B9%25");
+    let resp = app.http.get(app.url(&location)).bearer_auth(&enovia).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the Location the gateway handed out reads the ticket");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["partner_ticket_id"], "ISS 7/8+9%");
+    let resp = app
+        .http
+        .patch(app.url(&location))
+        .bearer_auth(&enovia)
+        .json(&json!({"data": {"description": "via the encoded id"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // An id no path could carry back is refused when it is first sent, naming the field.
+    issue["data"]["name"] = json!("ISS\t8");
+    let (status, problem) = app.post("/tickets", &enovia, &issue).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "/data/name", "{problem}");
+}
+
+crate::per_backend!(ticket_ids_with_reserved_characters_round_trip, super::ticket_ids_of_any_shape);
+
+backend_test!(work_notes_honour_if_match, |app: TestApp| async move {
+    let sn = app.token(Some("servicenow")).await;
+    let (status, created) = app.post("/tickets", &sn, &servicenow_incident("INC0000501")).await;
+    assert_eq!(status, 201, "{created}");
+    let note = |tag: &str| {
+        app.http
+            .post(app.api("/tickets/INC0000501/work-notes"))
+            .bearer_auth(&sn)
+            .header("if-match", tag)
+            .json(&json!({"text": "checked the relay"}))
+            .send()
+    };
+    let resp = note("\"99\"").await.unwrap();
+    assert_eq!(resp.status(), 412, "a stale ETag is refused");
+    let resp = note("nonsense").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = note(&format!("\"{}\"", created["version"])).await.unwrap();
+    assert_eq!(resp.status(), 200);
+});

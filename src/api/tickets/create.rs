@@ -1,7 +1,7 @@
 //! `POST /api/ebond/v1/tickets`: a partner creates a ticket, carrying its own ticket id.
 
 use super::{TicketCreate, TicketWriteResponse};
-use crate::api::extract::{IdempotencyKeyHeader, JsonBody, Partner, WritingPartner};
+use crate::api::extract::{Body, IdempotencyKeyHeader, IfMatch, Partner, WritingPartner};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
 use crate::contract::inbound::Op;
@@ -28,10 +28,13 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     Partner(contract): WritingPartner,
-    body: Result<JsonBody, ApiError>,
+    body: Body,
+    if_match: Result<IfMatch, ApiError>,
     key: Result<IdempotencyKeyHeader, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let JsonBody(json) = body?;
+    let json = body.json().await?;
     let mapped = contract.map_inbound(&json, Op::Create)?;
+    // A create has no version to match, but a malformed header is still refused.
+    let IfMatch(_) = if_match?;
     super::apply(&state, &req, contract, WriteOp::Create, mapped, None, key?.0).await
 }

@@ -25,7 +25,6 @@ pub async fn list(
     cursor: Result<Cursor, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let Query(q) = query?;
-    let Cursor(after) = cursor?;
     q.validate().map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "limit must be at least 1".into() })?;
     let max = state.settings.limits.max_page_size;
     let limit = q.limit.unwrap_or(state.settings.limits.default_page_size).min(max);
@@ -38,6 +37,7 @@ pub async fn list(
             .timestamp_millis(),
         None => i64::MIN,
     };
+    let Cursor(after) = cursor?;
     let p = contract.id.clone();
     let rows = state.db.read(move |c| crate::sync::read::list(c, &p, since, after, limit)).await?;
     let next_cursor =

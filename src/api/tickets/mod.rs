@@ -14,7 +14,7 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::contract::inbound::Mapped;
 use crate::contract::Contract;
-use crate::sync::write::{IdempotencyKey, TicketSummary, WriteCommand, WriteOp, WriteOutcome};
+use crate::sync::write::{answer_status, IdempotencyKey, TicketSummary, WriteCommand, WriteOp, WriteOutcome};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -161,7 +161,7 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
     if !outcome.fanned_out_to.is_empty() {
         state.wake.notify_one();
     }
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = StatusCode::from_u16(answer_status(outcome.created)).unwrap_or(StatusCode::OK);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::ETAG, etag(outcome.ticket.version)));
     if outcome.created {

@@ -2,7 +2,7 @@
 //! sends; `If-Match` guards against lost updates).
 
 use super::{TicketUpdate, TicketWriteResponse};
-use crate::api::extract::{IdempotencyKeyHeader, IfMatch, JsonBody, Partner, TicketRef, WritingPartner};
+use crate::api::extract::{Body, IdempotencyKeyHeader, IfMatch, Partner, TicketRef, WritingPartner};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
 use crate::contract::inbound::Op;
@@ -35,13 +35,14 @@ pub async fn update(
     state: web::Data<AppState>,
     Partner(contract): WritingPartner,
     reference: Result<TicketRef, ApiError>,
-    body: Result<JsonBody, ApiError>,
+    body: Body,
     if_match: Result<IfMatch, ApiError>,
     key: Result<IdempotencyKeyHeader, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let TicketRef(reference) = reference?;
-    let JsonBody(json) = body?;
+    let json = body.json().await?;
     let mapped = contract.map_inbound(&json, Op::Update)?;
+    // An id no ticket can have is "not found", as an unknown one is, after the payload checks.
+    let TicketRef(reference) = reference?;
     let op = WriteOp::Update { reference };
     super::apply(&state, &req, contract, op, mapped, if_match?.0, key?.0).await
 }

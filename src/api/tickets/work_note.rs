@@ -2,7 +2,7 @@
 //! (its entry id makes a retry add nothing).
 
 use super::{TicketWriteResponse, WorkNoteBody};
-use crate::api::extract::{IdempotencyKeyHeader, JsonBody, Partner, TicketRef, WritingPartner};
+use crate::api::extract::{Body, IdempotencyKeyHeader, IfMatch, Partner, TicketRef, WritingPartner};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
 use crate::contract::inbound::{FieldError, Mapped};
@@ -18,6 +18,7 @@ use validator::Validate;
     request_body(content = WorkNoteBody, content_type = "application/json"),
     params(
         ("partner_ticket_id" = String, Path, description = "Your ticket id, or the hub number of a ticket shared with you"),
+        ("If-Match" = Option<String>, Header, description = "ETag (version) you last read; 412 if the ticket changed since"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for a retried request"),
     ),
     responses(
@@ -26,6 +27,7 @@ use validator::Validate;
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Partner may not write work notes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown ticket", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid note", body = Problem, content_type = "application/problem+json"),
@@ -37,16 +39,18 @@ pub async fn add_work_note(
     state: web::Data<AppState>,
     Partner(contract): WritingPartner,
     reference: Result<TicketRef, ApiError>,
-    body: Result<JsonBody, ApiError>,
+    body: Body,
+    if_match: Result<IfMatch, ApiError>,
     key: Result<IdempotencyKeyHeader, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let TicketRef(reference) = reference?;
+    let json = body.json().await?;
     if !contract.may_write(crate::domain::fields::WORK_NOTE) {
         return Err(SyncError::WorkNoteForbidden.into());
     }
-    let JsonBody(json) = body?;
     let mapped = work_note(json)?;
-    super::apply(&state, &req, contract, WriteOp::Update { reference }, mapped, None, key?.0).await
+    let TicketRef(reference) = reference?;
+    let op = WriteOp::Update { reference };
+    super::apply(&state, &req, contract, op, mapped, if_match?.0, key?.0).await
 }
 
 /// The work-notes body, checked by serde (types, unknown members) and validator (lengths).
