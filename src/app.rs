@@ -71,7 +71,10 @@ pub fn describe_database(url: &str) -> String {
             let rest = rest.split('?').next().unwrap_or(rest);
             format!("the PostgreSQL database {rest}")
         }
-        _ => format!("the SQLite database {}", url.strip_prefix("sqlite://").unwrap_or(url)),
+        Ok(crate::store::Backend::Sqlite) => {
+            format!("the SQLite database {}", url.strip_prefix("sqlite://").unwrap_or(url))
+        }
+        Err(_) => format!("the database {}", crate::config::redact_url_password(url)),
     }
 }
 

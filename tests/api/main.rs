@@ -15,6 +15,7 @@ mod pki;
 mod processes;
 mod schema;
 mod security;
+mod startup;
 mod storage;
 mod tickets;
 mod validation;
