@@ -286,6 +286,8 @@ impl Default for DatabaseSettings {
 pub enum ConfigError {
     #[error("cannot read {path}: it does not exist")]
     Missing { path: PathBuf },
+    #[error("environment variable {name} is not valid UTF-8")]
+    NotUtf8 { name: String },
     /// A bad value or key, from the file or the environment; figment names the setting and
     /// where its value came from.
     #[error("{0}")]
@@ -330,8 +332,9 @@ impl figment::Provider for EnvVar {
     }
 
     fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
-        // Parsed like figment's own `Env`: numbers, booleans, `[lists]`, else text.
-        let value: figment::value::Value = self.value.parse().unwrap_or_else(|never| match never {});
+        // As text: the setting's type decides (figment's lossy extraction turns "16" into a
+        // number and "false" into a boolean where the field wants one; a path stays "2026").
+        let value = figment::value::Value::from(self.value.clone());
         let nested = figment::util::nest(&self.key, value).into_dict().unwrap_or_default();
         Ok(figment::Profile::Default.collect(nested))
     }
@@ -349,10 +352,16 @@ impl Settings {
     /// Defaults, then `config_file` (or `./ebond.toml` when it exists), then the environment:
     /// every setting `section.name` is `EBOND_SECTION_NAME` (top-level ones `EBOND_NAME`).
     pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
-        // `vars()` would panic on a variable that is not UTF-8; ours are all `EBOND_*` text.
-        let vars = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .filter(|(k, _)| k.starts_with("EBOND_"));
+        // `vars()` would panic on a variable that is not UTF-8; such an `EBOND_*` one is an error
+        // (ignoring it could mean a default database), any other is none of ours.
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().filter(|n| n.starts_with("EBOND_")).map(str::to_string) else { continue };
+            match value.into_string() {
+                Ok(value) => vars.push((name, value)),
+                Err(_) => return Err(ConfigError::NotUtf8 { name }),
+            }
+        }
         Self::load_from(config_file, vars)
     }
 
@@ -506,15 +515,17 @@ mod tests {
             ("EBOND_TLS_MIN_VERSION", "1.3"),
             ("EBOND_OUTBOX_IN_PROCESS", "false"),
             ("EBOND_SOMETHING_ELSE", "ignored: contracts' secret references live here too"),
+            ("EBOND_DATA_DIR", "2026"),
         ])
         .unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("2026"), "text that looks like a number stays text for a path");
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.limits.max_body_bytes, 1024);
         assert_eq!(s.security.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
         assert_eq!(s.tls.min_version, "1.3");
         assert!(!s.outbox.in_process);
-        assert!(s.effective_database_url().ends_with("data/ebond.db"));
+        assert!(s.effective_database_url().ends_with("2026/ebond.db"));
     }
 
     #[test]

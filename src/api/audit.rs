@@ -124,19 +124,16 @@ pub async fn middleware(
 
 /// Writes the row in a transaction of its own, naming the ticket `reference` resolves to.
 async fn record(state: std::sync::Arc<AppState>, mut row: TransactionRow, reference: Option<String>) {
-    let written = state
-        .db
-        .write(move |c| {
-            if let (None, Some(p), Some(r)) = (&row.ticket_id, &row.partner, &reference) {
-                // The row is written even when the ticket cannot be looked up.
-                if let Ok(Some((id, number))) = c.shared_ticket(p, r) {
-                    row.ticket_id = Some(id);
-                    row.ticket_number = Some(number);
-                }
-            }
-            c.insert_transaction(&row).map_err(StoreError::from)
-        })
-        .await;
+    if let (None, Some(p), Some(r)) = (row.ticket_id, row.partner.clone(), reference) {
+        // A read of its own: a lookup that fails (on PostgreSQL it would abort the transaction
+        // it ran in) must not cost the row.
+        let found = state.db.read(move |c| c.shared_ticket(&p, &r).map_err(StoreError::from)).await;
+        if let Ok(Some((id, number))) = found {
+            row.ticket_id = Some(id);
+            row.ticket_number = Some(number);
+        }
+    }
+    let written = state.db.write(move |c| c.insert_transaction(&row).map_err(StoreError::from)).await;
     if let Err(e) = written {
         tracing::error!(error = %e, "could not write the transaction log row");
     }

@@ -122,6 +122,9 @@ async fn signer(state: &AppState, id: &str, ts: i64, body: &[u8], header: &str) 
     let mut store_failed = None;
     for contract in state.registry.partners() {
         let Some(secret_ref) = &contract.webhook_secret else { continue };
+        if store_failed.is_some() && matches!(secret_ref, crate::contract::SecretRef::Db(_)) {
+            continue; // the same database would keep this one waiting too
+        }
         let secret = match state.secrets.resolve(&contract.id, secret_ref).await {
             Ok(s) => s,
             Err(crate::secrets::SecretError::Store(e)) if e.is_transient() => {

@@ -205,9 +205,8 @@ impl FromRequest for TicketRef {
                 req.extensions_mut().insert(Reference(reference.to_string()));
                 ready(Ok(TicketRef(reference)))
             }
-            Err(why) => {
-                ready(Err(ApiError::NotFound(format!("no ticket is shared with this partner under that id: {why}"))))
-            }
+            // Reported as an unknown ticket is: no ticket can have this id.
+            Err(_) => ready(Err(crate::sync::SyncError::NotFound { reference: id.escape_debug().to_string() }.into())),
         }
     }
 }

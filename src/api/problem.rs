@@ -266,7 +266,9 @@ fn sync_detail(s: &SyncError, extra: &mut Map<String, Value>) -> String {
     }
 }
 
-const UNAVAILABLE: &str = "the database is unavailable or busy; nothing was changed: retry after `Retry-After` seconds";
+const UNAVAILABLE: &str = "the database is unavailable or busy and the request was not applied (if the connection \
+     was lost while committing, its outcome is unknown): retry after `Retry-After` seconds, with the same \
+     Idempotency-Key for a write";
 
 /// A storage failure as the client sees it: the store has already classified it.
 fn store_parts(e: &StoreError) -> (StatusCode, &'static str, &'static str) {

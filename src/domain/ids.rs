@@ -136,8 +136,9 @@ impl TicketNumber {
 
 impl TicketReference {
     pub fn parse(s: &str) -> Result<TicketReference, String> {
-        if s.is_empty() || s.chars().count() > 255 || s.chars().any(char::is_control) {
-            Err(format!("`{}` is not a ticket id: 1 to 255 characters, no control characters", shown(s)))
+        // `.` and `..` would not survive in a URL path (clients normalise them away).
+        if s.is_empty() || s == "." || s == ".." || s.chars().count() > 255 || s.chars().any(char::is_control) {
+            Err(format!("`{}` is not a ticket id: 1 to 255 characters, no control characters, not . or ..", shown(s)))
         } else {
             Ok(TicketReference(s.to_string()))
         }
@@ -176,7 +177,7 @@ mod tests {
         for ok in ["INC0010001", "ISS-0000001", "EB0000001", "Ticket 7 / Line 3"] {
             assert!(TicketReference::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a\u{0}b", "line\nbreak", &"x".repeat(256)] {
+        for bad in ["", ".", "..", "a\u{0}b", "line\nbreak", &"x".repeat(256)] {
             assert!(TicketReference::parse(bad).is_err(), "{bad:?}");
         }
         let r: TicketReference = serde_json::from_str("\"INC1\"").unwrap();

@@ -39,7 +39,7 @@ pub enum StoreError {
     /// A unique constraint refused the row: a concurrent request wrote the same data.
     #[error("conflicting write: {0}")]
     Conflict(String),
-    /// SQLite gave up waiting for its lock.
+    /// SQLite gave up waiting for its lock, or PostgreSQL refused a serialization conflict.
     #[error("database busy: {0}")]
     Busy(String),
     /// The database cannot be reached: no connection from the pool in time, a connection
@@ -99,25 +99,18 @@ impl From<diesel::r2d2::PoolError> for StoreError {
     }
 }
 
-/// SQLite's words for a disk that cannot take the write (full, failing, read-only) and
-/// PostgreSQL's for a server out of disk or connections: the write was not kept, retry later.
+/// SQLite's words for a disk that cannot take the write (full, failing) and PostgreSQL's for a
+/// server out of disk: the write was not kept, retry later.
 fn disk_trouble(message: &str) -> bool {
-    const TROUBLE: [&str; 5] = [
-        "database or disk is full",
-        "disk I/O error",
-        "attempt to write a readonly database",
-        "could not extend file",
-        "too many clients already",
-    ];
+    const TROUBLE: [&str; 3] = ["database or disk is full", "disk I/O error", "could not extend file"];
     TROUBLE.iter().any(|m| message.contains(m))
 }
 
 /// Messages libpq and PostgreSQL give when the server went away or ended the session
 /// (`pg_terminate_backend`, a restart, a network cut): diesel reports most as `Unknown`.
 fn connection_lost(message: &str) -> bool {
-    const LOST: [&str; 10] = [
+    const LOST: [&str; 9] = [
         "SSL SYSCALL error",
-        "could not connect to server",
         "server closed the connection",
         "terminating connection",
         "connection to server",

@@ -24,7 +24,8 @@ pub trait TicketRepo: Dialect {
     /// Shares (active) or recalls (inactive) a ticket, leaving the partner's id untouched.
     fn set_xref_active(&mut self, id: i64, active: bool, now: i64) -> QueryResult<()>;
     /// Id and number of the ticket `reference` names for `partner` (its own ticket id, or the
-    /// hub number of a ticket shared with it), in one statement: what the audit row records.
+    /// hub number of a ticket shared with it), as `sync::read::resolve` does: what the audit row
+    /// records.
     fn shared_ticket(&mut self, partner: &str, reference: &str) -> QueryResult<Option<(i64, String)>>;
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool>;
     fn insert_journal(&mut self, row: &NewJournal) -> QueryResult<()>;

@@ -36,7 +36,7 @@ backend_test!(nul_characters_are_refused_at_the_edge_and_audited, |app: TestApp|
 
     // In a path id: no such ticket can exist.
     let (status, body, _) = app.get("/tickets/INC%000000101", &sn).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not-found")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (404, Some("ticket-not-found")), "{body}");
     let (status, body) = app.patch("/tickets/INC%00", &sn, &json!({"short_description": "x"})).await;
     assert_eq!(status, 404, "{body}");
 
@@ -60,7 +60,11 @@ backend_test!(nul_characters_are_refused_at_the_edge_and_audited, |app: TestApp|
     // names one, its ticket.
     let rows = audit_rows(&app, &admin, "partner=servicenow&result=rejected").await;
     let codes: Vec<&str> = rows.iter().map(|r| r["error_codes"][0].as_str().unwrap()).collect();
-    assert_eq!(codes, ["nul-character", "nul-character", "nul-character", "not-found", "not-found"], "{rows:?}");
+    assert_eq!(
+        codes,
+        ["nul-character", "nul-character", "nul-character", "ticket-not-found", "ticket-not-found"],
+        "{rows:?}"
+    );
     for row in &rows[..2] {
         assert_eq!(row["ticket"], created["number"], "the row names its ticket: {row}");
         assert_eq!(row["status"], 400);

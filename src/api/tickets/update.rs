@@ -41,8 +41,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let json = body.json().await?;
     let mapped = contract.map_inbound(&json, Op::Update)?;
-    // An id no ticket can have is "not found", as an unknown one is, after the payload checks.
+    let (IfMatch(if_match), IdempotencyKeyHeader(key)) = (if_match?, key?);
+    // An id no ticket can have is "not found", as an unknown one is, after every other check.
     let TicketRef(reference) = reference?;
     let op = WriteOp::Update { reference };
-    super::apply(&state, &req, contract, op, mapped, if_match?.0, key?.0).await
+    super::apply(&state, &req, contract, op, mapped, if_match, key).await
 }

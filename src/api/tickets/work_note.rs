@@ -48,9 +48,10 @@ pub async fn add_work_note(
         return Err(SyncError::WorkNoteForbidden.into());
     }
     let mapped = work_note(json)?;
+    let (IfMatch(if_match), IdempotencyKeyHeader(key)) = (if_match?, key?);
     let TicketRef(reference) = reference?;
     let op = WriteOp::Update { reference };
-    super::apply(&state, &req, contract, op, mapped, if_match?.0, key?.0).await
+    super::apply(&state, &req, contract, op, mapped, if_match, key).await
 }
 
 /// The work-notes body, checked by serde (types, unknown members) and validator (lengths).
