@@ -8,7 +8,7 @@ use super::context::{PartnerId, RequestId};
 use super::AppState;
 use crate::store::models::TransactionRow;
 use crate::store::StoreError;
-use crate::sync::AuditInfo;
+use crate::sync::{AuditInfo, AuditOutcome};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -98,20 +98,14 @@ pub async fn middleware(
             ext.get::<AuditTicket>().cloned(),
         )
     };
-    let row = TransactionRow {
-        id: 0,
-        at: crate::util::now_ms(),
+    let outcome = AuditOutcome {
         partner,
-        request_id: info.request_id,
-        method: info.method,
-        path: info.path,
-        payload_sha256: info.payload_sha256,
-        result: if status.as_u16() < 400 { "accepted" } else { "rejected" }.to_string(),
-        status: i32::from(status.as_u16()),
+        result: if status.as_u16() < 400 { "accepted" } else { "rejected" },
+        status: status.as_u16(),
         error_codes: codes,
-        ticket_id: ticket.as_ref().map(|t| t.id),
-        ticket_number: ticket.map(|t| t.number),
+        ticket: ticket.map(|t| (t.id, t.number)),
     };
+    let row = info.row(crate::util::now_ms(), outcome);
     let write = record(state.into_inner(), row, reference);
     if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
         // The database is likely what failed: answer now, keep the row if it comes back.

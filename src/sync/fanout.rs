@@ -18,6 +18,8 @@ pub struct Change<'a> {
     pub request_id: &'a str,
     pub before: Option<&'a Ticket>,
     pub after: &'a Ticket,
+    /// Canonical fields whose value differs between `before` and `after` (none on create).
+    pub changed: &'a [&'a str],
     pub events: &'a [Event],
     pub journal: &'a [JournalInput],
     /// The ticket's cross-references, read under its lock by the caller.
@@ -40,6 +42,17 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
     registry: &Registry,
     change: &Change,
 ) -> Result<Vec<String>, diesel::result::Error> {
+    // The same field changes go to every partner: built once per write.
+    let changes: BTreeMap<String, FieldChange> = match change.before {
+        Some(before) => change
+            .changed
+            .iter()
+            .map(|k| (k.to_string(), FieldChange { from: before.get(k).clone(), to: change.after.get(k).clone() }))
+            // A field absent on one side and null on the other is no change to report.
+            .filter(|(_, c)| c.from != c.to)
+            .collect(),
+        None => BTreeMap::new(),
+    };
     let mut rows = Vec::new();
     for partner in registry.partners() {
         if partner.id == change.origin {
@@ -96,28 +109,20 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
                 Some(_) => {}
             }
         }
-        rows.push(outbox_row(&partner.id, change, &events)?);
+        rows.push(outbox_row(&partner.id, change, &changes, &events)?);
     }
     let partners = rows.iter().map(|r| r.partner.clone()).collect();
     c.insert_outbox(&rows)?;
     Ok(partners)
 }
 
-fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> Result<NewOutbox, diesel::result::Error> {
+fn outbox_row(
+    partner: &str,
+    change: &Change,
+    changes: &BTreeMap<String, FieldChange>,
+    events: &[Event],
+) -> Result<NewOutbox, diesel::result::Error> {
     let delivery_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-    let changes: BTreeMap<String, FieldChange> = match change.before {
-        Some(before) => before
-            .values
-            .keys()
-            .chain(change.after.values.keys())
-            .filter(|k| before.get(k) != change.after.get(k))
-            .map(|k| {
-                let value = |t: &Ticket| t.get(k).clone();
-                (k.clone(), FieldChange { from: value(before), to: value(change.after) })
-            })
-            .collect(),
-        None => BTreeMap::new(),
-    };
     let headline = events.iter().min().copied().unwrap_or(Event::Updated);
     let payload = OutboxPayload {
         delivery_id: delivery_id.clone(),
@@ -125,7 +130,7 @@ fn outbox_row(partner: &str, change: &Change, events: &[Event]) -> Result<NewOut
         events: events.iter().map(|e| e.as_str().to_string()).collect(),
         origin: Origin { partner: change.origin.to_string(), request_id: change.request_id.to_string() },
         ticket: TicketSnapshot::of(change.after),
-        changes,
+        changes: changes.clone(),
         journal: change.journal.to_vec(),
     };
     Ok(NewOutbox {

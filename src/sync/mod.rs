@@ -58,3 +58,37 @@ pub struct AuditInfo {
     pub path: String,
     pub payload_sha256: String,
 }
+
+/// What an audit row says about the request's outcome.
+#[derive(Debug, Clone, Default)]
+pub struct AuditOutcome {
+    pub partner: Option<String>,
+    /// `accepted`, `rejected` or `replayed`.
+    pub result: &'static str,
+    pub status: u16,
+    /// The problem code plus each field error's code, comma-separated (empty when accepted).
+    pub error_codes: String,
+    pub ticket: Option<(i64, String)>,
+}
+
+impl AuditInfo {
+    /// The transaction-log row for this request: written in the write's transaction by the
+    /// sync layer, or on its own by the API's audit middleware.
+    pub fn row(&self, at: i64, outcome: AuditOutcome) -> crate::store::models::TransactionRow {
+        let (ticket_id, ticket_number) = outcome.ticket.unzip();
+        crate::store::models::TransactionRow {
+            id: 0,
+            at,
+            partner: outcome.partner,
+            request_id: self.request_id.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            payload_sha256: self.payload_sha256.clone(),
+            result: outcome.result.to_string(),
+            status: i32::from(outcome.status),
+            error_codes: outcome.error_codes,
+            ticket_id,
+            ticket_number,
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::fanout::{fan_out, Change};
 use super::read::resolve_xref;
-use super::{AuditInfo, SyncError};
+use super::{AuditInfo, AuditOutcome, SyncError};
 use crate::contract::inbound::Mapped;
 use crate::contract::workflow::derive_priority;
 use crate::contract::{Contract, Registry};
@@ -10,7 +10,7 @@ use crate::domain::events;
 use crate::domain::ids::TicketReference;
 use crate::domain::{JournalInput, JournalKind, Ticket};
 use crate::store::audit::AuditRepo;
-use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, TransactionRow, XrefRow};
+use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, XrefRow};
 use crate::store::tickets::TicketRepo;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -60,16 +60,18 @@ pub struct WriteOutcome {
     pub events: Vec<&'static str>,
 }
 
-/// A ticket's identity, version and state in one partner's vocabulary: what a write answers,
-/// and what an idempotency record replays.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A ticket's identity, version and state in one partner's vocabulary: what a write answers
+/// (published as `TicketWriteResponse`), and what an idempotency record replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TicketWriteResponse, description = "Answer to a write.")]
 pub struct TicketSummary {
+    /// The hub's ticket number, e.g. `EB0000042`.
     pub number: String,
+    /// Your ticket id, once bonded.
     pub partner_ticket_id: Option<String>,
-    /// The state in the partner's vocabulary.
+    /// The state in your contract's vocabulary.
     pub state: String,
     pub version: i64,
-    /// RFC 3339.
     pub updated_at: String,
 }
 
@@ -122,6 +124,7 @@ pub fn apply<C: TicketRepo + AuditRepo + ?Sized>(c: &mut C, cmd: WriteCommand) -
         request_id: &cmd.audit.request_id,
         before: (!created).then_some(&before),
         after: &after,
+        changed: &changed,
         events: &evs,
         journal: &journal,
         xrefs: &xrefs,
@@ -430,25 +433,19 @@ fn finish<C: TicketRepo + AuditRepo + ?Sized>(
 fn audit_row<C: AuditRepo + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
-    result: &str,
+    result: &'static str,
     status: u16,
     ticket_id: Option<i64>,
     number: Option<&str>,
 ) -> Result<(), SyncError> {
-    c.insert_transaction(&TransactionRow {
-        id: 0,
-        at: cmd.now,
+    let outcome = AuditOutcome {
         partner: Some(cmd.contract.id.to_string()),
-        request_id: cmd.audit.request_id.clone(),
-        method: cmd.audit.method.clone(),
-        path: cmd.audit.path.clone(),
-        payload_sha256: cmd.audit.payload_sha256.clone(),
-        result: result.to_string(),
-        status: i32::from(status),
+        result,
+        status,
         error_codes: String::new(),
-        ticket_id,
-        ticket_number: number.map(str::to_string),
-    })?;
+        ticket: ticket_id.zip(number.map(str::to_string)),
+    };
+    c.insert_transaction(&cmd.audit.row(cmd.now, outcome))?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::contract::inbound::Mapped;
 use crate::contract::Contract;
-use crate::sync::write::{answer_status, IdempotencyKey, TicketSummary, WriteCommand, WriteOp, WriteOutcome};
+use crate::sync::write::{answer_status, IdempotencyKey, WriteCommand, WriteOp, WriteOutcome};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -23,18 +23,8 @@ use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-/// Answer to a write.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TicketWriteResponse {
-    /// The hub's ticket number, e.g. `EB0000042`.
-    pub number: String,
-    /// Your ticket id, once bonded.
-    pub partner_ticket_id: Option<String>,
-    /// The state in your contract's vocabulary.
-    pub state: String,
-    pub version: i64,
-    pub updated_at: String,
-}
+/// Answer to a write: the sync layer's summary, published under this name.
+pub use crate::sync::write::TicketSummary as TicketWriteResponse;
 
 /// A ticket as you may read it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -90,18 +80,6 @@ pub struct ListQuery {
     #[validate(range(min = 1))]
     #[param(minimum = 1)]
     pub limit: Option<i64>,
-}
-
-impl From<TicketSummary> for TicketWriteResponse {
-    fn from(t: TicketSummary) -> Self {
-        TicketWriteResponse {
-            number: t.number,
-            partner_ticket_id: t.partner_ticket_id,
-            state: t.state,
-            version: t.version,
-            updated_at: t.updated_at,
-        }
-    }
 }
 
 /// Applies a validated, mapped write in one transaction and answers it.
@@ -175,7 +153,7 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
     if outcome.replayed {
         resp.insert_header(("Idempotency-Replayed", "true"));
     }
-    let mut resp = resp.json(TicketWriteResponse::from(outcome.ticket));
+    let mut resp = resp.json(outcome.ticket);
     resp.extensions_mut().insert(Audited);
     resp
 }
