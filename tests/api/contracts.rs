@@ -13,27 +13,8 @@ fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-const GOOD: &str = r#"
-[partner]
-id = "p1"
-name = "P1"
-contract_version = "1"
-
-[[fields]]
-pointer = "/id"
-canonical = "partner_ticket_id"
-type = "string"
-required_on_create = true
-
-[[fields]]
-pointer = "/title"
-canonical = "short_description"
-type = "string"
-
-[access]
-write = ["partner_ticket_id", "short_description"]
-read = ["short_description"]
-"#;
+/// The shared minimal contract (its first line is a comment, so lines below count from 2).
+const GOOD: &str = include_str!("../fixtures/minimal_contract.toml");
 
 fn errors(dir: &Path) -> Vec<String> {
     match ebond::contract::load_dir(dir) {
