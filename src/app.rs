@@ -3,7 +3,6 @@
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::contract::{self, Registry};
-use crate::ops::alerts::Alerts;
 use crate::outbox::Processor;
 use crate::store::Db;
 use anyhow::Context;
@@ -109,7 +108,7 @@ pub fn state(settings: Settings) -> anyhow::Result<AppState> {
         .map(|c| (c.id.to_string(), crate::openapi::partner_document(&generic, c, &registry.workflow)))
         .collect();
     let documents = api::Documents { generic, partners };
-    let state = AppState::new(db, Arc::new(registry), Arc::new(settings), documents, trusted_proxies);
+    let state = AppState::new(db, Arc::new(registry), Arc::new(settings), documents, trusted_proxies)?;
     // The master key for secrets at rest exists from the first run on (created 0600).
     state.secrets.master_key().context("master key for secrets stored in the database")?;
     Ok(state)
@@ -118,7 +117,6 @@ pub fn state(settings: Settings) -> anyhow::Result<AppState> {
 /// The outbox processor over the same database, contracts, metrics and wake-up signal as
 /// `state`.
 pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
-    let alerts = Alerts::new(&state.settings.alerts, state.metrics.clone())?;
     if state.db.backend_name() == "sqlite" {
         tracing::info!("SQLite: this process is the only one delivering");
     }
@@ -136,7 +134,7 @@ pub fn processor(state: &AppState) -> anyhow::Result<Arc<Processor>> {
         state.registry.clone(),
         state.settings.outbox.clone(),
         state.metrics.clone(),
-        Arc::new(alerts),
+        state.alerts.clone(),
         state.secrets.clone(),
         state.wake.clone(),
     )

@@ -2,7 +2,7 @@
 //! partner whose ticket schemas are generated from its contract — so the names, enums, limits
 //! and required fields a partner reads are the ones the gateway enforces.
 
-use crate::api::admin::{self, delivery};
+use crate::api::admin::{self, conflicts, delivery};
 use crate::api::{events, health, oauth, problem, tickets};
 use crate::contract::{Contract, FieldSpec, FieldType, UnknownFields, Workflow};
 use serde_json::{json, Map, Value};
@@ -38,6 +38,10 @@ use utoipa::{Modify, OpenApi};
         delivery::pause,
         delivery::resume,
         delivery::ticket_sync,
+        conflicts::list,
+        conflicts::show,
+        conflicts::resolve,
+        conflicts::resolve_many,
         health::metrics,
         health::healthz,
         health::readyz,

@@ -53,8 +53,17 @@ impl<const WRITE: bool> FromRequest for Partner<WRITE> {
     }
 }
 
-/// An operator (admin) token.
-pub struct Operator;
+/// An operator (admin) token, and the credential it was issued to.
+pub struct Operator {
+    pub credential_id: i64,
+}
+
+impl Operator {
+    /// How the operator is recorded (conflict resolutions, field stamps, the audit trail).
+    pub fn label(&self) -> String {
+        format!("operator:{}", self.credential_id)
+    }
+}
 
 impl FromRequest for Operator {
     type Error = ApiError;
@@ -64,8 +73,9 @@ impl FromRequest for Operator {
         let req = req.clone();
         Box::pin(async move {
             let state = app_state(&req)?;
-            match caller::authenticate(&state, &req).await?.scope {
-                crate::auth::Scope::Admin => Ok(Operator),
+            let principal = caller::authenticate(&state, &req).await?;
+            match principal.scope {
+                crate::auth::Scope::Admin => Ok(Operator { credential_id: principal.credential_id }),
                 _ => Err(ApiError::AdminOnly),
             }
         })

@@ -54,9 +54,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let partners: Vec<String> = state.registry.partners().map(|c| c.id.to_string()).collect();
-    match state.db.read(|c| c.outbox_stats().map_err(StoreError::from)).await {
-        Ok(stats) => state.metrics.set_outbox(&partners, &stats, crate::util::now_ms()),
-        Err(e) => tracing::warn!(error = %e, "metrics: outbox figures unavailable"),
+    let figures = state
+        .db
+        .read(|c| Ok::<_, StoreError>((c.outbox_stats()?, c.open_conflict_counts()?)))
+        .await;
+    match figures {
+        Ok((stats, conflicts)) => {
+            state.metrics.set_outbox(&partners, &stats, crate::util::now_ms());
+            state.metrics.set_conflicts(&partners, &conflicts);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: outbox and conflict figures unavailable"),
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub limiter: crate::auth::limits::RateLimiter,
     /// Who may set `X-Forwarded-For`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The operational webhook (conflicts here; the outbox processor shares it).
+    pub alerts: Arc<crate::ops::alerts::Alerts>,
 }
 
 /// The OpenAPI documents the gateway serves, rendered once at start (by `app`, which knows how).
@@ -64,19 +66,22 @@ impl AppState {
         settings: Arc<Settings>,
         documents: Documents,
         trusted_proxies: Vec<ipnet::IpNet>,
-    ) -> AppState {
-        AppState {
+    ) -> Result<AppState, crate::ops::alerts::AlertsError> {
+        let metrics = Metrics::new();
+        let alerts = Arc::new(crate::ops::alerts::Alerts::new(&settings.alerts, metrics.clone())?);
+        Ok(AppState {
             secrets: crate::secrets::Secrets::new(db.clone(), &settings),
             partner_openapi: documents.partners,
             openapi: documents.generic,
             db,
             registry,
             settings,
-            metrics: Metrics::new(),
+            metrics,
             wake: Arc::new(Notify::new()),
             limiter: crate::auth::limits::RateLimiter::default(),
             trusted_proxies,
-        }
+            alerts,
+        })
     }
 }
 
@@ -173,6 +178,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     resource("/admin/tickets/{number}/sync", "GET").route(web::get().to(admin::delivery::ticket_sync)),
+                )
+                .service(resource("/admin/conflicts", "GET").route(web::get().to(admin::conflicts::list)))
+                .service(
+                    resource("/admin/conflicts/resolve", "POST").route(web::post().to(admin::conflicts::resolve_many)),
+                )
+                .service(resource("/admin/conflicts/{id}", "GET").route(web::get().to(admin::conflicts::show)))
+                .service(
+                    resource("/admin/conflicts/{id}/resolve", "POST").route(web::post().to(admin::conflicts::resolve)),
                 ),
         );
 }

@@ -147,6 +147,14 @@ impl ApiError {
                 SyncError::IdempotencyMismatch => {
                     (S::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency-Key reused with another request")
                 }
+                SyncError::EditConflict { .. } => {
+                    (S::CONFLICT, "edit-conflict", "Another party changed the field since you last saw it")
+                }
+                SyncError::ConflictNotFound { .. } => (S::NOT_FOUND, "conflict-not-found", "Conflict not found"),
+                SyncError::ConflictClosed { .. } => (S::CONFLICT, "conflict-closed", "Conflict already closed"),
+                SyncError::ConflictChoice { .. } => {
+                    (S::UNPROCESSABLE_ENTITY, "invalid-resolution", "The resolution cannot be applied")
+                }
                 SyncError::WorkNoteForbidden => {
                     (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner")
                 }
@@ -260,6 +268,21 @@ fn sync_detail(s: &SyncError, extra: &mut Map<String, Value>) -> String {
         SyncError::StaleVersion { current, given } => {
             extra.insert("current_version".into(), json!(current));
             format!("If-Match named version {given}, but the ticket is at version {current}; re-read it and retry")
+        }
+        SyncError::EditConflict { fields } => {
+            extra.insert("conflicts".into(), json!(fields));
+            format!(
+                "{s}; nothing was written: re-read the ticket and send your change again, or send If-Match to \
+                 write only over the version you name"
+            )
+        }
+        SyncError::ConflictChoice { field, .. } => {
+            extra.insert("fields".into(), json!([field]));
+            s.to_string()
+        }
+        SyncError::ConflictClosed { status, .. } => {
+            extra.insert("conflict_status".into(), json!(status));
+            s.to_string()
         }
         SyncError::Store(e) => store_detail(e),
         other => other.to_string(),

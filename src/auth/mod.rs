@@ -44,6 +44,8 @@ pub struct Principal {
     /// The partner, for partner tokens; `None` for operators.
     pub partner: Option<String>,
     pub scope: Scope,
+    /// The credential the token was issued to (what an operator's actions are recorded under).
+    pub credential_id: i64,
 }
 
 /// Why authentication failed. Messages are safe to show the caller.

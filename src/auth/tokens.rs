@@ -132,7 +132,7 @@ pub fn issue_token<C: CredentialRepo + ?Sized>(
 pub fn check<C: CredentialRepo + ?Sized>(c: &mut C, token: &str) -> Result<Principal, AuthError> {
     let row = c.live_token(&sha256_hex(token.as_bytes()), now_ms())?.ok_or(AuthError::InvalidToken)?;
     let scope = Scope::parse(&row.scope).ok_or(AuthError::InvalidToken)?;
-    Ok(Principal { partner: row.partner, scope })
+    Ok(Principal { partner: row.partner, scope, credential_id: row.credential_id })
 }
 
 /// Gives the newest live credential of `partner` (or `client_id`) a new secret; the old secret

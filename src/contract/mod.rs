@@ -54,6 +54,16 @@ impl Registry {
     }
 }
 
+/// Is `value` a valid canonical value of `field` (`null` clears it)? The reason when not: what
+/// an operator's custom value at conflict resolution is checked with.
+pub fn check_value(workflow: &Workflow, field: &str, value: &Value) -> Result<(), String> {
+    let target = compile::parse_target(field).ok_or_else(|| format!("`{field}` is not a canonical field"))?;
+    if value.is_null() {
+        return Ok(());
+    }
+    compile::check_canonical(&target, value, workflow)
+}
+
 /// Loads `workflow.toml` and every other `*.toml` in `dir` (sorted by name).
 pub fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
     compile::load_dir(dir)
@@ -78,6 +88,8 @@ pub struct Contract {
     pub inbound_rate_per_minute: u32,
     pub webhook_secret: Option<SecretRef>,
     pub unknown_fields: UnknownFields,
+    /// What a conflicting write does when its field says nothing.
+    pub on_conflict: OnConflict,
     pub fields: Vec<FieldSpec>,
     pub rules: Vec<Rule>,
     pub priority_matrix: Option<[[i64; 3]; 3]>,
@@ -108,6 +120,11 @@ impl Contract {
         self.fields.iter().find(|f| f.target.name() == target)
     }
 
+    /// What a conflicting write of canonical `target` does for this partner.
+    pub fn on_conflict_for(&self, target: &str) -> OnConflict {
+        self.field_for(target).and_then(|f| f.on_conflict).unwrap_or(self.on_conflict)
+    }
+
     /// May a request from `ip` act for this partner?
     pub fn source_allowed(&self, ip: std::net::IpAddr) -> bool {
         self.source_networks.is_empty() || self.source_networks.iter().any(|n| n.contains(&ip))
@@ -120,6 +137,18 @@ impl Contract {
             .iter()
             .any(|(f, t)| f.as_deref().is_none_or(|f| f == from) && t.as_deref().is_none_or(|t| t == to))
     }
+}
+
+/// What happens to a write that sets a field another party changed after the version the
+/// writing partner last saw (see `sync::conflicts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Hold the field in a conflict record for people to resolve (the rest is applied).
+    Queue,
+    /// Last write wins; the overwritten value is recorded.
+    Accept,
+    /// Refuse the whole write with 409 and the current value.
+    Reject,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +233,8 @@ pub struct FieldSpec {
     pub values: Vec<(String, Value)>,
     /// Canonical value → partner value, for reads and outbound.
     pub outbound_values: Vec<(Value, String)>,
+    /// This field's own `on_conflict`, when it has one.
+    pub on_conflict: Option<OnConflict>,
 }
 
 /// A derived target: `value` when every `when` condition holds (first matching rule wins).

@@ -98,6 +98,9 @@ pub struct RawInbound {
     /// `reject` (default) or `ignore` payload members no field declares.
     #[serde(default)]
     pub unknown_fields: Option<Spanned<String>>,
+    /// What a conflicting write does by default: `queue` (default), `accept` or `reject`.
+    #[serde(default)]
+    pub on_conflict: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +135,10 @@ pub struct RawField {
     /// values to one canonical value.
     #[serde(default)]
     pub outbound_values: Option<Spanned<Table>>,
+    /// What a conflicting write of this field does: `queue`, `accept` or `reject` (default:
+    /// the partner's `[inbound] on_conflict`).
+    #[serde(default)]
+    pub on_conflict: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

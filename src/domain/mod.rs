@@ -21,7 +21,24 @@ pub struct Ticket {
     pub created_by: String,
     pub updated_by: String,
     pub values: Map<String, Value>,
+    /// Who last set each field, at which version: what conflict detection compares with the
+    /// version the writing partner last saw.
+    pub stamps: Stamps,
+    /// Conflict records of this ticket still open.
+    pub open_conflicts: i64,
 }
+
+/// Who last set a field (a partner id, or `operator:<credential id>`), at which ticket version
+/// and when (epoch ms).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub v: i64,
+    pub by: String,
+    pub at: i64,
+}
+
+/// Canonical field → its [`Stamp`].
+pub type Stamps = BTreeMap<String, Stamp>;
 
 impl Ticket {
     pub fn get(&self, field: &str) -> &Value {

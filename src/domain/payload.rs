@@ -77,6 +77,8 @@ impl TicketSnapshot {
             created_by: self.created_by.clone(),
             updated_by: self.updated_by.clone(),
             values: self.values.clone(),
+            stamps: Default::default(),
+            open_conflicts: 0,
         }
     }
 }
@@ -100,6 +102,8 @@ mod tests {
             created_by: "enovia".into(),
             updated_by: "acme-msp".into(),
             values,
+            stamps: Default::default(),
+            open_conflicts: 0,
         };
         let p = OutboxPayload {
             delivery_id: "msg_1".into(),

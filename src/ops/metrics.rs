@@ -17,6 +17,7 @@ pub struct Metrics {
     pub dead_letters: IntGaugeVec,
     pub failure_rate: GaugeVec,
     pub alerting: IntGaugeVec,
+    pub conflicts_open: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -78,6 +79,11 @@ impl Metrics {
             &["partner"],
         )
         .expect("valid metric");
+        let conflicts_open = IntGaugeVec::new(
+            Opts::new("ebond_conflicts_open", "Conflict records waiting for an operator, by the partner whose write conflicted"),
+            &["partner"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(inbound.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(deliveries.clone()),
@@ -87,6 +93,7 @@ impl Metrics {
             Box::new(dead_letters.clone()),
             Box::new(failure_rate.clone()),
             Box::new(alerting.clone()),
+            Box::new(conflicts_open.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -100,6 +107,15 @@ impl Metrics {
             dead_letters,
             failure_rate,
             alerting,
+            conflicts_open,
+        }
+    }
+
+    /// Sets the open-conflict gauge from fresh counts (zero for partners with none).
+    pub fn set_conflicts(&self, partners: &[String], open: &[(String, i64)]) {
+        for p in partners {
+            let n = open.iter().find(|(q, _)| q == p).map_or(0, |(_, n)| *n);
+            self.conflicts_open.with_label_values(&[p]).set(n);
         }
     }
 

@@ -112,7 +112,8 @@ impl Processor {
             .header("webhook-id", &row.delivery_id)
             .header("webhook-timestamp", ts.to_string())
             .header("x-ebond-event", &row.event)
-            .header("x-ebond-delivery", &row.delivery_id);
+            .header("x-ebond-delivery", &row.delivery_id)
+            .header("x-ebond-version", req.version.to_string());
         if !req.ticket.is_empty() {
             builder = builder.header("x-ebond-ticket", req.ticket.as_str());
         }

@@ -11,6 +11,7 @@ impl Processor {
         // Parsed once: the attempt maps it, logs and alerts name its ticket.
         let payload = serde_json::from_str::<OutboxPayload>(&row.payload).map_err(|e| e.to_string());
         let ticket = payload.as_ref().ok().map(|p| p.ticket.number.clone());
+        let version = payload.as_ref().ok().map(|p| p.ticket.version);
         if let Some(n) = &ticket {
             tracing::Span::current().record("ticket", n.as_str());
         }
@@ -60,7 +61,9 @@ impl Processor {
             response_excerpt: attempt.excerpt.clone(),
             worker: self.worker.clone(),
         };
-        let result = self.settle(&row, &claim, settle, record, attempt.created_id.clone()).await;
+        // A push the partner took means it has seen that version (conflict detection).
+        let seen = version.filter(|_| status == OutboxStatus::Delivered && !attempt.skipped);
+        let result = self.settle(&row, &claim, settle, record, attempt.created_id.clone(), seen).await;
         if let Err(e) = result {
             // The lease expires and another attempt follows: at-least-once, nothing lost.
             tracing::error!(error = %e, "could not record the delivery attempt");
@@ -109,6 +112,7 @@ impl Processor {
         settle: Settle,
         record: AttemptRow,
         created_id: Option<String>,
+        seen: Option<i64>,
     ) -> Result<(), StoreError> {
         let (row2, owner) = (row.clone(), claim.to_string());
         let (s2, r2, id2) = (settle.clone(), record.clone(), created_id.clone());
@@ -121,6 +125,9 @@ impl Processor {
                         // Never overwrites an id bonded meanwhile (e.g. by the partner itself).
                         c.bond_partner_ticket_id(x.id, pid, s2.now)?;
                     }
+                }
+                if let (true, Some(version)) = (held, seen) {
+                    c.mark_seen_by(&row2.partner, row2.ticket_id, version)?;
                 }
                 if !held {
                     tracing::warn!("lease lost to another worker before the attempt was recorded");

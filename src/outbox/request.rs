@@ -16,6 +16,9 @@ pub struct PartnerRequest {
     pub creates: bool,
     /// The hub's ticket number (sent as `X-Ebond-Ticket`).
     pub ticket: String,
+    /// The ticket version the push brings (sent as `X-Ebond-Version`: the partner may send it
+    /// back in `If-Match`).
+    pub version: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,7 @@ pub fn build(
                 body: bytes,
                 creates: false,
                 ticket: ticket.number,
+                version: ticket.version,
             })
         }
         None => {
@@ -84,6 +88,7 @@ pub fn build(
                 body: bytes,
                 creates: true,
                 ticket: ticket.number,
+                version: ticket.version,
             })
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth_events;
+pub mod conflicts;
 pub mod credentials;
 pub mod models;
 pub mod outbox;
@@ -162,6 +163,7 @@ pub trait Repos:
     + auth_events::AuthEventRepo
     + secrets::SecretRepo
     + webhook_ids::WebhookIdRepo
+    + conflicts::ConflictRepo
 {
 }
 

@@ -36,6 +36,9 @@ pub struct TicketRow {
     pub updated_at: i64,
     pub created_by: String,
     pub updated_by: String,
+    /// Who last set each field, at which version (JSON of [`crate::domain::Stamps`]).
+    pub field_stamps: String,
+    pub open_conflicts: i64,
 }
 
 fn text(v: &Map<String, Value>, k: &str) -> Option<String> {
@@ -77,6 +80,8 @@ impl TicketRow {
         for (k, v) in attrs {
             values.insert(format!("{}{k}", crate::domain::fields::ATTRIBUTE_PREFIX), v);
         }
+        let stamps = serde_json::from_str(&self.field_stamps)
+            .map_err(|e| StoreError::Corrupt(format!("ticket {} field stamps: {e}", self.number)))?;
         Ok(Ticket {
             id: self.id,
             number: self.number,
@@ -86,6 +91,8 @@ impl TicketRow {
             created_by: self.created_by,
             updated_by: self.updated_by,
             values,
+            stamps,
+            open_conflicts: self.open_conflicts,
         })
     }
 
@@ -125,6 +132,9 @@ impl TicketRow {
             updated_at: t.updated_at,
             created_by: t.created_by.clone(),
             updated_by: t.updated_by.clone(),
+            // A map of plain values always serialises.
+            field_stamps: serde_json::to_string(&t.stamps).unwrap_or_else(|_| "{}".into()),
+            open_conflicts: t.open_conflicts,
         }
     }
 }
@@ -139,6 +149,8 @@ pub struct XrefRow {
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The highest ticket version the partner is known to have seen.
+    pub seen_version: i64,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -150,6 +162,7 @@ pub struct NewXref<'a> {
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub seen_version: i64,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -161,6 +174,8 @@ pub struct NewJournal<'a> {
     pub partner_entry_id: Option<&'a str>,
     pub body: &'a str,
     pub created_at: i64,
+    /// The ticket version the entry belongs to.
+    pub version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -173,6 +188,7 @@ pub struct JournalRow {
     pub partner_entry_id: Option<String>,
     pub body: String,
     pub created_at: i64,
+    pub version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]
@@ -304,4 +320,38 @@ pub struct AccessTokenRow {
     pub scope: String,
     pub expires_at: i64,
     pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable, AsChangeset)]
+#[diesel(table_name = conflicts, treat_none_as_null = true)]
+pub struct ConflictRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub ticket_id: i64,
+    pub ticket_number: String,
+    pub partner: String,
+    pub request_id: String,
+    pub status: String,
+    pub seen_version: i64,
+    pub ticket_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub resolution_comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = conflict_fields)]
+pub struct ConflictFieldRow {
+    pub conflict_id: i64,
+    pub field: String,
+    pub base: String,
+    pub proposed: String,
+    pub current: String,
+    pub current_by: String,
+    pub current_at: i64,
+    pub current_version: i64,
+    pub disposition: String,
+    pub chosen: Option<String>,
 }

@@ -36,6 +36,8 @@ diesel::table! {
         updated_at -> BigInt,
         created_by -> Text,
         updated_by -> Text,
+        field_stamps -> Text,
+        open_conflicts -> BigInt,
     }
 }
 
@@ -48,6 +50,7 @@ diesel::table! {
         partner_entry_id -> Nullable<Text>,
         body -> Text,
         created_at -> BigInt,
+        version -> Nullable<BigInt>,
     }
 }
 
@@ -60,6 +63,7 @@ diesel::table! {
         active -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        seen_version -> BigInt,
     }
 }
 
@@ -192,7 +196,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    conflicts (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        ticket_number -> Text,
+        partner -> Text,
+        request_id -> Text,
+        status -> Text,
+        seen_version -> BigInt,
+        ticket_version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        resolved_by -> Nullable<Text>,
+        resolved_at -> Nullable<BigInt>,
+        resolution_comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    conflict_fields (conflict_id, field) {
+        conflict_id -> BigInt,
+        field -> Text,
+        base -> Text,
+        proposed -> Text,
+        current -> Text,
+        current_by -> Text,
+        current_at -> BigInt,
+        current_version -> BigInt,
+        disposition -> Text,
+        chosen -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(journal -> tickets (ticket_id));
+diesel::joinable!(conflicts -> tickets (ticket_id));
+diesel::joinable!(conflict_fields -> conflicts (conflict_id));
 diesel::joinable!(xrefs -> tickets (ticket_id));
 diesel::joinable!(outbox -> tickets (ticket_id));
 diesel::joinable!(access_tokens -> credentials (credential_id));
@@ -213,4 +252,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_events,
     partner_secrets,
     inbound_webhooks,
+    conflicts,
+    conflict_fields,
 );

@@ -27,6 +27,14 @@ pub trait TicketRepo: Dialect {
     /// hub number of a ticket shared with it), as `sync::read::resolve` does: what the audit row
     /// records.
     fn shared_ticket(&mut self, partner: &str, reference: &str) -> QueryResult<Option<(i64, String)>>;
+    /// Raises what the partner of cross-reference `xref_id` has seen to `version` (never lowers it).
+    fn mark_seen(&mut self, xref_id: i64, version: i64) -> QueryResult<()>;
+    /// [`Self::mark_seen`] for many cross-references, in one statement (a list page).
+    fn mark_seen_many(&mut self, seen: &[(i64, i64)]) -> QueryResult<()>;
+    /// [`Self::mark_seen`] by partner and ticket (a delivered push).
+    fn mark_seen_by(&mut self, partner: &str, ticket_id: i64, version: i64) -> QueryResult<()>;
+    /// Sets the ticket's open-conflict count without touching its version.
+    fn set_open_conflicts(&mut self, ticket_id: i64, open: i64) -> QueryResult<()>;
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool>;
     fn insert_journal(&mut self, row: &NewJournal) -> QueryResult<()>;
     fn journal_of_ticket(&mut self, ticket_id: i64) -> QueryResult<Vec<JournalRow>>;
@@ -132,6 +140,43 @@ impl TicketRepo for $conn {
             .select((tickets::id, tickets::number))
             .first(self)
             .optional()
+    }
+
+    fn mark_seen(&mut self, xref_id: i64, version: i64) -> QueryResult<()> {
+        diesel::update(xrefs::table.find(xref_id).filter(xrefs::seen_version.lt(version)))
+            .set(xrefs::seen_version.eq(version))
+            .execute(self)
+            .map(|_| ())
+    }
+
+    fn mark_seen_many(&mut self, seen: &[(i64, i64)]) -> QueryResult<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        // One statement for the page; the values are integers from the database itself.
+        let case: String = seen.iter().map(|(id, v)| format!(" WHEN {id} THEN {v}")).collect();
+        let ids: Vec<String> = seen.iter().map(|(id, _)| id.to_string()).collect();
+        let sql = format!(
+            "UPDATE xrefs SET seen_version = CASE id{case} END WHERE id IN ({}) AND seen_version < CASE id{case} END",
+            ids.join(", ")
+        );
+        diesel::sql_query(sql).execute(self).map(|_| ())
+    }
+
+    fn mark_seen_by(&mut self, partner: &str, ticket_id: i64, version: i64) -> QueryResult<()> {
+        diesel::update(
+            xrefs::table
+                .filter(xrefs::partner.eq(partner))
+                .filter(xrefs::ticket_id.eq(ticket_id))
+                .filter(xrefs::seen_version.lt(version)),
+        )
+        .set(xrefs::seen_version.eq(version))
+        .execute(self)
+        .map(|_| ())
+    }
+
+    fn set_open_conflicts(&mut self, ticket_id: i64, open: i64) -> QueryResult<()> {
+        diesel::update(tickets::table.find(ticket_id)).set(tickets::open_conflicts.eq(open)).execute(self).map(|_| ())
     }
 
     fn journal_entry_exists(&mut self, ticket_id: i64, partner: &str, entry_id: &str) -> QueryResult<bool> {

@@ -25,6 +25,15 @@ pub struct Change<'a> {
     /// The ticket's cross-references, read under its lock by the caller.
     pub xrefs: &'a [XrefRow],
     pub now: i64,
+    /// A partner whose copy differs from the hub although the ticket may not have changed (the
+    /// loser of a resolved conflict): it gets a push with these changes in any case.
+    pub converge: Option<Converge<'a>>,
+}
+
+/// Field changes one partner must hear to converge on the hub's values.
+pub struct Converge<'a> {
+    pub partner: &'a str,
+    pub changes: &'a BTreeMap<String, FieldChange>,
 }
 
 /// Is `partner` interested in a ticket with these values (ignoring event types)?
@@ -90,6 +99,10 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
             }
             events = vec![Event::Recalled];
         }
+        let converging = change.converge.as_ref().filter(|c| c.partner == partner.id.as_str() && !recalled);
+        if events.is_empty() && converging.is_some() && interested(partner, &change.after.values, bonded) {
+            events = vec![Event::Updated];
+        }
         if events.is_empty() {
             continue;
         }
@@ -104,12 +117,20 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
                     active: true,
                     created_at: change.now,
                     updated_at: change.now,
+                    seen_version: 0,
                 })?,
                 Some(x) if !x.active => c.set_xref_active(x.id, true, change.now)?,
                 Some(_) => {}
             }
         }
-        rows.push(outbox_row(&partner.id, change, &changes, &events)?);
+        match converging {
+            Some(c) => {
+                let mut own = changes.clone();
+                own.extend(c.changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                rows.push(outbox_row(&partner.id, change, &own, &events)?);
+            }
+            None => rows.push(outbox_row(&partner.id, change, &changes, &events)?),
+        }
     }
     let partners = rows.iter().map(|r| r.partner.clone()).collect();
     c.insert_outbox(&rows)?;

@@ -5,6 +5,7 @@
 //! [`write::apply`] is one function over a connection, so on SQLite the group-commit writer
 //! (`store::writer`) runs many of them in one transaction, each behind a savepoint.
 
+pub mod conflicts;
 pub mod fanout;
 pub mod read;
 pub mod write;
@@ -38,6 +39,14 @@ pub enum SyncError {
     IdempotencyMismatch,
     #[error("event {webhook_id} was already accepted")]
     Replayed { webhook_id: String },
+    #[error("another party changed {} after the version you last saw", .fields.iter().map(|f| format!("`{}`", f.field)).collect::<Vec<_>>().join(", "))]
+    EditConflict { fields: Vec<conflicts::ConflictFieldAnswer> },
+    #[error("no conflict {id}")]
+    ConflictNotFound { id: i64 },
+    #[error("conflict {id} is {status}, not open")]
+    ConflictClosed { id: i64, status: String },
+    #[error("field `{field}`: {reason}")]
+    ConflictChoice { field: String, reason: String },
     #[error("the work-notes endpoint needs write access to work_note")]
     WorkNoteForbidden,
     #[error(transparent)]

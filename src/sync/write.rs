@@ -1,18 +1,17 @@
 //! One inbound write, start to commit, as a single function over a connection.
 
+use super::conflicts::{self, ConflictAnswer, NewConflict};
 use super::fanout::{fan_out, Change};
 use super::read::resolve_xref;
 use super::{AuditInfo, AuditOutcome, SyncError};
 use crate::contract::inbound::Mapped;
 use crate::contract::workflow::derive_priority;
-use crate::contract::{Contract, Registry};
+use crate::contract::{Contract, OnConflict, Registry};
 use crate::domain::events;
 use crate::domain::ids::TicketReference;
-use crate::domain::{JournalInput, JournalKind, Ticket};
-use crate::store::audit::AuditRepo;
+use crate::domain::{Changeset, JournalInput, JournalKind, Stamp, Ticket};
 use crate::store::models::{IdempotencyRow, NewJournal, NewXref, TicketRow, XrefRow};
-use crate::store::tickets::TicketRepo;
-use crate::store::StoreError;
+use crate::store::{Repos, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -50,6 +49,9 @@ pub struct IdempotencyKey {
 pub struct WriteOutcome {
     /// A new ticket (or, replayed, the first answer was a create).
     pub created: bool,
+    /// The HTTP status the write is answered with: 201 created, 200 applied, 202 every field
+    /// held in a conflict (see [`answer_status`]).
+    pub status: u16,
     /// The ticket as the writing partner sees it now.
     pub ticket: TicketSummary,
     /// Replayed from an earlier request with the same Idempotency-Key.
@@ -58,6 +60,10 @@ pub struct WriteOutcome {
     pub fanned_out_to: Vec<String>,
     /// Lifecycle events the write raised.
     pub events: Vec<&'static str>,
+    /// Open conflicts of the ticket this write made agree (id, partner), now superseded.
+    pub superseded: Vec<(i64, String)>,
+    /// The writing partner.
+    pub partner: String,
 }
 
 /// A ticket's identity, version and state in one partner's vocabulary: what a write answers
@@ -73,20 +79,26 @@ pub struct TicketSummary {
     pub state: String,
     pub version: i64,
     pub updated_at: String,
+    /// Set when the write conflicted with another party's change made after the version you
+    /// last saw: the held fields were not written (they wait for an operator), the others were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<ConflictAnswer>,
 }
 
-/// The HTTP status the API answers an applied write with. The audit row and the idempotency
-/// record, both written in the write's own transaction, keep it.
-pub fn answer_status(created: bool) -> u16 {
-    if created {
-        201
-    } else {
-        200
+/// The HTTP status the API answers an applied write with: 201 for a create, 202 when every
+/// field the write changes is held in a conflict (nothing of it was written but the record),
+/// else 200. The audit row and the idempotency record, both written in the write's own
+/// transaction, keep it.
+pub fn answer_status(created: bool, held_only: bool) -> u16 {
+    match (created, held_only) {
+        (true, _) => 201,
+        (false, true) => 202,
+        (false, false) => 200,
     }
 }
 
 /// Applies `cmd` on `c`, which must already be inside a transaction.
-pub fn apply<C: TicketRepo + AuditRepo + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOutcome, SyncError> {
+pub fn apply<C: Repos + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOutcome, SyncError> {
     let partner = cmd.contract.id.as_str();
     if let Some(idem) = &cmd.idempotency {
         if let Some(prev) = c.idempotency_get(partner, &idem.key)? {
@@ -97,22 +109,27 @@ pub fn apply<C: TicketRepo + AuditRepo + ?Sized>(c: &mut C, cmd: WriteCommand) -
                 .map_err(|e| StoreError::Corrupt(format!("idempotency record {} of {partner}: {e}", idem.key)))?;
             audit_row(c, &cmd, "replayed", prev.status as u16, prev.ticket_id, Some(&ticket.number))?;
             return Ok(WriteOutcome {
-                created: prev.status == i32::from(answer_status(true)),
+                created: prev.status == i32::from(answer_status(true, false)),
+                status: u16::try_from(prev.status).unwrap_or(200),
                 ticket,
                 replayed: true,
                 fanned_out_to: vec![],
                 events: Vec::new(),
+                superseded: Vec::new(),
+                partner: partner.to_string(),
             });
         }
     }
-    let Applied { created, before, after, journal, partner_ticket_id, xrefs } = match &cmd.op {
-        WriteOp::Create => create(c, &cmd)?,
-        WriteOp::Update { reference } => update(c, &cmd, reference)?,
-    };
+    let Applied { created, before, after, journal, partner_ticket_id, xrefs, conflict, held_only, superseded } =
+        match &cmd.op {
+            WriteOp::Create => create(c, &cmd)?,
+            WriteOp::Update { reference } => update(c, &cmd, reference)?,
+        };
+    let status = answer_status(created, held_only);
     let Some(after) = after else {
         // Nothing changed: no version bump, no journal, no outbox.
-        let summary = summary(cmd.contract, &before, partner_ticket_id.as_deref());
-        return finish(c, &cmd, created, summary, &before, vec![]);
+        let summary = TicketSummary { conflict, ..summary(cmd.contract, &before, partner_ticket_id.as_deref()) };
+        return finish(c, &cmd, status, summary, &before, vec![]);
     };
     let workflow = &cmd.registry.workflow;
     // On create there is no "before": the events are `created` (plus journal entries).
@@ -129,11 +146,13 @@ pub fn apply<C: TicketRepo + AuditRepo + ?Sized>(c: &mut C, cmd: WriteCommand) -
         journal: &journal,
         xrefs: &xrefs,
         now: cmd.now,
+        converge: None,
     };
     let fanned_out_to = fan_out(c, cmd.registry, &change)?;
-    let summary = summary(cmd.contract, &after, partner_ticket_id.as_deref());
-    let mut outcome = finish(c, &cmd, created, summary, &after, fanned_out_to)?;
+    let summary = TicketSummary { conflict, ..summary(cmd.contract, &after, partner_ticket_id.as_deref()) };
+    let mut outcome = finish(c, &cmd, status, summary, &after, fanned_out_to)?;
     outcome.events = evs.iter().map(|e| e.as_str()).collect();
+    outcome.superseded = superseded;
     Ok(outcome)
 }
 
@@ -147,6 +166,11 @@ struct Applied {
     partner_ticket_id: Option<String>,
     /// The ticket's cross-references as read under its lock (none yet on create).
     xrefs: Vec<XrefRow>,
+    /// The conflict the write recorded, if any.
+    conflict: Option<ConflictAnswer>,
+    /// Every field the write would change is held in the conflict.
+    held_only: bool,
+    superseded: Vec<(i64, String)>,
 }
 
 fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
@@ -154,7 +178,7 @@ fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Val
     keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).collect()
 }
 
-fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncError> {
+fn create<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, SyncError> {
     let contract = cmd.contract;
     if !contract.access.create {
         return Err(SyncError::CreateForbidden);
@@ -177,10 +201,12 @@ fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Appli
     }
     let state = values.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
     workflow.check_initial(&state).map_err(SyncError::Workflow)?;
-    derive_priority_if_needed(contract, cmd, &mut values);
+    derive_priority_if_needed(contract, cmd.registry, &cmd.mapped.changes, &mut values);
     check_required(contract, workflow, &state, &values)?;
 
     let number = c.next_ticket_number()?;
+    let stamp = Stamp { v: 1, by: contract.id.to_string(), at: cmd.now };
+    let stamps = values.keys().map(|k| (k.clone(), stamp.clone())).collect();
     let mut ticket = Ticket {
         id: 0,
         number,
@@ -190,6 +216,8 @@ fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Appli
         created_by: contract.id.to_string(),
         updated_by: contract.id.to_string(),
         values,
+        stamps,
+        open_conflicts: 0,
     };
     ticket.id = c.insert_ticket(&TicketRow::from_ticket(&ticket))?;
     let xref = NewXref {
@@ -199,9 +227,11 @@ fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Appli
         active: true,
         created_at: cmd.now,
         updated_at: cmd.now,
+        // The creator is answered version 1: it has seen it.
+        seen_version: 1,
     };
     c.insert_xref(&xref).map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
-    let journal = write_journal(c, cmd, &ticket, &cmd.mapped.journal)?;
+    let journal = write_journal(c, cmd, &ticket, 1, &cmd.mapped.journal)?;
     Ok(Applied {
         created: true,
         before: ticket.clone(),
@@ -209,10 +239,13 @@ fn create<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Appli
         journal,
         partner_ticket_id: Some(pid),
         xrefs: Vec::new(),
+        conflict: None,
+        held_only: false,
+        superseded: Vec::new(),
     })
 }
 
-fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Result<Applied, SyncError> {
+fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> Result<Applied, SyncError> {
     let contract = cmd.contract;
     let workflow = &cmd.registry.workflow;
     let not_found = || SyncError::NotFound { reference: reference.to_string() };
@@ -228,15 +261,35 @@ fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str
         }
     }
 
+    // Conflicts are looked for only without If-Match, which keeps its strict meaning (412).
+    let detected = match cmd.if_match {
+        None => conflicts::detect(contract, xref.seen_version, &before, &cmd.mapped.changes),
+        Some(_) => Vec::new(),
+    };
+    if let Some(refusal) = conflicts::rejection(contract, &detected) {
+        return Err(refusal);
+    }
+    let held = detected.iter().any(|d| d.mode == OnConflict::Queue);
+    // A held state change is not run until it is resolved, but one that could not be run from
+    // the state the ticket is in now is refused now: queueing it would help nobody.
+    if let Some(to) = detected.iter().find(|d| d.field == "state" && d.mode == OnConflict::Queue) {
+        check_transition(contract, workflow, before.state(), to.proposed.as_str().unwrap_or_default())?;
+    }
+    // Held fields are not written; everything else of the write is.
+    let mut changes = cmd.mapped.changes.clone();
+    for d in detected.iter().filter(|d| d.mode == OnConflict::Queue) {
+        changes.remove(&d.field);
+    }
+
     let mut values = before.values.clone();
-    for (k, v) in &cmd.mapped.changes {
+    for (k, v) in &changes {
         if v.is_null() {
             values.remove(k);
         } else {
             values.insert(k.clone(), v.clone());
         }
     }
-    derive_priority_if_needed(contract, cmd, &mut values);
+    derive_priority_if_needed(contract, cmd.registry, &changes, &mut values);
     let from = before.state().to_string();
     let to = values.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
     if from == to && values != before.values {
@@ -244,16 +297,7 @@ fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str
         check_required(contract, workflow, &to, &values)?;
     }
     if from != to {
-        workflow.check_transition(&from, &to).map_err(SyncError::Workflow)?;
-        if !contract.may_transition(&from, &to) {
-            let allowed = workflow
-                .transitions
-                .iter()
-                .filter(|(f, t)| *f == from && contract.may_transition(f, t))
-                .map(|(_, t)| t.clone())
-                .collect();
-            return Err(SyncError::TransitionForbidden { from, to, allowed });
-        }
+        check_transition(contract, workflow, &from, &to)?;
         check_required(contract, workflow, &to, &values)?;
     }
 
@@ -291,22 +335,67 @@ fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str
         }
     }
 
-    let journal = write_journal(c, cmd, &before, &cmd.mapped.journal)?;
+    let journal = write_journal(c, cmd, &before, before.version + 1, &cmd.mapped.journal)?;
     let fields_changed = values != before.values;
+    let conflict = match detected.is_empty() {
+        true => None,
+        false => Some(conflicts::record(
+            c,
+            &NewConflict {
+                contract,
+                ticket: &before,
+                request_id: &cmd.audit.request_id,
+                seen: xref.seen_version,
+                detected: &detected,
+                now: cmd.now,
+            },
+        )?),
+    };
+    let open_conflicts = before.open_conflicts + i64::from(held);
     if !fields_changed && journal.is_empty() {
-        return Ok(Applied { created: false, before, after: None, journal, partner_ticket_id: pid, xrefs });
+        if held {
+            c.set_open_conflicts(before.id, open_conflicts)?;
+        } else if xref.seen_version < before.version {
+            c.mark_seen(xref.id, before.version)?;
+        }
+        return Ok(Applied {
+            created: false,
+            before,
+            after: None,
+            journal,
+            partner_ticket_id: pid,
+            xrefs,
+            conflict,
+            held_only: held,
+            superseded: Vec::new(),
+        });
     }
     // Taken under the row lock and never behind the previous change, so one ticket's
     // updated_at follows its commit order (the list cursor relies on it).
     let now = crate::util::now_ms().max(before.updated_at + 1);
-    let after = Ticket {
+    let mut after = Ticket {
         version: before.version + 1,
         updated_at: now,
         updated_by: contract.id.to_string(),
         values,
+        open_conflicts,
         ..before.clone()
     };
+    for k in changed_fields(&before.values, &after.values) {
+        after.stamps.insert(k.to_string(), Stamp { v: after.version, by: contract.id.to_string(), at: now });
+    }
+    // The queue is looked at only when the ticket has open records.
+    let superseded = match before.open_conflicts > 0 && fields_changed {
+        true => conflicts::supersede(c, &after, None, cmd.now)?,
+        false => Vec::new(),
+    };
+    after.open_conflicts -= superseded.len() as i64;
     c.update_ticket(&TicketRow::from_ticket(&after))?;
+    // A write with held fields shows the partner holds other values than the hub: what it
+    // has seen stays where it was, so its next write of those fields conflicts again.
+    if !held {
+        c.mark_seen(xref.id, after.version)?;
+    }
     if fields_changed {
         let changes: Map<String, Value> = changed_fields(&before.values, &after.values)
             .into_iter()
@@ -319,16 +408,29 @@ fn update<C: TicketRepo + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str
             partner_entry_id: None,
             body: &Value::Object(changes).to_string(),
             created_at: cmd.now,
+            version: Some(after.version),
         })?;
     }
-    Ok(Applied { created: false, before, after: Some(after), journal, partner_ticket_id: pid, xrefs })
+    let held_only = held && !fields_changed;
+    Ok(Applied {
+        created: false,
+        before,
+        after: Some(after),
+        journal,
+        partner_ticket_id: pid,
+        xrefs,
+        conflict,
+        held_only,
+        superseded,
+    })
 }
 
 /// Appends work notes and comments, dropping entries the partner already sent (same entry id).
-fn write_journal<C: TicketRepo + ?Sized>(
+fn write_journal<C: Repos + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
     ticket: &Ticket,
+    version: i64,
     entries: &[JournalInput],
 ) -> Result<Vec<JournalInput>, SyncError> {
     let mut written = Vec::new();
@@ -345,6 +447,7 @@ fn write_journal<C: TicketRepo + ?Sized>(
             partner_entry_id: e.entry_id.as_deref(),
             body: &e.body,
             created_at: cmd.now,
+            version: Some(version),
         })?;
         written.push(e.clone());
     }
@@ -352,12 +455,17 @@ fn write_journal<C: TicketRepo + ?Sized>(
 }
 
 /// Priority follows impact × urgency unless the writer set it explicitly.
-fn derive_priority_if_needed(contract: &Contract, cmd: &WriteCommand, values: &mut Map<String, Value>) {
-    let touched = cmd.mapped.changes.contains_key("impact") || cmd.mapped.changes.contains_key("urgency");
-    if !touched || cmd.mapped.changes.contains_key("priority") {
+fn derive_priority_if_needed(
+    contract: &Contract,
+    registry: &Registry,
+    changes: &Changeset,
+    values: &mut Map<String, Value>,
+) {
+    let touched = changes.contains_key("impact") || changes.contains_key("urgency");
+    if !touched || changes.contains_key("priority") {
         return;
     }
-    let matrix = contract.priority_matrix.unwrap_or(cmd.registry.workflow.priority_matrix);
+    let matrix = contract.priority_matrix.unwrap_or(registry.workflow.priority_matrix);
     let impact = values.get("impact").and_then(Value::as_i64);
     let urgency = values.get("urgency").and_then(Value::as_i64);
     if let (Some(i), Some(u)) = (impact, urgency) {
@@ -365,6 +473,26 @@ fn derive_priority_if_needed(contract: &Contract, cmd: &WriteCommand, values: &m
             values.insert("priority".into(), p.into());
         }
     }
+}
+
+/// Is `from → to` in the workflow and allowed to this partner?
+fn check_transition(
+    contract: &Contract,
+    workflow: &crate::contract::Workflow,
+    from: &str,
+    to: &str,
+) -> Result<(), SyncError> {
+    workflow.check_transition(from, to).map_err(SyncError::Workflow)?;
+    if !contract.may_transition(from, to) {
+        let allowed = workflow
+            .transitions
+            .iter()
+            .filter(|(f, t)| f == from && contract.may_transition(f, t))
+            .map(|(_, t)| t.clone())
+            .collect();
+        return Err(SyncError::TransitionForbidden { from: from.to_string(), to: to.to_string(), allowed });
+    }
+    Ok(())
 }
 
 fn check_required(
@@ -402,18 +530,19 @@ fn summary(contract: &Contract, t: &Ticket, partner_ticket_id: Option<&str>) -> 
         },
         version: t.version,
         updated_at: crate::util::ms_to_rfc3339(t.updated_at),
+        conflict: None,
     }
 }
 
-fn finish<C: TicketRepo + AuditRepo + ?Sized>(
+fn finish<C: Repos + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
-    created: bool,
+    status: u16,
     summary: TicketSummary,
     ticket: &Ticket,
     fanned_out_to: Vec<String>,
 ) -> Result<WriteOutcome, SyncError> {
-    let status = answer_status(created);
+    let created = status == answer_status(true, false);
     audit_row(c, cmd, "accepted", status, Some(ticket.id), Some(&ticket.number))?;
     if let Some(idem) = &cmd.idempotency {
         c.idempotency_put(&IdempotencyRow {
@@ -427,10 +556,19 @@ fn finish<C: TicketRepo + AuditRepo + ?Sized>(
             created_at: cmd.now,
         })?;
     }
-    Ok(WriteOutcome { created, ticket: summary, replayed: false, fanned_out_to, events: Vec::new() })
+    Ok(WriteOutcome {
+        created,
+        status,
+        ticket: summary,
+        replayed: false,
+        fanned_out_to,
+        events: Vec::new(),
+        superseded: Vec::new(),
+        partner: cmd.contract.id.to_string(),
+    })
 }
 
-fn audit_row<C: AuditRepo + ?Sized>(
+fn audit_row<C: Repos + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
     result: &'static str,
@@ -462,8 +600,8 @@ mod tests {
     }
 
     #[test]
-    fn applied_writes_answer_201_on_create_else_200() {
-        assert_eq!((answer_status(true), answer_status(false)), (201, 200));
+    fn applied_writes_answer_201_on_create_202_when_all_held_else_200() {
+        assert_eq!((answer_status(true, false), answer_status(false, false), answer_status(false, true)), (201, 200, 202));
     }
 
     #[test]
@@ -482,6 +620,8 @@ mod tests {
             created_by: "servicenow".into(),
             updated_by: "servicenow".into(),
             values,
+            stamps: Default::default(),
+            open_conflicts: 0,
         };
         let s = summary(snow, &t, Some("INC0000001"));
         assert_eq!((s.state.as_str(), s.version, s.partner_ticket_id.as_deref()), ("2", 2, Some("INC0000001")));

@@ -106,7 +106,10 @@ backend_test!(enovia_to_acme_to_servicenow, |app: TestApp| async move {
     assert_eq!(view["fields"]["data"]["state"], "Review");
     assert_eq!(view["fields"]["data"]["Resolution Recommendation"], "PoE injector replaced; PLC reachable");
 
-    // 6. ServiceNow closes it.
+    // 6. ServiceNow reads the resolution (no delivery runs here) and closes it. Without that
+    // read its close would conflict with Acme's resolution, made after what it last saw.
+    let (status, _, _) = app.get("/tickets/INC0010042", &snow).await;
+    assert_eq!(status, 200);
     let (status, body) = app.patch("/tickets/INC0010042", &snow, &json!({"state": "7"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "7");

@@ -97,15 +97,19 @@ fn execute(conn: &mut DbConn, sql: &str) -> usize {
 }
 
 /// The indexes every migrated database has (besides primary keys and unique constraints).
-const INDEXES: [&str; 16] = [
+const INDEXES: [&str; 20] = [
     "access_tokens_expiry",
     "auth_events_client",
     "auth_events_source",
+    "conflicts_partner",
+    "conflicts_status",
+    "conflicts_ticket",
     "delivery_attempts_outbox",
     "delivery_attempts_partner_time",
     "inbound_webhooks_age",
     "journal_partner_entry",
     "journal_ticket",
+    "journal_ticket_version",
     "outbox_delivered_at",
     "outbox_due",
     "outbox_partner_ticket",
@@ -228,7 +232,7 @@ async fn only_migrate_serve_and_worker_migrate(backend: Backend) {
     assert!(ok, "{err}");
     let kind = if backend == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
     assert!(out.starts_with(&format!("migrated the {kind} database ")), "{out}");
-    assert!(out.contains("applied 5 migrations"), "{out}");
+    assert!(out.contains("applied 6 migrations"), "{out}");
     assert!(!out.contains("password") && !out.contains("postgres://"), "no URL with credentials: {out}");
     let (ok, out, err) = ebond(&url, tmp.path(), &["migrate"]);
     assert!(ok && out.contains("is up to date"), "{out} {err}");

@@ -224,6 +224,8 @@ pub struct SyncTimeline {
     pub inbound: Vec<TransactionView>,
     /// Per partner, each outbound event with its attempts and state, oldest first.
     pub outbound: BTreeMap<String, Vec<OutboxDetail>>,
+    /// Conflict records of the ticket, oldest first.
+    pub conflicts: Vec<super::conflicts::ConflictView>,
 }
 
 #[utoipa::path(
@@ -251,10 +253,14 @@ pub async fn ticket_sync(
             let filter = TransactionFilter { ticket_number: Some(n.to_string()), limit: 1000, ..Default::default() };
             let mut tx = c.query_transactions(&filter)?;
             tx.reverse();
-            Ok::<_, StoreError>(Some((rows, tx)))
+            let conflicts = match c.ticket_by_number(n.as_str())? {
+                Some(t) => c.conflicts_of_ticket(t.id, false)?,
+                None => Vec::new(),
+            };
+            Ok::<_, StoreError>(Some((rows, tx, conflicts)))
         })
         .await?;
-    let Some((rows, tx)) = found else {
+    let Some((rows, tx, conflicts)) = found else {
         return Err(ApiError::NotFound(format!("no ticket {number}")));
     };
     let mut outbound: BTreeMap<String, Vec<OutboxDetail>> = BTreeMap::new();
@@ -265,5 +271,6 @@ pub async fn ticket_sync(
         ticket: number.to_string(),
         inbound: tx.into_iter().map(transaction_view).collect(),
         outbound,
+        conflicts: conflicts.into_iter().map(|c| super::conflicts::view(&state.registry, c)).collect(),
     }))
 }

@@ -1,6 +1,8 @@
 //! `/api/ebond/v1/admin/…`: operator endpoints (admin tokens only): the audit trail,
-//! authentication events and loaded partners here; delivery operations in [`delivery`].
+//! authentication events and loaded partners here; delivery operations in [`delivery`], the
+//! conflict queue in [`conflicts`].
 
+pub mod conflicts;
 pub mod delivery;
 
 use crate::api::extract::{Operator, Query};

@@ -14,7 +14,7 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::contract::inbound::Mapped;
 use crate::contract::Contract;
-use crate::sync::write::{answer_status, IdempotencyKey, WriteCommand, WriteOp, WriteOutcome};
+use crate::sync::write::{IdempotencyKey, WriteCommand, WriteOp, WriteOutcome};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -139,7 +139,10 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
     if !outcome.fanned_out_to.is_empty() {
         state.wake.notify_one();
     }
-    let status = StatusCode::from_u16(answer_status(outcome.created)).unwrap_or(StatusCode::OK);
+    if !outcome.replayed {
+        announce_conflicts(state, &outcome);
+    }
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::ETAG, etag(outcome.ticket.version)));
     if outcome.created {
@@ -156,6 +159,37 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
     let mut resp = resp.json(outcome.ticket);
     resp.extensions_mut().insert(Audited);
     resp
+}
+
+/// Records that the partner has now seen these ticket versions (what conflict detection
+/// compares with): one write for the whole answer, none when it had seen them all.
+async fn mark_seen(state: &AppState, read: Vec<(crate::store::models::XrefRow, i64)>) -> Result<(), ApiError> {
+    let behind: Vec<(i64, i64)> =
+        read.into_iter().filter(|(x, version)| x.seen_version < *version).map(|(x, v)| (x.id, v)).collect();
+    if behind.is_empty() {
+        return Ok(());
+    }
+    state.db.write(move |c| c.mark_seen_many(&behind).map_err(crate::store::StoreError::from)).await?;
+    Ok(())
+}
+
+/// The operational webhook hears of a conflict the write opened and of those it superseded.
+fn announce_conflicts(state: &AppState, outcome: &WriteOutcome) {
+    let ticket = &outcome.ticket.number;
+    if let Some(c) = outcome.ticket.conflict.as_ref().filter(|c| c.status == "open") {
+        let fields: Vec<&str> = c.fields.iter().filter(|f| f.held).map(|f| f.field.as_str()).collect();
+        let partner = &outcome.partner;
+        state.alerts.notify(
+            "conflict.opened",
+            serde_json::json!({"conflict": c.id, "ticket": ticket, "partner": partner, "fields": fields}),
+        );
+    }
+    for (id, partner) in &outcome.superseded {
+        state.alerts.notify(
+            "conflict.resolved",
+            serde_json::json!({"conflict": id, "ticket": ticket, "partner": partner, "status": "superseded"}),
+        );
+    }
 }
 
 fn etag(version: i64) -> String {

@@ -179,6 +179,12 @@ pub(super) fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow
     if f.required_on_create && matches!(target, Target::WorkNote | Target::Comment) {
         loc.at(&f.canonical, "journal entries cannot be required_on_create");
     }
+    let on_conflict = f.on_conflict.as_ref().and_then(|o| parse_on_conflict(loc, o));
+    if on_conflict.is_some() && !matches!(target, Target::Field(_) | Target::Attribute(_)) {
+        if let Some(o) = &f.on_conflict {
+            loc.at(o, "on_conflict applies to ticket fields; ids and journal entries never conflict");
+        }
+    }
     if loc.errors.len() > errors_before {
         return None;
     }
@@ -197,5 +203,6 @@ pub(super) fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow
         required_on_create: f.required_on_create,
         values,
         outbound_values,
+        on_conflict,
     })
 }

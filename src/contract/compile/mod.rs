@@ -149,11 +149,24 @@ fn unknown_state(name: &str, states: &[StateDef]) -> String {
     format!("unknown state `{name}`; workflow states are: {}", names.join(", "))
 }
 
+/// `queue`, `accept` or `reject`.
+fn parse_on_conflict(loc: &mut Locator, v: &toml::Spanned<String>) -> Option<OnConflict> {
+    match v.get_ref().as_str() {
+        "queue" => Some(OnConflict::Queue),
+        "accept" => Some(OnConflict::Accept),
+        "reject" => Some(OnConflict::Reject),
+        other => {
+            loc.at(v, format!("on_conflict must be `queue`, `accept` or `reject`, not `{other}`"));
+            None
+        }
+    }
+}
+
 fn unknown_canonical(name: &str) -> String {
     format!("unknown canonical field `{name}`; known: {}", fields::all_target_names().join(", "))
 }
 
-fn parse_target(name: &str) -> Option<Target> {
+pub(super) fn parse_target(name: &str) -> Option<Target> {
     if let Some(attr) = name.strip_prefix(fields::ATTRIBUTE_PREFIX) {
         let valid = !attr.is_empty() && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         return valid.then(|| Target::Attribute(attr.to_string()));

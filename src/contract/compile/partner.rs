@@ -88,6 +88,13 @@ pub(super) fn compile_contract(
         }
     };
 
+    let on_conflict = raw
+        .inbound
+        .on_conflict
+        .as_ref()
+        .and_then(|o| parse_on_conflict(&mut loc, o))
+        .unwrap_or(OnConflict::Queue);
+
     let fields: Vec<FieldSpec> = raw.fields.iter().filter_map(|f| compile_field(&mut loc, f, workflow)).collect();
     let mut pointers: BTreeMap<&str, ()> = BTreeMap::new();
     for (f, rf) in fields.iter().zip(raw.fields.iter()) {
@@ -147,6 +154,7 @@ pub(super) fn compile_contract(
         inbound_rate_per_minute,
         webhook_secret,
         unknown_fields,
+        on_conflict,
         fields,
         rules,
         priority_matrix,
