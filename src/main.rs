@@ -1,5 +1,7 @@
 //! The `ebond` command line.
 
+mod cli_conflicts;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ebond::config::Settings;
@@ -48,6 +50,11 @@ enum Command {
         /// Folder of the checked-in documents.
         #[arg(long, default_value = "openapi")]
         dir: PathBuf,
+    },
+    /// The queue of conflicting writes: list, show, resolve.
+    Conflicts {
+        #[command(subcommand)]
+        command: cli_conflicts::ConflictsCommand,
     },
     /// Partners and their credentials.
     Partner {
@@ -203,6 +210,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             runtime.block_on(app::work(settings))?;
         }
         Command::Outbox { command } => outbox(&settings, command)?,
+        Command::Conflicts { command } => cli_conflicts::run(&settings, command)?,
         Command::Partner { command: PartnerCommand::Pause { partner } } => set_paused(&settings, &partner, true)?,
         Command::Partner { command: PartnerCommand::Resume { partner } } => set_paused(&settings, &partner, false)?,
         Command::Migrate => {

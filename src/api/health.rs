@@ -54,10 +54,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let partners: Vec<String> = state.registry.partners().map(|c| c.id.to_string()).collect();
-    let figures = state
-        .db
-        .read(|c| Ok::<_, StoreError>((c.outbox_stats()?, c.open_conflict_counts()?)))
-        .await;
+    let figures = state.db.read(|c| Ok::<_, StoreError>((c.outbox_stats()?, c.open_conflict_counts()?))).await;
     match figures {
         Ok((stats, conflicts)) => {
             state.metrics.set_outbox(&partners, &stats, crate::util::now_ms());

@@ -80,7 +80,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let conflicts_open = IntGaugeVec::new(
-            Opts::new("ebond_conflicts_open", "Conflict records waiting for an operator, by the partner whose write conflicted"),
+            Opts::new(
+                "ebond_conflicts_open",
+                "Conflict records waiting for an operator, by the partner whose write conflicted",
+            ),
             &["partner"],
         )
         .expect("valid metric");

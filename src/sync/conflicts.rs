@@ -252,7 +252,8 @@ pub fn supersede<C: Repos + ?Sized>(
         if Some(row.id) == except {
             continue;
         }
-        let agreed = fields.iter().filter(|f| f.disposition == HELD).all(|f| stored(&f.proposed) == *after.get(&f.field));
+        let agreed =
+            fields.iter().filter(|f| f.disposition == HELD).all(|f| stored(&f.proposed) == *after.get(&f.field));
         if agreed {
             row.status = ConflictStatus::Superseded.as_str().into();
             row.updated_at = now;
@@ -473,19 +474,25 @@ pub struct BulkRefusal {
 /// At most this many conflicts per bulk request.
 pub const BULK_LIMIT: i64 = 10_000;
 
-/// Resolves every open conflict `filter` matches with `choice` for all their fields, each in a
-/// transaction of its own (one that cannot be resolved stays open and is listed); with
-/// `dry_run`, only counts them.
+/// A resolution of every open conflict a filter matches, with one choice for all their fields.
+pub struct BulkResolution {
+    pub filter: ConflictFilter,
+    pub choice: Choice,
+    pub operator: String,
+    pub comment: Option<String>,
+    pub audit: AuditInfo,
+    /// Only count what the filter matches.
+    pub dry_run: bool,
+}
+
+/// Resolves every open conflict the filter matches, each in a transaction of its own (one that
+/// cannot be resolved stays open and is listed); a dry run only counts them.
 pub async fn resolve_matching(
     db: &Db,
     registry: std::sync::Arc<Registry>,
-    mut filter: ConflictFilter,
-    choice: Choice,
-    operator: String,
-    comment: Option<String>,
-    audit: AuditInfo,
-    dry_run: bool,
+    bulk: BulkResolution,
 ) -> Result<BulkOutcome, SyncError> {
+    let BulkResolution { mut filter, choice, operator, comment, audit, dry_run } = bulk;
     filter.status = Some(ConflictStatus::Open.as_str().into());
     filter.limit = BULK_LIMIT;
     let f = filter.clone();

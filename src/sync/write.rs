@@ -601,7 +601,10 @@ mod tests {
 
     #[test]
     fn applied_writes_answer_201_on_create_202_when_all_held_else_200() {
-        assert_eq!((answer_status(true, false), answer_status(false, false), answer_status(false, true)), (201, 200, 202));
+        assert_eq!(
+            (answer_status(true, false), answer_status(false, false), answer_status(false, true)),
+            (201, 200, 202)
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use crate::contract::Registry;
 use crate::domain::ids::TicketNumber;
 use crate::store::conflicts::{Conflict, ConflictFilter};
 use crate::store::StoreError;
-use crate::sync::conflicts::{self as sync_conflicts, BulkOutcome, Choice, ConflictStatus, Resolution, Resolved};
+use crate::sync::conflicts::{
+    self as sync_conflicts, BulkOutcome, BulkResolution, Choice, ConflictStatus, Resolution, Resolved,
+};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -164,13 +166,10 @@ fn bad_query(detail: impl Into<String>) -> ApiError {
 }
 
 /// A filter from query or body members, checked (status known, ticket number well formed).
-pub fn filter(
-    status: Option<&str>,
-    partner: Option<String>,
-    ticket: Option<&str>,
-) -> Result<ConflictFilter, String> {
+pub fn filter(status: Option<&str>, partner: Option<String>, ticket: Option<&str>) -> Result<ConflictFilter, String> {
     if let Some(s) = status {
-        ConflictStatus::parse(s).ok_or_else(|| format!("status must be open, resolved, superseded or overwritten, not `{s}`"))?;
+        ConflictStatus::parse(s)
+            .ok_or_else(|| format!("status must be open, resolved, superseded or overwritten, not `{s}`"))?;
     }
     let ticket = ticket.map(|t| TicketNumber::parse(t).map(|n| n.to_string())).transpose()?;
     Ok(ConflictFilter { status: status.map(str::to_string), partner, ticket, after_id: None, limit: 0 })
@@ -277,7 +276,10 @@ pub struct ResolveResponse {
 }
 
 fn invalid_body(e: serde_json::Error) -> ApiError {
-    ApiError::BadRequest { code: "bad-body", detail: format!("the request body does not fit the documented shape: {e}") }
+    ApiError::BadRequest {
+        code: "bad-body",
+        detail: format!("the request body does not fit the documented shape: {e}"),
+    }
 }
 
 fn choice(name: ChoiceName, value: Option<Value>, field: &str) -> Result<Choice, ApiError> {
@@ -405,19 +407,24 @@ pub async fn resolve_many(
             })
         }
     };
-    let f = filter(None, body.partner, body.ticket.as_deref()).map_err(|d| ApiError::BadRequest { code: "bad-body", detail: d })?;
-    let out: BulkOutcome = sync_conflicts::resolve_matching(
-        &state.db,
-        state.registry.clone(),
-        f,
+    let f = filter(None, body.partner, body.ticket.as_deref())
+        .map_err(|d| ApiError::BadRequest { code: "bad-body", detail: d })?;
+    let bulk = BulkResolution {
+        filter: f,
         choice,
-        operator.label(),
-        body.comment,
-        request_facts(&req),
-        body.dry_run,
-    )
-    .await?;
-    tracing::info!(matched = out.matched, resolved = out.resolved, refused = out.refused.len(), dry_run = out.dry_run, "conflicts resolved in bulk");
+        operator: operator.label(),
+        comment: body.comment,
+        audit: request_facts(&req),
+        dry_run: body.dry_run,
+    };
+    let out: BulkOutcome = sync_conflicts::resolve_matching(&state.db, state.registry.clone(), bulk).await?;
+    tracing::info!(
+        matched = out.matched,
+        resolved = out.resolved,
+        refused = out.refused.len(),
+        dry_run = out.dry_run,
+        "conflicts resolved in bulk"
+    );
     for r in &out.done {
         announce(&state, r);
     }

@@ -88,12 +88,8 @@ pub(super) fn compile_contract(
         }
     };
 
-    let on_conflict = raw
-        .inbound
-        .on_conflict
-        .as_ref()
-        .and_then(|o| parse_on_conflict(&mut loc, o))
-        .unwrap_or(OnConflict::Queue);
+    let on_conflict =
+        raw.inbound.on_conflict.as_ref().and_then(|o| parse_on_conflict(&mut loc, o)).unwrap_or(OnConflict::Queue);
 
     let fields: Vec<FieldSpec> = raw.fields.iter().filter_map(|f| compile_field(&mut loc, f, workflow)).collect();
     let mut pointers: BTreeMap<&str, ()> = BTreeMap::new();
