@@ -5,6 +5,7 @@ mod fakes;
 mod helpers;
 
 mod auth;
+mod conflicts;
 mod contracts;
 mod delivery;
 mod e2e;
