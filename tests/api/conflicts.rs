@@ -539,7 +539,7 @@ backend_test!(the_cli_lists_shows_and_resolves, |app: TestApp| async move {
     let run = move |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
             .args(args)
-            .env("EBOND_DATABASE_URL", settings.effective_database_url().to_string())
+            .env("EBOND_DATABASE_URL", settings.effective_database_url())
             .env("EBOND_DATA_DIR", &settings.data_dir)
             .env("EBOND_CONTRACTS_DIR", &settings.contracts_dir)
             .env("RUST_LOG", "warn")
