@@ -151,7 +151,7 @@ impl Contract {
 fn mapped_already(mapped: &Mapped, target: &Target) -> bool {
     match target {
         Target::PartnerTicketId => mapped.partner_ticket_id.is_some(),
-        Target::WorkNote | Target::Comment => false,
+        Target::WorkNote | Target::Comment | Target::Version => false,
         t => mapped.changes.contains_key(&t.name()),
     }
 }

@@ -175,6 +175,8 @@ pub enum Target {
     PartnerTicketId,
     WorkNote,
     Comment,
+    /// The ticket's version (read-only): what a partner may send back in `If-Match`.
+    Version,
 }
 
 impl Target {
@@ -185,6 +187,7 @@ impl Target {
             Target::PartnerTicketId => crate::domain::fields::PARTNER_TICKET_ID.into(),
             Target::WorkNote => crate::domain::fields::WORK_NOTE.into(),
             Target::Comment => crate::domain::fields::COMMENT.into(),
+            Target::Version => crate::domain::fields::VERSION.into(),
         }
     }
 }

@@ -19,6 +19,14 @@ impl Contract {
             let canonical = match &spec.target {
                 Target::PartnerTicketId => partner_ticket_id.map(|s| Value::String(s.into())).unwrap_or(Value::Null),
                 Target::WorkNote | Target::Comment => continue,
+                Target::Version => {
+                    let v = match spec.ty {
+                        FieldType::String => Value::String(ticket.version.to_string()),
+                        _ => Value::from(ticket.version),
+                    };
+                    spec.pointer.set(&mut out, v);
+                    continue;
+                }
                 _ => ticket.get(&target).clone(),
             };
             if let Some(v) = self.outward(spec, &canonical) {

@@ -60,6 +60,8 @@ pub const FIELDS: &[CanonicalField] = &[
 pub const PARTNER_TICKET_ID: &str = "partner_ticket_id";
 pub const WORK_NOTE: &str = "work_note";
 pub const COMMENT: &str = "comment";
+/// The ticket's version, readable by partners (never written by them).
+pub const VERSION: &str = "version";
 pub const ATTRIBUTE_PREFIX: &str = "attributes.";
 
 pub fn field(name: &str) -> Option<&'static CanonicalField> {
@@ -69,6 +71,6 @@ pub fn field(name: &str) -> Option<&'static CanonicalField> {
 /// Every name a contract may use in `canonical`, `write` or `read`, for error messages.
 pub fn all_target_names() -> Vec<&'static str> {
     let mut names: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
-    names.extend([PARTNER_TICKET_ID, WORK_NOTE, COMMENT, "attributes.<name>"]);
+    names.extend([PARTNER_TICKET_ID, WORK_NOTE, COMMENT, VERSION, "attributes.<name>"]);
     names
 }

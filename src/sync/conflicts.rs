@@ -531,3 +531,83 @@ pub async fn resolve_matching(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acme() -> std::sync::Arc<Contract> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts");
+        crate::contract::load_dir(&dir).unwrap().get("acme-msp").unwrap().clone()
+    }
+
+    fn ticket(stamps: &[(&str, i64, &str)]) -> Ticket {
+        let mut values = Map::new();
+        values.insert("state".into(), json!("on_hold"));
+        values.insert("resolution_notes".into(), json!("from the desk"));
+        Ticket {
+            id: 1,
+            number: "EB0000001".into(),
+            version: 5,
+            created_at: 0,
+            updated_at: 0,
+            created_by: "servicenow".into(),
+            updated_by: "servicenow".into(),
+            values,
+            stamps: stamps
+                .iter()
+                .map(|(f, v, by)| (f.to_string(), Stamp { v: *v, by: by.to_string(), at: 0 }))
+                .collect(),
+            open_conflicts: 0,
+        }
+    }
+
+    fn changes(pairs: &[(&str, Value)]) -> Changeset {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn a_field_another_party_changed_after_what_the_writer_saw_conflicts() {
+        let c = acme();
+        let t = ticket(&[("state", 5, "servicenow"), ("resolution_notes", 2, "servicenow")]);
+        let found = detect(&c, 3, &t, &changes(&[("state", json!("resolved")), ("resolution_notes", json!("mine"))]));
+        let fields: Vec<&str> = found.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["state"], "resolution_notes was changed before version 3, which Acme saw");
+        assert_eq!((found[0].current.clone(), found[0].mode), (json!("on_hold"), OnConflict::Queue));
+    }
+
+    #[test]
+    fn own_changes_equal_values_and_unstamped_fields_never_conflict() {
+        let c = acme();
+        let t = ticket(&[("state", 5, "acme-msp"), ("resolution_notes", 5, "servicenow")]);
+        let none = detect(
+            &c,
+            1,
+            &t,
+            &changes(&[
+                ("state", json!("resolved")),
+                ("resolution_notes", json!("from the desk")),
+                ("estimated_completion", json!("2026-12-03T10:00:00Z")),
+            ]),
+        );
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn an_operator_change_conflicts_like_a_partner_one() {
+        let c = acme();
+        let t = ticket(&[("state", 5, "operator:3")]);
+        let found = detect(&c, 4, &t, &changes(&[("state", json!("in_progress"))]));
+        assert_eq!(found.len(), 1);
+        assert_eq!(answer_field(&c, &found[0]).set_by, "operator", "partners are not told credential ids");
+        assert_eq!(answer_field(&c, &found[0]).yours, json!("Work In Progress"), "in Acme's vocabulary");
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in ConflictStatus::ALL {
+            assert_eq!(ConflictStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ConflictStatus::parse("pending"), None);
+    }
+}

@@ -272,6 +272,13 @@ fn a_bad_on_conflict_value_is_a_contract_error() {
         errors.iter().any(|e| e.message.contains("on_conflict must be `queue`, `accept` or `reject`, not `merge`")),
         "{errors:?}"
     );
+    // The version is read-only.
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("write = [\"state\",", "write = [\"version\", \"state\",");
+    assert!(text.contains("\"version\", \"state\""));
+    std::fs::write(&path, text).unwrap();
+    let errors = ebond::contract::load_dir(dir.path()).unwrap_err();
+    assert!(errors.iter().any(|e| e.message.contains("`version` is read-only")), "{errors:?}");
 }
 
 backend_test!(two_partners_changing_the_state_at_once_make_one_conflict, |app: TestApp| async move {
@@ -436,6 +443,9 @@ delivery_test!(a_write_after_the_other_sides_push_does_not_conflict, |_s| {}, |a
     assert_eq!(s, 201);
     let number = created["number"].as_str().unwrap().to_string();
     settled(&app, &number).await;
+    let got = f.acme.received();
+    let create = last_for(&got, &number);
+    assert_eq!((create.header("x-ebond-version"), &create.body["hub_version"]), ("1", &json!(1)), "{:?}", create.body);
     // No reads here: what each side has seen comes from the pushes delivered to it.
     let (s, b) = app.patch("/tickets/ACME-4001", &p.acme, &json!({"status": "Work In Progress"})).await;
     assert_eq!(s, 200, "{b}");

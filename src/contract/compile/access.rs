@@ -16,6 +16,9 @@ pub(super) fn compile_access(loc: &mut Locator, a: &raw::RawAccess, workflow: &W
     };
     let write = names(&a.write);
     let read = names(&a.read);
+    if let Some(v) = a.write.iter().find(|n| n.get_ref() == fields::VERSION) {
+        loc.at(v, "`version` is read-only: ebond sets it; a partner reads it (and may send it back in If-Match)");
+    }
     let mut transitions = Vec::new();
     for t in &a.transitions {
         let Some((from, to)) = parse_arrow(t.get_ref()) else {

@@ -35,6 +35,7 @@ pub(super) fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow
     let compatible = match (&target, ty) {
         (Target::Attribute(_), _) => true,
         (Target::PartnerTicketId, FieldType::String) => true,
+        (Target::Version, FieldType::Integer | FieldType::String) => true,
         (Target::WorkNote | Target::Comment, FieldType::String | FieldType::Text) => true,
         (Target::Field(cf), t) => matches!(
             (cf.ty, t),

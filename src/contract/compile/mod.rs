@@ -175,6 +175,7 @@ pub(super) fn parse_target(name: &str) -> Option<Target> {
         fields::PARTNER_TICKET_ID => Target::PartnerTicketId,
         fields::WORK_NOTE => Target::WorkNote,
         fields::COMMENT => Target::Comment,
+        fields::VERSION => Target::Version,
         other => Target::Field(fields::field(other)?),
     })
 }
