@@ -59,7 +59,10 @@ impl Registry {
 pub fn check_value(workflow: &Workflow, field: &str, value: &Value) -> Result<(), String> {
     let target = compile::parse_target(field).ok_or_else(|| format!("`{field}` is not a canonical field"))?;
     if value.is_null() {
-        return Ok(());
+        return match field {
+            "state" | "kind" => Err(format!("`{field}` cannot be cleared")),
+            _ => Ok(()),
+        };
     }
     compile::check_canonical(&target, value, workflow)
 }

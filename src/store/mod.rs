@@ -83,6 +83,10 @@ impl From<diesel::result::Error> for StoreError {
                 StoreError::Unavailable(info.message().to_string())
             }
             E::DatabaseError(K::SerializationFailure, info) => StoreError::Busy(info.message().to_string()),
+            // PostgreSQL broke a lock cycle by aborting this transaction: retrying succeeds.
+            E::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                StoreError::Busy(info.message().to_string())
+            }
             E::DatabaseError(K::ReadOnlyTransaction, info) => StoreError::Unavailable(info.message().to_string()),
             E::DatabaseError(_, info) if disk_trouble(info.message()) => {
                 StoreError::Unavailable(info.message().to_string())

@@ -7,6 +7,7 @@
 //! read only once a conflict is found, for the base value the partner last saw.
 
 use super::fanout::{fan_out, Change, Converge};
+use super::write::changed_fields;
 use super::{AuditInfo, AuditOutcome, SyncError};
 use crate::contract::{Contract, OnConflict, Registry};
 use crate::domain::events;
@@ -265,7 +266,7 @@ pub fn supersede<C: Repos + ?Sized>(
 }
 
 /// A stored JSON value (written by this module; unreadable text reads as `null`).
-fn stored(text: &str) -> Value {
+pub fn stored(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
@@ -309,15 +310,19 @@ pub struct Resolved {
 /// the change is fanned out to every partner that reads the fields — the one whose value lost
 /// included, so every copy converges.
 pub fn resolve<C: Repos + ?Sized>(c: &mut C, r: Resolution) -> Result<Resolved, SyncError> {
+    let (found, _) = c.conflict(r.id)?.ok_or(SyncError::ConflictNotFound { id: r.id })?;
+    // Every change of a ticket's records happens under the ticket's lock: take it, then read the
+    // record again, so two resolutions (or a resolution and a superseding write) never both
+    // close it.
+    let before = c
+        .ticket_locked(found.ticket_id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("conflict {} names a missing ticket", found.id)))?
+        .into_ticket()?;
     let (mut row, fields) = c.conflict(r.id)?.ok_or(SyncError::ConflictNotFound { id: r.id })?;
     if row.status != ConflictStatus::Open.as_str() {
         return Err(SyncError::ConflictClosed { id: r.id, status: row.status });
     }
     let workflow = &r.registry.workflow;
-    let before = c
-        .ticket_locked(row.ticket_id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("conflict {} names a missing ticket", row.id)))?
-        .into_ticket()?;
     let held: Vec<&ConflictFieldRow> = fields.iter().filter(|f| f.disposition == HELD).collect();
     for named in r.choices.keys() {
         if !held.iter().any(|f| f.field == *named) {
@@ -365,7 +370,7 @@ pub fn resolve<C: Repos + ?Sized>(c: &mut C, r: Resolution) -> Result<Resolved, 
     let changed: Vec<String> = changed_fields(&before.values, &values).into_iter().map(str::to_string).collect();
     let changed: Vec<&str> = changed.iter().map(String::as_str).collect();
     let mut after = before.clone();
-    after.open_conflicts = (before.open_conflicts - 1).max(0);
+    after.open_conflicts = before.open_conflicts - 1;
     if !changed.is_empty() {
         let now = crate::util::now_ms().max(before.updated_at + 1);
         after.version += 1;
@@ -377,7 +382,7 @@ pub fn resolve<C: Repos + ?Sized>(c: &mut C, r: Resolution) -> Result<Resolved, 
         after.values = values;
     }
     let superseded = supersede(c, &after, Some(row.id), r.now)?;
-    after.open_conflicts = (after.open_conflicts - superseded.len() as i64).max(0);
+    after.open_conflicts -= superseded.len() as i64;
     if changed.is_empty() {
         c.set_open_conflicts(after.id, after.open_conflicts)?;
     } else {
@@ -442,11 +447,6 @@ pub fn resolve<C: Repos + ?Sized>(c: &mut C, r: Resolution) -> Result<Resolved, 
     Ok(Resolved { conflict, version: after.version, fanned_out_to, superseded })
 }
 
-fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
-    let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
-    keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).collect()
-}
-
 /// Outcome of a bulk resolution.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BulkOutcome {
@@ -457,6 +457,10 @@ pub struct BulkOutcome {
     /// Conflicts that could not be resolved, with the reason (each left open).
     pub refused: Vec<BulkRefusal>,
     pub dry_run: bool,
+    /// Why the run stopped before the end (the database became unavailable): what is listed
+    /// was done; run it again for the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// True when a resolution wrote outbox rows (the processor is woken).
     #[serde(skip)]
     pub fanned_out: bool,
@@ -525,7 +529,10 @@ pub async fn resolve_matching(
                 out.fanned_out |= !r.fanned_out_to.is_empty();
                 out.done.push(r);
             }
-            Err(SyncError::Store(e)) if e.is_transient() => return Err(SyncError::Store(e)),
+            Err(SyncError::Store(e)) if e.is_transient() => {
+                out.stopped = Some(format!("the database became unavailable at conflict {id}: {e}"));
+                break;
+            }
             Err(e) => out.refused.push(BulkRefusal { id, reason: e.to_string() }),
         }
     }

@@ -173,7 +173,8 @@ struct Applied {
     superseded: Vec<(i64, String)>,
 }
 
-fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
+/// Canonical fields whose value differs, in name order.
+pub(super) fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
     let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
     keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).collect()
 }
@@ -270,6 +271,10 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         return Err(refusal);
     }
     let held = detected.iter().any(|d| d.mode == OnConflict::Queue);
+    // The answer shows the version, not the fields others changed since what the partner last
+    // saw: only a partner that had seen every other party's change has now seen the result.
+    let saw_everything = !before.stamps.values().any(|s| s.v > xref.seen_version && s.by != contract.id.as_str());
+    let advances_seen = !held && saw_everything;
     // A held state change is not run until it is resolved, but one that could not be run from
     // the state the ticket is in now is refused now: queueing it would help nobody.
     if let Some(to) = detected.iter().find(|d| d.field == "state" && d.mode == OnConflict::Queue) {
@@ -289,7 +294,13 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
             values.insert(k.clone(), v.clone());
         }
     }
-    derive_priority_if_needed(contract, cmd.registry, &changes, &mut values);
+    // A derived priority never replaces one another party set after what this partner saw (nor
+    // a priority the partner sent that is held): the explicit change wins over the derivation.
+    let priority_guarded = cmd.mapped.changes.contains_key("priority")
+        || before.stamps.get("priority").is_some_and(|s| s.v > xref.seen_version && s.by != contract.id.as_str());
+    if !priority_guarded {
+        derive_priority_if_needed(contract, cmd.registry, &changes, &mut values);
+    }
     let from = before.state().to_string();
     let to = values.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
     if from == to && values != before.values {
@@ -355,7 +366,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     if !fields_changed && journal.is_empty() {
         if held {
             c.set_open_conflicts(before.id, open_conflicts)?;
-        } else if xref.seen_version < before.version {
+        } else if advances_seen && xref.seen_version < before.version {
             c.mark_seen(xref.id, before.version)?;
         }
         return Ok(Applied {
@@ -386,14 +397,14 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     }
     // The queue is looked at only when the ticket has open records.
     let superseded = match before.open_conflicts > 0 && fields_changed {
-        true => conflicts::supersede(c, &after, None, cmd.now)?,
+        true => conflicts::supersede(c, &after, conflict.as_ref().map(|c| c.id), cmd.now)?,
         false => Vec::new(),
     };
     after.open_conflicts -= superseded.len() as i64;
     c.update_ticket(&TicketRow::from_ticket(&after))?;
     // A write with held fields shows the partner holds other values than the hub: what it
     // has seen stays where it was, so its next write of those fields conflicts again.
-    if !held {
+    if advances_seen {
         c.mark_seen(xref.id, after.version)?;
     }
     if fields_changed {
@@ -411,7 +422,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
             version: Some(after.version),
         })?;
     }
-    let held_only = held && !fields_changed;
+    let held_only = held && !fields_changed && journal.is_empty();
     Ok(Applied {
         created: false,
         before,

@@ -422,7 +422,7 @@ async fn settled(app: &TestApp, number: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let rows = app.outbox_rows(number).await;
-        if rows.iter().all(|r| r.status == "delivered") {
+        if !rows.is_empty() && rows.iter().all(|r| r.status == "delivered") {
             return;
         }
         assert!(Instant::now() < deadline, "deliveries of {number} never settled: {rows:?}");
@@ -473,6 +473,8 @@ async fn conflicting_resolution(app: &TestApp, p: &Parties, f: &Partners, inc: &
     assert_eq!(s, 200, "{b}");
     settled(app, &number).await;
     assert_eq!(app.post("/admin/partners/acme-msp/pause", &p.admin, &json!({})).await.0, 200);
+    // A claim cycle that read the switch just before it changed ends within a poll interval.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let (s, b) = app.patch(&format!("/tickets/{inc}"), &p.snow, &json!({"state": "3", "hold_reason": "4"})).await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = app.patch(&format!("/tickets/{acme_id}"), &p.acme, &resolve_payload()).await;
@@ -576,4 +578,57 @@ backend_test!(the_cli_lists_shows_and_resolves, |app: TestApp| async move {
     assert_eq!(view["fields"]["state"], "6", "{view}");
     let items = conflicts(&app, &p.admin, "status=resolved").await;
     assert!(items[0]["resolved_by"].as_str().unwrap().starts_with("cli:"), "{items:?}");
+});
+
+backend_test!(a_write_that_holds_nothing_does_not_count_as_having_seen_the_others, |app: TestApp| async move {
+    let p = parties(&app).await;
+    worked_ticket(&app, &p, "INC0020010", "ACME-2010").await;
+    snow_holds(&app, &p, "INC0020010").await;
+    // Acme adds a note from its stale view: its answer shows no field, so the hold stays unseen.
+    let (s, b) = app.post("/tickets/ACME-2010/work-notes", &p.acme, &json!({"text": "on site tomorrow"})).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = app.patch("/tickets/ACME-2010", &p.acme, &resolve_payload()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["conflict"]["fields"][0]["field"], "status", "the hold is not silently overwritten: {b}");
+    // A list read counts as having seen each ticket on the page.
+    let (s, page, _) = app.get("/tickets?limit=10", &p.acme).await;
+    assert_eq!(s, 200, "{page}");
+    let (s, b) = app.patch("/tickets/ACME-2010", &p.acme, &json!({"status": "Resolved"})).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b.get("conflict").is_none(), "{b}");
+});
+
+backend_test!(a_derived_priority_never_replaces_another_partys_priority, |app: TestApp| async move {
+    let enovia = app.token(Some("enovia")).await;
+    let snow = app.token(Some("servicenow")).await;
+    let (s, created) = app.post("/tickets", &enovia, &enovia_issue("ISS-0000077")).await;
+    assert_eq!(s, 201, "{created}");
+    let number = created["number"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&format!("/tickets/{number}"), &snow).await.0, 200);
+    // ENOVIA lowers the priority explicitly; ServiceNow has not seen that.
+    let (s, b) = app.patch("/tickets/ISS-0000077", &enovia, &json!({"data": {"Priority": "low"}})).await;
+    assert_eq!(s, 200, "{b}");
+    // ServiceNow raises the impact: priority would be derived from impact × urgency.
+    let (s, b) = app.patch(&format!("/tickets/{number}"), &snow, &json!({"impact": "1"})).await;
+    assert_eq!(s, 200, "{b}");
+    let (_, view, _) = app.get(&format!("/tickets/{number}"), &snow).await;
+    assert_eq!((&view["fields"]["impact"], &view["fields"]["priority"]), (&json!("1"), &json!("4")), "{view}");
+});
+
+backend_test!(a_custom_null_clears_a_held_field, |app: TestApp| async move {
+    let p = parties(&app).await;
+    worked_ticket(&app, &p, "INC0020011", "ACME-2011").await;
+    let (s, b) = app.patch("/tickets/INC0020011", &p.snow, &json!({"close_notes": "desk notes"})).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = app.patch("/tickets/ACME-2011", &p.acme, &json!({"resolution_notes": "acme notes"})).await;
+    assert_eq!(s, 202, "{b}");
+    let id = b["conflict"]["id"].as_i64().unwrap();
+    let body = json!({"fields": {"resolution_notes": {"choice": "custom", "value": null}}});
+    let (s, done) = app.post(&format!("/admin/conflicts/{id}/resolve"), &p.admin, &body).await;
+    assert_eq!(s, 200, "{done}");
+    let (_, view, _) = app.get("/tickets/INC0020011", &p.snow).await;
+    assert!(view["fields"]["close_notes"].is_null(), "{view}");
+    let body = json!({"fields": {"state": {"choice": "custom", "value": null}}});
+    let (s, _) = app.post(&format!("/admin/conflicts/{id}/resolve"), &p.admin, &body).await;
+    assert_eq!(s, 409, "already resolved");
 });

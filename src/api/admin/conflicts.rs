@@ -11,7 +11,7 @@ use crate::domain::ids::TicketNumber;
 use crate::store::conflicts::{Conflict, ConflictFilter};
 use crate::store::StoreError;
 use crate::sync::conflicts::{
-    self as sync_conflicts, BulkOutcome, BulkResolution, Choice, ConflictStatus, Resolution, Resolved,
+    self as sync_conflicts, stored, BulkOutcome, BulkResolution, Choice, ConflictStatus, Resolution, Resolved,
 };
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -102,10 +102,6 @@ pub struct ConflictPage {
     pub items: Vec<ConflictView>,
     /// Pass as `after` for the next page.
     pub next_after: Option<i64>,
-}
-
-fn stored(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 /// A conflict record as operators see it.
@@ -234,8 +230,13 @@ pub struct FieldChoice {
     pub choice: ChoiceName,
     /// For `custom`: the canonical value (`null` clears the field).
     #[schema(value_type = Option<Object>)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub value: Option<Value>,
+}
+
+/// A member that is present, even as `null` (absent stays `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// An operator's resolution of one conflict.

@@ -40,7 +40,7 @@ pub async fn list(
     let Cursor(after) = cursor?;
     let p = contract.id.clone();
     let rows = state.db.read(move |c| crate::sync::read::list(c, &p, since, after, limit)).await?;
-    super::mark_seen(&state, rows.iter().map(|(t, x)| (x.clone(), t.version)).collect()).await?;
+    super::mark_seen(&state, rows.iter().map(|(t, x)| (x.clone(), t.version)).collect()).await;
     let next_cursor =
         (rows.len() as i64 == limit).then(|| rows.last().map(|(t, _)| Cursor::encode(t.updated_at, t.id))).flatten();
     let items = rows.iter().map(|(t, x)| view(&contract, t, x.partner_ticket_id.as_deref())).collect();

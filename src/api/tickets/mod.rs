@@ -163,14 +163,19 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
 
 /// Records that the partner has now seen these ticket versions (what conflict detection
 /// compares with): one write for the whole answer, none when it had seen them all.
-async fn mark_seen(state: &AppState, read: Vec<(crate::store::models::XrefRow, i64)>) -> Result<(), ApiError> {
+///
+/// A failure is logged, not answered: the read itself succeeded, and a version not recorded
+/// as seen only makes a later write of the partner conflict where it need not.
+async fn mark_seen(state: &AppState, read: Vec<(crate::store::models::XrefRow, i64)>) {
     let behind: Vec<(i64, i64)> =
         read.into_iter().filter(|(x, version)| x.seen_version < *version).map(|(x, v)| (x.id, v)).collect();
     if behind.is_empty() {
-        return Ok(());
+        return;
     }
-    state.db.write(move |c| c.mark_seen_many(&behind).map_err(crate::store::StoreError::from)).await?;
-    Ok(())
+    let n = behind.len();
+    if let Err(e) = state.db.write(move |c| c.mark_seen_many(&behind).map_err(crate::store::StoreError::from)).await {
+        tracing::warn!(error = %e, tickets = n, "could not record what the partner has seen");
+    }
 }
 
 /// The operational webhook hears of a conflict the write opened and of those it superseded.

@@ -35,7 +35,7 @@ pub async fn read(
     let (ticket, xref) = state.db.read(move |c| crate::sync::read::resolve(c, &p, &reference)).await?;
     record_ticket(&ticket.number);
     req.extensions_mut().insert(AuditTicket { id: ticket.id, number: ticket.number.clone() });
-    super::mark_seen(&state, vec![(xref.clone(), ticket.version)]).await?;
+    super::mark_seen(&state, vec![(xref.clone(), ticket.version)]).await;
     let tag = etag(ticket.version);
     let unchanged = req
         .headers()
