@@ -133,7 +133,9 @@ impl ConflictRepo for $conn {
             .filter(journal::ticket_id.eq(ticket_id))
             .filter(journal::version.gt(version))
             .filter(journal::kind.eq(crate::domain::JournalKind::FieldChange.as_str()))
-            .order((journal::version, journal::id))
+            // Entries are appended in version order: the ticket's own index (ticket_id, id)
+            // serves this without an index of its own that every journal insert would pay for.
+            .order(journal::id)
             .select(JournalRow::as_select())
             .load(self)
     }

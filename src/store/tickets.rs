@@ -27,11 +27,10 @@ pub trait TicketRepo: Dialect {
     /// hub number of a ticket shared with it), as `sync::read::resolve` does: what the audit row
     /// records.
     fn shared_ticket(&mut self, partner: &str, reference: &str) -> QueryResult<Option<(i64, String)>>;
-    /// Raises what the partner of cross-reference `xref_id` has seen to `version` (never lowers it).
-    fn mark_seen(&mut self, xref_id: i64, version: i64) -> QueryResult<()>;
-    /// [`Self::mark_seen`] for many cross-references, in one statement (a list page).
+    /// Raises what the partners of these cross-references have seen to the versions given (never
+    /// lowers it), in one statement: a read or a list page.
     fn mark_seen_many(&mut self, seen: &[(i64, i64)]) -> QueryResult<()>;
-    /// [`Self::mark_seen`] by partner and ticket (a delivered push).
+    /// [`Self::mark_seen_many`] by partner and ticket (a delivered push).
     fn mark_seen_by(&mut self, partner: &str, ticket_id: i64, version: i64) -> QueryResult<()>;
     /// Sets the ticket's open-conflict count without touching its version.
     fn set_open_conflicts(&mut self, ticket_id: i64, open: i64) -> QueryResult<()>;
@@ -140,13 +139,6 @@ impl TicketRepo for $conn {
             .select((tickets::id, tickets::number))
             .first(self)
             .optional()
-    }
-
-    fn mark_seen(&mut self, xref_id: i64, version: i64) -> QueryResult<()> {
-        diesel::update(xrefs::table.find(xref_id).filter(xrefs::seen_version.lt(version)))
-            .set(xrefs::seen_version.eq(version))
-            .execute(self)
-            .map(|_| ())
     }
 
     fn mark_seen_many(&mut self, seen: &[(i64, i64)]) -> QueryResult<()> {

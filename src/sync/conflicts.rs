@@ -172,7 +172,7 @@ pub struct NewConflict<'a> {
 pub fn record<C: Repos + ?Sized>(c: &mut C, n: &NewConflict) -> Result<ConflictAnswer, SyncError> {
     let held = n.detected.iter().any(|d| d.mode == OnConflict::Queue);
     let status = if held { ConflictStatus::Open } else { ConflictStatus::Overwritten };
-    let bases = base_values(c, n.ticket.id, n.seen, n.detected)?;
+    let bases = base_values(c, n.ticket.id, n.contract.id.as_str(), n.seen, n.detected)?;
     let row = ConflictRow {
         id: 0,
         ticket_id: n.ticket.id,
@@ -213,11 +213,13 @@ pub fn record<C: Repos + ?Sized>(c: &mut C, n: &NewConflict) -> Result<ConflictA
     })
 }
 
-/// Each field's value at version `seen`: the `from` of its first change after it (a field
-/// changed after `seen` has such a change). `null` when the partner had seen nothing.
+/// Each field's value as the partner last knew it: the `from` of the first change another
+/// party made to it after `seen` (the partner's own changes after `seen` are what it knows).
+/// `null` when the partner had seen nothing.
 fn base_values<C: Repos + ?Sized>(
     c: &mut C,
     ticket_id: i64,
+    partner: &str,
     seen: i64,
     detected: &[Detected],
 ) -> Result<BTreeMap<String, Value>, SyncError> {
@@ -226,6 +228,9 @@ fn base_values<C: Repos + ?Sized>(
         return Ok(bases);
     }
     for row in c.field_changes_after(ticket_id, seen)? {
+        if row.author_partner == partner {
+            continue;
+        }
         let body: Map<String, Value> = serde_json::from_str(&row.body)
             .map_err(|e| StoreError::Corrupt(format!("journal entry {}: {e}", row.id)))?;
         for d in detected {

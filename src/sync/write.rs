@@ -271,10 +271,11 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         return Err(refusal);
     }
     let held = detected.iter().any(|d| d.mode == OnConflict::Queue);
-    // The answer shows the version, not the fields others changed since what the partner last
-    // saw: only a partner that had seen every other party's change has now seen the result.
-    let saw_everything = !before.stamps.values().any(|s| s.v > xref.seen_version && s.by != contract.id.as_str());
-    let advances_seen = !held && saw_everything;
+    // What the writer has seen is not raised by its own write: its own changes are known to it
+    // through the field stamps (detection never counts them), and every other party's change
+    // made after this write has a higher version anyway — so raising it would change no
+    // detection, and would cost a statement per write. (Raising it to the answered version
+    // would be wrong when others had changed fields the answer does not show.)
     // A held state change is not run until it is resolved, but one that could not be run from
     // the state the ticket is in now is refused now: queueing it would help nobody.
     if let Some(to) = detected.iter().find(|d| d.field == "state" && d.mode == OnConflict::Queue) {
@@ -366,8 +367,6 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     if !fields_changed && journal.is_empty() {
         if held {
             c.set_open_conflicts(before.id, open_conflicts)?;
-        } else if advances_seen && xref.seen_version < before.version {
-            c.mark_seen(xref.id, before.version)?;
         }
         return Ok(Applied {
             created: false,
@@ -402,11 +401,6 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     };
     after.open_conflicts -= superseded.len() as i64;
     c.update_ticket(&TicketRow::from_ticket(&after))?;
-    // A write with held fields shows the partner holds other values than the hub: what it
-    // has seen stays where it was, so its next write of those fields conflicts again.
-    if advances_seen {
-        c.mark_seen(xref.id, after.version)?;
-    }
     if fields_changed {
         let changes: Map<String, Value> = changed_fields(&before.values, &after.values)
             .into_iter()

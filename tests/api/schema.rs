@@ -97,7 +97,7 @@ fn execute(conn: &mut DbConn, sql: &str) -> usize {
 }
 
 /// The indexes every migrated database has (besides primary keys and unique constraints).
-const INDEXES: [&str; 20] = [
+const INDEXES: [&str; 19] = [
     "access_tokens_expiry",
     "auth_events_client",
     "auth_events_source",
@@ -109,7 +109,6 @@ const INDEXES: [&str; 20] = [
     "inbound_webhooks_age",
     "journal_partner_entry",
     "journal_ticket",
-    "journal_ticket_version",
     "outbox_delivered_at",
     "outbox_due",
     "outbox_partner_ticket",

@@ -1,6 +1,5 @@
 DROP TABLE conflict_fields;
 DROP TABLE conflicts;
-DROP INDEX journal_ticket_version;
 ALTER TABLE journal DROP COLUMN version;
 ALTER TABLE xrefs DROP COLUMN seen_version;
 ALTER TABLE tickets DROP COLUMN open_conflicts;

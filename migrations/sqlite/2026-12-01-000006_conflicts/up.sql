@@ -11,7 +11,6 @@ ALTER TABLE tickets ADD COLUMN open_conflicts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE xrefs ADD COLUMN seen_version BIGINT NOT NULL DEFAULT 0;
 -- The ticket version a journal entry belongs to (NULL on rows written before this migration).
 ALTER TABLE journal ADD COLUMN version BIGINT;
-CREATE INDEX journal_ticket_version ON journal (ticket_id, version);
 
 CREATE TABLE conflicts (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -44,7 +44,8 @@ pub struct ConflictView {
     pub request_id: String,
     /// open, resolved, superseded or overwritten.
     pub status: String,
-    /// The ticket version the partner had last seen.
+    /// The ticket version the partner had last seen (read, or received in a push); its own
+    /// writes are known to it besides.
     pub seen_version: i64,
     /// The ticket version when the write came.
     pub ticket_version: i64,
@@ -172,7 +173,7 @@ pub fn filter(status: Option<&str>, partner: Option<String>, ticket: Option<&str
 }
 
 #[utoipa::path(
-    get, path = "/api/ebond/v1/admin/conflicts", tag = "admin", params(ConflictQuery),
+    get, path = "/api/ebond/v1/admin/conflicts", tag = "admin", operation_id = "conflicts_list", params(ConflictQuery),
     responses(
         (status = 200, description = "Conflict records, oldest first", body = ConflictPage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
@@ -198,7 +199,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    get, path = "/api/ebond/v1/admin/conflicts/{id}", tag = "admin",
+    get, path = "/api/ebond/v1/admin/conflicts/{id}", tag = "admin", operation_id = "conflicts_show",
     params(("id" = i64, Path, description = "Conflict id")),
     responses(
         (status = 200, description = "The record with base, proposed and current values", body = ConflictView),
@@ -325,7 +326,7 @@ pub fn announce(state: &AppState, r: &Resolved) {
 }
 
 #[utoipa::path(
-    post, path = "/api/ebond/v1/admin/conflicts/{id}/resolve", tag = "admin",
+    post, path = "/api/ebond/v1/admin/conflicts/{id}/resolve", tag = "admin", operation_id = "conflicts_resolve",
     params(("id" = i64, Path, description = "Conflict id")),
     request_body(content = ResolveRequest, content_type = "application/json"),
     responses(
@@ -382,7 +383,7 @@ pub async fn resolve(
 }
 
 #[utoipa::path(
-    post, path = "/api/ebond/v1/admin/conflicts/resolve", tag = "admin",
+    post, path = "/api/ebond/v1/admin/conflicts/resolve", tag = "admin", operation_id = "conflicts_resolve_many",
     request_body(content = BulkResolveRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "How many matched and were resolved; those refused stay open", body = BulkOutcome),
