@@ -105,11 +105,9 @@ pub struct ConflictFieldAnswer {
     /// Your field name.
     pub field: String,
     /// The value you sent.
-    #[schema(value_type = Object)]
     pub yours: Value,
     /// The value the other party set after the version you last saw (`null` when your contract
     /// does not let you read the field).
-    #[schema(value_type = Object)]
     pub current: Value,
     /// Who set it: a partner id, or `operator`.
     pub set_by: String,

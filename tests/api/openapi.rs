@@ -56,6 +56,16 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
         let name = r.trim_start_matches("#/components/schemas/");
         return conforms(doc, &doc["components"]["schemas"][name], value, at);
     }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let errors: Vec<String> = options.iter().filter_map(|o| conforms(doc, o, value, at).err()).collect();
+        return match errors.len() < options.len() {
+            true => Ok(()),
+            false => Err(errors.join("; ")),
+        };
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(doc, part, value, at)?;
+    }
     let types: Vec<&str> = match &schema["type"] {
         Value::String(t) => vec![t.as_str()],
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
@@ -131,5 +141,35 @@ backend_test!(write_answers_match_the_published_schema, |app: TestApp| async mov
             conforms(&doc, schema, answer, partner).unwrap_or_else(|e| panic!("{partner} {method}: {e}"));
         }
         assert!(created["state"].is_string(), "{created}");
+    }
+});
+
+backend_test!(conflict_answers_match_the_published_schema, |app: TestApp| async move {
+    let doc: Value =
+        app.http.get(app.api("/partners/acme-msp/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let snow = app.token(Some("servicenow")).await;
+    let acme = app.token(Some("acme-msp")).await;
+    let mut inc = crate::helpers::servicenow_incident("INC0000302");
+    inc["assignment_group"] = serde_json::json!("Acme L2");
+    assert_eq!(app.post("/tickets", &snow, &inc).await.0, 201);
+    assert_eq!(app.get("/tickets/EB0000001", &acme).await.0, 200);
+    let (s, _) = app.patch("/tickets/EB0000001", &acme, &serde_json::json!({"status": "Work In Progress"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(app.get("/tickets/INC0000302", &snow).await.0, 200);
+    let (s, _) = app.patch("/tickets/INC0000302", &snow, &serde_json::json!({"state": "3", "hold_reason": "1"})).await;
+    assert_eq!(s, 200);
+    let resolve = serde_json::json!({"status": "Resolved", "resolution_code": "FIXED", "resolution_notes": "n"});
+    let (s, mixed) = app.patch("/tickets/EB0000001", &acme, &resolve).await;
+    assert_eq!(s, 200, "{mixed}");
+    let (s, held) = app.patch("/tickets/EB0000001", &acme, &serde_json::json!({"status": "Resolved"})).await;
+    assert_eq!(s, 202, "{held}");
+    let op = &doc["paths"]["/api/ebond/v1/tickets/{partner_ticket_id}"]["patch"]["responses"];
+    for (code, answer) in [("200", &mixed), ("202", &held)] {
+        assert!(answer["conflict"]["fields"][0]["held"] == true, "{answer}");
+        let schema = &op[code]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{code} documented");
+        conforms(&doc, schema, answer, "acme-msp").unwrap_or_else(|e| panic!("{code}: {e}"));
+        let fields = &doc["components"]["schemas"]["ConflictFieldAnswer"];
+        conforms(&doc, fields, &answer["conflict"]["fields"][0], "field").unwrap_or_else(|e| panic!("{code}: {e}"));
     }
 });

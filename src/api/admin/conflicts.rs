@@ -65,18 +65,14 @@ pub struct ConflictFieldView {
     pub field: String,
     /// held (waits for a resolution) or overwritten (the partner's value was written).
     pub disposition: String,
-    #[schema(value_type = Object)]
     pub base: Value,
-    #[schema(value_type = Object)]
     pub proposed: Value,
-    #[schema(value_type = Object)]
     pub current: Value,
     /// Who set the current value (partner id or operator), at which version, when.
     pub current_by: String,
     pub current_version: i64,
     pub current_at: String,
     /// The value the resolution chose.
-    #[schema(value_type = Option<Object>)]
     pub chosen: Option<Value>,
     /// The same values in the vocabulary of each partner involved (the writer, and the partner
     /// that set the current value).
@@ -88,13 +84,9 @@ pub struct ConflictFieldView {
 pub struct SideValues {
     /// That partner's name for the field.
     pub field: String,
-    #[schema(value_type = Object)]
     pub base: Value,
-    #[schema(value_type = Object)]
     pub proposed: Value,
-    #[schema(value_type = Object)]
     pub current: Value,
-    #[schema(value_type = Option<Object>)]
     pub chosen: Option<Value>,
 }
 
@@ -230,7 +222,6 @@ pub enum ChoiceName {
 pub struct FieldChoice {
     pub choice: ChoiceName,
     /// For `custom`: the canonical value (`null` clears the field).
-    #[schema(value_type = Option<Object>)]
     #[serde(default, deserialize_with = "present")]
     pub value: Option<Value>,
 }
