@@ -22,6 +22,11 @@ pub struct AuditCodes(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct Audited;
 
+/// Request extension: the operator making the request (`operator:<credential id>`), recorded
+/// where a partner request records its partner.
+#[derive(Debug, Clone)]
+pub struct AuditActor(pub String);
+
 /// Request extension: the ticket id from the path (resolved to a ticket when the row is written).
 #[derive(Debug, Clone)]
 pub struct Reference(pub String);
@@ -93,7 +98,7 @@ pub async fn middleware(
     let (partner, reference, ticket) = {
         let ext = req.extensions();
         (
-            ext.get::<PartnerId>().map(|p| p.0.clone()),
+            ext.get::<PartnerId>().map(|p| p.0.clone()).or_else(|| ext.get::<AuditActor>().map(|a| a.0.clone())),
             ext.get::<Reference>().map(|r| r.0.clone()),
             ext.get::<AuditTicket>().cloned(),
         )

@@ -75,7 +75,11 @@ impl FromRequest for Operator {
             let state = app_state(&req)?;
             let principal = caller::authenticate(&state, &req).await?;
             match principal.scope {
-                crate::auth::Scope::Admin => Ok(Operator { credential_id: principal.credential_id }),
+                crate::auth::Scope::Admin => {
+                    let operator = Operator { credential_id: principal.credential_id };
+                    req.extensions_mut().insert(super::audit::AuditActor(operator.label()));
+                    Ok(operator)
+                }
                 _ => Err(ApiError::AdminOnly),
             }
         })

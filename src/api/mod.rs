@@ -181,11 +181,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/admin/conflicts", "GET").route(web::get().to(admin::conflicts::list)))
                 .service(
-                    resource("/admin/conflicts/resolve", "POST").route(web::post().to(admin::conflicts::resolve_many)),
+                    resource("/admin/conflicts/resolve", "POST")
+                        .route(web::post().to(admin::conflicts::resolve_many))
+                        .wrap(audited()),
                 )
                 .service(resource("/admin/conflicts/{id}", "GET").route(web::get().to(admin::conflicts::show)))
+                // Resolutions are operators' writes: in the transaction log like partners' writes.
                 .service(
-                    resource("/admin/conflicts/{id}/resolve", "POST").route(web::post().to(admin::conflicts::resolve)),
+                    resource("/admin/conflicts/{id}/resolve", "POST")
+                        .route(web::post().to(admin::conflicts::resolve))
+                        .wrap(audited()),
                 ),
         );
 }

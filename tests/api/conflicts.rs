@@ -331,6 +331,17 @@ backend_test!(resolution_errors_are_clear, |app: TestApp| async move {
     assert_eq!(done["conflict"]["fields"][0]["chosen"], "on_hold");
     let (s, problem) = app.post(&path, &p.admin, &json!({"choice": "keep_current"})).await;
     assert_eq!((s, problem["code"].as_str()), (409, Some("conflict-closed")), "{problem}");
+    // Refusals are in the transaction log too, under the operator.
+    let (_, tx, _) = app.get("/admin/transactions?result=rejected&limit=50", &p.admin).await;
+    let refused: Vec<&Value> = tx["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().is_some_and(|x| x.ends_with(&path)))
+        .collect();
+    let by_operator = refused.iter().filter(|r| r["partner"].as_str().is_some_and(|p| p.starts_with("operator:")));
+    assert_eq!(by_operator.count(), 7, "six bad requests and one on a closed conflict: {tx}");
+    assert!(refused.iter().any(|r| r["error_codes"][0] == "conflict-closed"), "{tx}");
     // Audited with the operator's credential.
     let (_, tx, _) = app.get("/admin/transactions?limit=5", &p.admin).await;
     let row = tx["items"]

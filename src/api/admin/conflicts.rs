@@ -2,7 +2,7 @@
 //! show (the three values in canonical and in each side's vocabulary), resolve one, resolve
 //! many by filter (with a dry-run count first).
 
-use crate::api::audit::request_facts;
+use crate::api::audit::{request_facts, Audited};
 use crate::api::extract::{Body, Operator, Query};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
@@ -370,7 +370,10 @@ pub async fn resolve(
         pushed_to: resolved.fanned_out_to.clone(),
         conflict: view(&state.registry, resolved.conflict),
     };
-    Ok(HttpResponse::Ok().json(answer))
+    // Its row was written in the resolution's transaction.
+    let mut resp = HttpResponse::Ok().json(answer);
+    resp.extensions_mut().insert(Audited);
+    Ok(resp)
 }
 
 #[utoipa::path(
@@ -421,5 +424,10 @@ pub async fn resolve_many(
     for r in &out.done {
         announce(&state, r);
     }
-    Ok(HttpResponse::Ok().json(out))
+    // Each resolution's row was written in its own transaction; a dry run gets one here.
+    let mut resp = HttpResponse::Ok().json(&out);
+    if !out.dry_run {
+        resp.extensions_mut().insert(Audited);
+    }
+    Ok(resp)
 }
