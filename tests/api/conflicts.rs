@@ -644,3 +644,41 @@ backend_test!(a_custom_null_clears_a_held_field, |app: TestApp| async move {
     let (s, _) = app.post(&format!("/admin/conflicts/{id}/resolve"), &p.admin, &body).await;
     assert_eq!(s, 409, "already resolved");
 });
+
+async fn conflict_events_case(backend: Backend) {
+    let ops = crate::fakes::FakePartner::start(crate::fakes::Kind::Acme).await;
+    let secret = tempfile::tempdir().unwrap();
+    let secret_file = secret.path().join("signing");
+    std::fs::write(&secret_file, crate::fakes::SIGNING_SECRET).unwrap();
+    let ops_url = format!("{}/ops-events", ops.uri());
+    let app = TestApp::spawn_with(backend, |s| {
+        s.alerts.webhook_url = Some(ops_url);
+        s.alerts.webhook_secret = Some(format!("file:{}", secret_file.display()));
+    })
+    .await;
+    let p = parties(&app).await;
+    let number = worked_ticket(&app, &p, "INC0020012", "ACME-2012").await;
+    snow_holds(&app, &p, "INC0020012").await;
+    let (_, b) = app.patch("/tickets/ACME-2012", &p.acme, &resolve_payload()).await;
+    let id = b["conflict"]["id"].as_i64().unwrap();
+    let got = ops.wait_for(10, "conflict.opened", |r| r.iter().any(|x| x.body["type"] == "conflict.opened")).await;
+    let opened = got.iter().find(|x| x.body["type"] == "conflict.opened").unwrap();
+    assert!(crate::fakes::verify_signature(opened), "signed");
+    assert_eq!(
+        opened.body["data"],
+        json!({"conflict": id, "ticket": number, "partner": "acme-msp", "fields": ["status"]}),
+        "{:?}",
+        opened.body
+    );
+    let (s, _) =
+        app.post(&format!("/admin/conflicts/{id}/resolve"), &p.admin, &json!({"choice": "keep_current"})).await;
+    assert_eq!(s, 200);
+    let got = ops.wait_for(10, "conflict.resolved", |r| r.iter().any(|x| x.body["type"] == "conflict.resolved")).await;
+    let resolved = got.iter().find(|x| x.body["type"] == "conflict.resolved").unwrap();
+    assert_eq!(
+        (&resolved.body["data"]["conflict"], &resolved.body["data"]["status"]),
+        (&json!(id), &json!("resolved"))
+    );
+    assert!(resolved.body["data"]["resolved_by"].as_str().unwrap().starts_with("operator:"));
+}
+per_backend!(conflicts_are_announced_on_the_signed_ops_webhook, super::conflict_events_case);
