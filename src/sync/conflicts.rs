@@ -7,17 +7,17 @@
 //! read only once a conflict is found, for the base value the partner last saw.
 
 use super::fanout::{fan_out, Change, Converge};
-use super::write::changed_fields;
+use super::write::{changed_fields, record_changes, with_changes};
 use super::{AuditInfo, AuditOutcome, SyncError};
 use crate::contract::{Contract, OnConflict, Registry};
 use crate::domain::events;
 use crate::domain::payload::FieldChange;
-use crate::domain::{Changeset, JournalKind, Stamp, Ticket};
+use crate::domain::{Changeset, Stamp, Ticket};
 use crate::store::conflicts::{Conflict, ConflictFilter};
-use crate::store::models::{ConflictFieldRow, ConflictRow, NewJournal, TicketRow};
+use crate::store::models::{ConflictFieldRow, ConflictRow, TicketRow};
 use crate::store::{Db, Repos, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Status of a conflict record.
@@ -353,14 +353,7 @@ pub fn resolve<C: Repos + ?Sized>(c: &mut C, r: Resolution) -> Result<Resolved, 
         chosen.push((f.field.clone(), value));
     }
 
-    let mut values = before.values.clone();
-    for (k, v) in &chosen {
-        if v.is_null() {
-            values.remove(k);
-        } else {
-            values.insert(k.clone(), v.clone());
-        }
-    }
+    let values = with_changes(before.values.clone(), chosen.iter().map(|(k, v)| (k, v)));
     let (from, to) = (before.state().to_string(), values.get("state").and_then(Value::as_str).unwrap_or_default());
     if from != to {
         workflow.check_transition(&from, to).map_err(SyncError::Workflow)?;
@@ -375,14 +368,11 @@ pub fn resolve<C: Repos + ?Sized>(c: &mut C, r: Resolution) -> Result<Resolved, 
     let mut after = before.clone();
     after.open_conflicts = before.open_conflicts - 1;
     if !changed.is_empty() {
-        let now = crate::util::now_ms().max(before.updated_at + 1);
         after.version += 1;
-        after.updated_at = now;
+        after.updated_at = crate::util::now_ms().max(before.updated_at + 1);
         after.updated_by = r.operator.clone();
-        for k in &changed {
-            after.stamps.insert(k.to_string(), Stamp { v: after.version, by: r.operator.clone(), at: now });
-        }
         after.values = values;
+        record_changes(c, &before, &mut after, &r.operator, r.now)?;
     }
     let superseded = supersede(c, &after, Some(row.id), r.now)?;
     after.open_conflicts -= superseded.len() as i64;
@@ -390,17 +380,6 @@ pub fn resolve<C: Repos + ?Sized>(c: &mut C, r: Resolution) -> Result<Resolved, 
         c.set_open_conflicts(after.id, after.open_conflicts)?;
     } else {
         c.update_ticket(&TicketRow::from_ticket(&after))?;
-        let body: Map<String, Value> =
-            changed.iter().map(|k| (k.to_string(), json!({"from": before.get(k), "to": after.get(k)}))).collect();
-        c.insert_journal(&NewJournal {
-            ticket_id: after.id,
-            kind: JournalKind::FieldChange.as_str(),
-            author_partner: &r.operator,
-            partner_entry_id: None,
-            body: &Value::Object(body).to_string(),
-            created_at: r.now,
-            version: Some(after.version),
-        })?;
     }
 
     // The partner whose value lost hears the value that won, even when the ticket kept it.
@@ -545,6 +524,7 @@ pub async fn resolve_matching(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn acme() -> std::sync::Arc<Contract> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts");

@@ -173,6 +173,50 @@ struct Applied {
     superseded: Vec<(i64, String)>,
 }
 
+/// `values` with `changes` applied (`null` clears a field).
+pub(super) fn with_changes<'a>(
+    mut values: Map<String, Value>,
+    changes: impl IntoIterator<Item = (&'a String, &'a Value)>,
+) -> Map<String, Value> {
+    for (k, v) in changes {
+        if v.is_null() {
+            values.remove(k);
+        } else {
+            values.insert(k.clone(), v.clone());
+        }
+    }
+    values
+}
+
+/// Stamps the fields `after` changed with its version and `by` (what conflict detection
+/// compares with), and journals them as one field-change entry of that version (what a
+/// conflict's base value is read from). `after.updated_at` is the stamps' time.
+pub(super) fn record_changes<C: Repos + ?Sized>(
+    c: &mut C,
+    before: &Ticket,
+    after: &mut Ticket,
+    by: &str,
+    now: i64,
+) -> Result<(), SyncError> {
+    let changed = changed_fields(&before.values, &after.values);
+    let body: Map<String, Value> =
+        changed.iter().map(|k| (k.to_string(), json!({"from": before.get(k), "to": after.get(k)}))).collect();
+    let stamp = Stamp { v: after.version, by: by.to_string(), at: after.updated_at };
+    for k in changed {
+        after.stamps.insert(k.to_string(), stamp.clone());
+    }
+    c.insert_journal(&NewJournal {
+        ticket_id: after.id,
+        kind: JournalKind::FieldChange.as_str(),
+        author_partner: by,
+        partner_entry_id: None,
+        body: &Value::Object(body).to_string(),
+        created_at: now,
+        version: Some(after.version),
+    })?;
+    Ok(())
+}
+
 /// Canonical fields whose value differs, in name order.
 pub(super) fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
     let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
@@ -287,14 +331,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         changes.remove(&d.field);
     }
 
-    let mut values = before.values.clone();
-    for (k, v) in &changes {
-        if v.is_null() {
-            values.remove(k);
-        } else {
-            values.insert(k.clone(), v.clone());
-        }
-    }
+    let mut values = with_changes(before.values.clone(), &changes);
     // A derived priority never replaces one another party set after what this partner saw (nor
     // a priority the partner sent that is held): the explicit change wins over the derivation.
     let priority_guarded = cmd.mapped.changes.contains_key("priority")
@@ -391,8 +428,8 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         open_conflicts,
         ..before.clone()
     };
-    for k in changed_fields(&before.values, &after.values) {
-        after.stamps.insert(k.to_string(), Stamp { v: after.version, by: contract.id.to_string(), at: now });
+    if fields_changed {
+        record_changes(c, &before, &mut after, &contract.id, cmd.now)?;
     }
     // The queue is looked at only when the ticket has open records.
     let superseded = match before.open_conflicts > 0 && fields_changed {
@@ -401,21 +438,6 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     };
     after.open_conflicts -= superseded.len() as i64;
     c.update_ticket(&TicketRow::from_ticket(&after))?;
-    if fields_changed {
-        let changes: Map<String, Value> = changed_fields(&before.values, &after.values)
-            .into_iter()
-            .map(|k| (k.to_string(), json!({"from": before.get(k), "to": after.get(k)})))
-            .collect();
-        c.insert_journal(&NewJournal {
-            ticket_id: after.id,
-            kind: JournalKind::FieldChange.as_str(),
-            author_partner: &contract.id,
-            partner_entry_id: None,
-            body: &Value::Object(changes).to_string(),
-            created_at: cmd.now,
-            version: Some(after.version),
-        })?;
-    }
     let held_only = held && !fields_changed && journal.is_empty();
     Ok(Applied {
         created: false,
