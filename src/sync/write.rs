@@ -47,8 +47,6 @@ pub struct IdempotencyKey {
 /// What an applied write did (already committed).
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
-    /// A new ticket (or, replayed, the first answer was a create).
-    pub created: bool,
     /// The HTTP status the write is answered with: 201 created, 200 applied, 202 every field
     /// held in a conflict (see [`answer_status`]).
     pub status: u16,
@@ -64,6 +62,13 @@ pub struct WriteOutcome {
     pub superseded: Vec<(i64, String)>,
     /// The writing partner.
     pub partner: String,
+}
+
+impl WriteOutcome {
+    /// A new ticket (or, replayed, the first answer was a create).
+    pub fn created(&self) -> bool {
+        self.status == answer_status(true, false)
+    }
 }
 
 /// A ticket's identity, version and state in one partner's vocabulary: what a write answers
@@ -109,7 +114,6 @@ pub fn apply<C: Repos + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOut
                 .map_err(|e| StoreError::Corrupt(format!("idempotency record {} of {partner}: {e}", idem.key)))?;
             audit_row(c, &cmd, "replayed", prev.status as u16, prev.ticket_id, Some(&ticket.number))?;
             return Ok(WriteOutcome {
-                created: prev.status == i32::from(answer_status(true, false)),
                 status: u16::try_from(prev.status).unwrap_or(200),
                 ticket,
                 replayed: true,
@@ -569,7 +573,6 @@ fn finish<C: Repos + ?Sized>(
     ticket: &Ticket,
     fanned_out_to: Vec<String>,
 ) -> Result<WriteOutcome, SyncError> {
-    let created = status == answer_status(true, false);
     audit_row(c, cmd, "accepted", status, Some(ticket.id), Some(&ticket.number))?;
     if let Some(idem) = &cmd.idempotency {
         c.idempotency_put(&IdempotencyRow {
@@ -584,7 +587,6 @@ fn finish<C: Repos + ?Sized>(
         })?;
     }
     Ok(WriteOutcome {
-        created,
         status,
         ticket: summary,
         replayed: false,

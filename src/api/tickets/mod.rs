@@ -145,7 +145,7 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::ETAG, etag(outcome.ticket.version)));
-    if outcome.created {
+    if outcome.created() {
         if let Some(pid) = &outcome.ticket.partner_ticket_id {
             resp.insert_header((
                 header::LOCATION,
