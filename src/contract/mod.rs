@@ -98,6 +98,8 @@ pub struct Contract {
     pub priority_matrix: Option<[[i64; 3]; 3]>,
     pub access: Access,
     pub outbound: Option<Outbound>,
+    /// How the partner's changed records are listed (scheduled pull sync).
+    pub pull: Option<Pull>,
 }
 
 impl Contract {
@@ -290,6 +292,10 @@ pub struct Outbound {
     pub update_url: Option<String>,
     pub create_method: String,
     pub update_method: String,
+    /// One ticket at the partner (`{partner_ticket_id}` in it): what reconciliation reads.
+    pub read_url: Option<String>,
+    /// Where the record is in a read's answer (`None`: the answer is the record).
+    pub read_pointer: Option<Pointer>,
     pub id_pointer: Option<Pointer>,
     pub auth: OutboundAuth,
     pub signing_secret: Option<SecretRef>,
@@ -316,5 +322,85 @@ impl Subscription {
             let v = values.get(field).unwrap_or(&Value::Null);
             accepted.iter().any(|a| a == v)
         })
+    }
+}
+
+/// `[pull]`: listing the partner's records changed since a time.
+#[derive(Debug)]
+pub struct Pull {
+    pub list_url: String,
+    /// `None`: `list_url` carries `{since}` itself.
+    pub since_param: Option<String>,
+    pub since_format: TimeFormat,
+    pub updated_pointer: Pointer,
+    pub updated_format: TimeFormat,
+    /// `None`: each page is the array of records.
+    pub records_pointer: Option<Pointer>,
+    pub paging: Paging,
+    pub limit_param: String,
+    pub batch_size: u32,
+    pub interval: Duration,
+    pub overlap: Duration,
+}
+
+/// How the pages of a list continue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Paging {
+    Offset {
+        param: String,
+    },
+    /// The next page's cursor sits at `pointer` in a page; it goes back as `param`.
+    Cursor {
+        pointer: Pointer,
+        param: String,
+    },
+    /// `Link: <url>; rel="next"` (RFC 8288).
+    Link,
+}
+
+/// How a partner writes a point in time on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeFormat {
+    Rfc3339,
+    UnixSecs,
+    UnixMillis,
+    /// A chrono format, in UTC.
+    Pattern(String),
+}
+
+impl TimeFormat {
+    pub fn parse(s: &str) -> TimeFormat {
+        match s {
+            "rfc3339" => TimeFormat::Rfc3339,
+            "unix" => TimeFormat::UnixSecs,
+            "unix_ms" => TimeFormat::UnixMillis,
+            other => TimeFormat::Pattern(other.to_string()),
+        }
+    }
+
+    /// Milliseconds since the epoch as the partner writes them.
+    pub fn format(&self, ms: i64) -> String {
+        let dt = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        match self {
+            TimeFormat::Rfc3339 => dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            TimeFormat::UnixSecs => (ms.div_euclid(1000)).to_string(),
+            TimeFormat::UnixMillis => ms.to_string(),
+            TimeFormat::Pattern(p) => dt.format(p).to_string(),
+        }
+    }
+
+    /// A partner's time (a string, or a number for the unix formats) as milliseconds.
+    pub fn read(&self, v: &Value) -> Option<i64> {
+        match (self, v) {
+            (TimeFormat::UnixSecs, Value::Number(n)) => n.as_i64().map(|s| s * 1000),
+            (TimeFormat::UnixMillis, Value::Number(n)) => n.as_i64(),
+            (TimeFormat::UnixSecs, Value::String(s)) => s.parse::<i64>().ok().map(|s| s * 1000),
+            (TimeFormat::UnixMillis, Value::String(s)) => s.parse().ok(),
+            (TimeFormat::Rfc3339, Value::String(s)) => inbound::parse_datetime(s, None).map(|d| d.timestamp_millis()),
+            (TimeFormat::Pattern(p), Value::String(s)) => {
+                inbound::parse_datetime(s, Some(p)).map(|d| d.timestamp_millis())
+            }
+            _ => None,
+        }
     }
 }

@@ -53,6 +53,7 @@ pub struct RawContract {
     pub priority: Option<RawPriority>,
     pub access: RawAccess,
     pub outbound: Option<RawOutbound>,
+    pub pull: Option<RawPull>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +181,12 @@ pub struct RawOutbound {
     pub create_method: Option<Spanned<String>>,
     #[serde(default)]
     pub update_method: Option<Spanned<String>>,
+    /// GET of one ticket at the partner, with `{partner_ticket_id}` (reconciliation reads it).
+    #[serde(default)]
+    pub read_url: Option<Spanned<String>>,
+    /// JSON Pointer to the record in a read's answer (an array there: its first element).
+    #[serde(default)]
+    pub read_pointer: Option<Spanned<String>>,
     /// JSON Pointer to the partner's ticket id in the create response.
     #[serde(default)]
     pub id_pointer: Option<Spanned<String>>,
@@ -239,4 +246,47 @@ pub struct RawSubscription {
     /// Canonical field → accepted values; all must match.
     #[serde(default)]
     pub filter: Option<Spanned<Table>>,
+}
+
+/// `[pull]`: how to list the partner's records changed since a time (scheduled pull sync).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPull {
+    /// The list endpoint; `{since}` in it is replaced by the window's start (URL-encoded).
+    pub list_url: Spanned<String>,
+    /// Query parameter carrying the window's start, when `list_url` has no `{since}`.
+    #[serde(default)]
+    pub since_param: Option<Spanned<String>>,
+    /// `rfc3339` (default), `unix`, `unix_ms`, or a chrono format in UTC (`%Y-%m-%d %H:%M:%S`).
+    #[serde(default)]
+    pub since_format: Option<Spanned<String>>,
+    /// JSON Pointer to a record's last-change time.
+    pub updated_pointer: Spanned<String>,
+    /// Format of that time (default: `since_format`).
+    #[serde(default)]
+    pub updated_format: Option<Spanned<String>>,
+    /// JSON Pointer to the array of records in a page (default: the page is the array).
+    #[serde(default)]
+    pub records_pointer: Option<Spanned<String>>,
+    /// `offset` (default), `cursor` or `link` (`Link: <…>; rel="next"`).
+    #[serde(default)]
+    pub paging: Option<Spanned<String>>,
+    #[serde(default)]
+    pub offset_param: Option<String>,
+    #[serde(default)]
+    pub limit_param: Option<String>,
+    /// `cursor` paging: where the next cursor is in a page, and the parameter it goes back in.
+    #[serde(default)]
+    pub cursor_pointer: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cursor_param: Option<String>,
+    /// Records per page, 1–1000 (default 100).
+    #[serde(default)]
+    pub batch_size: Option<Spanned<i64>>,
+    /// Time between scheduled runs (default 5m).
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    /// How far before the last watermark each window starts (default 60s).
+    #[serde(default)]
+    pub overlap: Option<Spanned<String>>,
 }

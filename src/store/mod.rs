@@ -14,6 +14,7 @@ pub mod models;
 pub mod outbox;
 pub mod schema;
 pub mod secrets;
+pub mod sync;
 pub mod tickets;
 pub mod webhook_ids;
 pub mod writer;
@@ -168,6 +169,7 @@ pub trait Repos:
     + secrets::SecretRepo
     + webhook_ids::WebhookIdRepo
     + conflicts::ConflictRepo
+    + sync::SyncRepo
 {
 }
 

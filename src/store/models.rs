@@ -355,3 +355,64 @@ pub struct ConflictFieldRow {
     pub disposition: String,
     pub chosen: Option<String>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sync_jobs)]
+pub struct SyncJobRow {
+    pub job: String,
+    pub partner: String,
+    pub watermark: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_until: i64,
+    pub last_run_id: Option<i64>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = sync_runs)]
+pub struct SyncRunRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub kind: String,
+    pub partner: String,
+    pub started_by: String,
+    pub dry_run: bool,
+    pub scope: String,
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub since: Option<i64>,
+    pub watermark: Option<i64>,
+    pub counts: String,
+    pub message: Option<String>,
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = sync_run_errors)]
+pub struct SyncRunErrorRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub run_id: i64,
+    pub partner_ticket_id: Option<String>,
+    pub record_sha256: String,
+    pub errors: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = reconcile_items)]
+pub struct ReconcileItemRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub run_id: i64,
+    pub partner: String,
+    pub ticket_id: Option<i64>,
+    pub ticket_number: Option<String>,
+    pub partner_ticket_id: Option<String>,
+    pub kind: String,
+    pub fields: String,
+    pub cause: String,
+    pub action: String,
+    pub at: i64,
+}

@@ -229,6 +229,64 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sync_jobs (job) {
+        job -> Text,
+        partner -> Text,
+        watermark -> Nullable<BigInt>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> BigInt,
+        last_run_id -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sync_runs (id) {
+        id -> BigInt,
+        kind -> Text,
+        partner -> Text,
+        started_by -> Text,
+        dry_run -> Bool,
+        scope -> Text,
+        status -> Text,
+        started_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+        since -> Nullable<BigInt>,
+        watermark -> Nullable<BigInt>,
+        counts -> Text,
+        message -> Nullable<Text>,
+        owner -> Text,
+    }
+}
+
+diesel::table! {
+    sync_run_errors (id) {
+        id -> BigInt,
+        run_id -> BigInt,
+        partner_ticket_id -> Nullable<Text>,
+        record_sha256 -> Text,
+        errors -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    reconcile_items (id) {
+        id -> BigInt,
+        run_id -> BigInt,
+        partner -> Text,
+        ticket_id -> Nullable<BigInt>,
+        ticket_number -> Nullable<Text>,
+        partner_ticket_id -> Nullable<Text>,
+        kind -> Text,
+        fields -> Text,
+        cause -> Text,
+        action -> Text,
+        at -> BigInt,
+    }
+}
+
 diesel::joinable!(journal -> tickets (ticket_id));
 diesel::joinable!(conflicts -> tickets (ticket_id));
 diesel::joinable!(conflict_fields -> conflicts (conflict_id));
@@ -236,6 +294,8 @@ diesel::joinable!(xrefs -> tickets (ticket_id));
 diesel::joinable!(outbox -> tickets (ticket_id));
 diesel::joinable!(access_tokens -> credentials (credential_id));
 diesel::joinable!(delivery_attempts -> outbox (outbox_id));
+diesel::joinable!(sync_run_errors -> sync_runs (run_id));
+diesel::joinable!(reconcile_items -> sync_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
@@ -254,4 +314,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbound_webhooks,
     conflicts,
     conflict_fields,
+    sync_jobs,
+    sync_runs,
+    sync_run_errors,
+    reconcile_items,
 );

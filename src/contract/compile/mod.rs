@@ -14,6 +14,7 @@ mod access;
 mod field;
 mod outbound;
 mod partner;
+mod pull;
 mod rules;
 mod workflow;
 
@@ -21,6 +22,7 @@ use access::compile_access;
 use field::compile_field;
 use outbound::compile_outbound;
 use partner::compile_contract;
+use pull::compile_pull;
 use rules::compile_rule;
 pub(super) use workflow::compile_workflow;
 

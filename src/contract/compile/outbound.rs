@@ -3,17 +3,28 @@
 
 use super::*;
 
+/// `"https://…"` or `"http://…"`, else an error at the value.
+pub(super) fn check_url(loc: &mut Locator, u: &Spanned<String>) {
+    let v = u.get_ref();
+    if !(v.starts_with("https://") || v.starts_with("http://")) {
+        loc.at(u, "URL must start with https:// or http://");
+    }
+}
+
 pub(super) fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow: &Workflow) -> Outbound {
     let url = |loc: &mut Locator, u: &Option<Spanned<String>>| -> Option<String> {
         let u = u.as_ref()?;
-        let v = u.get_ref();
-        if !(v.starts_with("https://") || v.starts_with("http://")) {
-            loc.at(u, "URL must start with https:// or http://");
-        }
-        Some(v.clone())
+        check_url(loc, u);
+        Some(u.get_ref().clone())
     };
     let create_url = url(loc, &o.create_url);
     let update_url = url(loc, &o.update_url);
+    let read_url = url(loc, &o.read_url);
+    if let Some(u) = &o.read_url {
+        if !u.get_ref().contains("{partner_ticket_id}") {
+            loc.at(u, "read_url must contain `{partner_ticket_id}` where the partner's ticket id goes");
+        }
+    }
     if let Some(u) = &o.update_url {
         if !u.get_ref().contains("{partner_ticket_id}") {
             loc.at(u, "update_url must contain `{partner_ticket_id}` where the partner's ticket id goes");
@@ -31,13 +42,17 @@ pub(super) fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow
     };
     let create_method = method(loc, &o.create_method, "POST");
     let update_method = method(loc, &o.update_method, "PATCH");
-    let id_pointer = o.id_pointer.as_ref().and_then(|p| match Pointer::parse(p.get_ref()) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            loc.at(p, e);
-            None
-        }
-    });
+    let pointer = |loc: &mut Locator, p: &Option<Spanned<String>>| {
+        p.as_ref().and_then(|p| match Pointer::parse(p.get_ref()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                loc.at(p, e);
+                None
+            }
+        })
+    };
+    let id_pointer = pointer(loc, &o.id_pointer);
+    let read_pointer = pointer(loc, &o.read_pointer);
     let auth = match &o.auth {
         None => OutboundAuth::None,
         Some(a) => {
@@ -188,6 +203,8 @@ pub(super) fn compile_outbound(loc: &mut Locator, o: &raw::RawOutbound, workflow
         update_url,
         create_method,
         update_method,
+        read_url,
+        read_pointer,
         id_pointer,
         auth,
         signing_secret,

@@ -124,6 +124,15 @@ pub(super) fn compile_contract(
     }
     let priority_matrix = raw.priority.as_ref().and_then(|p| compile_priority(&mut loc, p));
     let outbound = raw.outbound.as_ref().map(|o| compile_outbound(&mut loc, o, workflow));
+    let pull = raw.pull.as_ref().map(|p| compile_pull(&mut loc, p));
+    if let Some(p) = &raw.pull {
+        if !fields.iter().any(|f| f.target == Target::PartnerTicketId) {
+            loc.at(
+                &p.list_url,
+                "[pull] needs a field mapped to `partner_ticket_id`: every pulled record names its ticket",
+            );
+        }
+    }
     if access.create && !fields.iter().any(|f| f.target == Target::PartnerTicketId && f.required_on_create) {
         loc.at(
             &raw.partner.id,
@@ -156,6 +165,7 @@ pub(super) fn compile_contract(
         priority_matrix,
         access,
         outbound,
+        pull,
     };
     Ok((contract, raw.partner.id.span()))
 }
