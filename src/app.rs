@@ -165,8 +165,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         outbox = if delivering.is_some() { "in process" } else { "separate worker" },
         "ebond listening"
     );
+    let scheduling = spawn_scheduler(&state);
     api::server(state, listener)?.await?;
     if let Some((stop, handle)) = delivering {
+        let _ = stop.send(true);
+        let _ = handle.await;
+    }
+    if let Some((stop, handle)) = scheduling {
         let _ = stop.send(true);
         let _ = handle.await;
     }
@@ -177,11 +182,33 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 pub async fn work(settings: Settings) -> anyhow::Result<()> {
     let state = state(settings)?;
     let (stop, handle) = spawn_processor(&state)?;
+    let scheduling = spawn_scheduler(&state);
     tracing::info!(database = state.db.backend_name(), "ebond worker running");
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = handle.await;
+    if let Some((stop, handle)) = scheduling {
+        let _ = stop.send(true);
+        let _ = handle.await;
+    }
     Ok(())
+}
+
+/// Starts the pull / reconciliation scheduler unless `sync.schedule` is off or no partner has
+/// anything scheduled.
+pub fn spawn_scheduler(state: &AppState) -> Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    let pulls = state.registry.partners().filter(|c| c.pull.is_some()).count();
+    let reconciles = state.settings.sync.reconcile_interval_secs > 0;
+    if !state.settings.sync.schedule || (pulls == 0 && !reconciles) {
+        return None;
+    }
+    tracing::info!(
+        pull_partners = pulls,
+        reconcile_every_secs = state.settings.sync.reconcile_interval_secs,
+        "sync scheduler running"
+    );
+    let (stop, stopped) = watch::channel(false);
+    Some((stop, tokio::spawn(crate::pull::schedule::run(state.sync.clone(), stopped))))
 }
 
 async fn shutdown_signal() {

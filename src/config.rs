@@ -28,6 +28,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub outbox: OutboxSettings,
+    pub sync: SyncSettings,
     pub alerts: AlertSettings,
     pub tls: TlsSettings,
     pub security: SecuritySettings,
@@ -47,6 +48,7 @@ impl std::fmt::Debug for Settings {
             .field("auth", &self.auth)
             .field("database", &self.database)
             .field("outbox", &self.outbox)
+            .field("sync", &self.sync)
             .field("alerts", &self.alerts)
             .field("tls", &self.tls)
             .field("security", &self.security)
@@ -140,6 +142,41 @@ impl Default for OutboxSettings {
             alert_interval_secs: 30,
             alert_min_attempts: 10,
             response_excerpt_bytes: 2_048,
+        }
+    }
+}
+
+/// Reading partners' systems: scheduled pull sync and reconciliation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Run each `[pull]` partner's pull on its contract's interval inside `serve` / `worker`.
+    pub schedule: bool,
+    /// Reconcile every partner with a `read_url` this often, in seconds (0: only on demand).
+    pub reconcile_interval_secs: u64,
+    /// Scheduled reconciliation reaches `open` tickets (default) or `all`.
+    pub reconcile_scope: String,
+    /// Most tickets one reconciliation run heals per partner; the rest are reported `capped`.
+    pub heal_cap: u64,
+    /// Partner reads in flight at once during reconciliation.
+    pub read_concurrency: usize,
+    /// How long a run's lease lasts without renewal (it is renewed after every page); a
+    /// crashed process's job is free again after this, in seconds.
+    pub lease_secs: u64,
+    /// How often the scheduler looks for due jobs, in milliseconds.
+    pub tick_ms: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            schedule: true,
+            reconcile_interval_secs: 0,
+            reconcile_scope: "open".into(),
+            heal_cap: 100,
+            read_concurrency: 8,
+            lease_secs: 60,
+            tick_ms: 1_000,
         }
     }
 }
@@ -251,6 +288,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             database: DatabaseSettings::default(),
             outbox: OutboxSettings::default(),
+            sync: SyncSettings::default(),
             alerts: AlertSettings::default(),
             tls: TlsSettings::default(),
             security: SecuritySettings::default(),

@@ -17,6 +17,7 @@ pub mod domain;
 pub mod openapi;
 pub mod ops;
 pub mod outbox;
+pub mod pull;
 pub mod secrets;
 pub mod store;
 pub mod sync;

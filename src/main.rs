@@ -1,6 +1,7 @@
 //! The `ebond` command line.
 
 mod cli_conflicts;
+mod cli_sync;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -56,6 +57,13 @@ enum Command {
         #[command(subcommand)]
         command: cli_conflicts::ConflictsCommand,
     },
+    /// Pull sync: run a partner's pull now, see watermarks and runs.
+    Sync {
+        #[command(subcommand)]
+        command: cli_sync::SyncCommand,
+    },
+    /// Compare partners' copies of shared tickets with the hub's and heal the drift.
+    Reconcile(cli_sync::ReconcileArgs),
     /// Partners and their credentials.
     Partner {
         #[command(subcommand)]
@@ -211,6 +219,8 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Outbox { command } => outbox(&settings, command)?,
         Command::Conflicts { command } => cli_conflicts::run(&settings, command)?,
+        Command::Sync { command } => return cli_sync::run(&settings, command),
+        Command::Reconcile(args) => return cli_sync::reconcile(&settings, args),
         Command::Partner { command: PartnerCommand::Pause { partner } } => set_paused(&settings, &partner, true)?,
         Command::Partner { command: PartnerCommand::Resume { partner } } => set_paused(&settings, &partner, false)?,
         Command::Migrate => {

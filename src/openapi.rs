@@ -2,7 +2,7 @@
 //! partner whose ticket schemas are generated from its contract — so the names, enums, limits
 //! and required fields a partner reads are the ones the gateway enforces.
 
-use crate::api::admin::{self, conflicts, delivery};
+use crate::api::admin::{self, conflicts, delivery, sync};
 use crate::api::{events, health, oauth, problem, tickets};
 use crate::contract::{Contract, FieldSpec, FieldType, UnknownFields, Workflow};
 use serde_json::{json, Map, Value};
@@ -42,6 +42,13 @@ use utoipa::{Modify, OpenApi};
         conflicts::show,
         conflicts::resolve,
         conflicts::resolve_many,
+        sync::start_pull,
+        sync::pull_runs,
+        sync::pull_run,
+        sync::pull_status,
+        sync::start_reconcile,
+        sync::reconcile_runs,
+        sync::reconcile_report,
         health::metrics,
         health::healthz,
         health::readyz,

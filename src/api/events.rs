@@ -107,6 +107,7 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: Body) -
                 idempotency: None,
                 audit,
                 now,
+                from_record: false,
             };
             apply(c, cmd)
         })

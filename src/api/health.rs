@@ -54,11 +54,26 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let partners: Vec<String> = state.registry.partners().map(|c| c.id.to_string()).collect();
-    let figures = state.db.read(|c| Ok::<_, StoreError>((c.outbox_stats()?, c.open_conflict_counts()?))).await;
+    let figures = state
+        .db
+        .read(|c| {
+            let runs = c.last_runs("reconcile", false)?;
+            let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+            let items: Vec<(String, String, i64)> = c
+                .item_counts(&ids)?
+                .into_iter()
+                .filter_map(|(run, kind, n)| runs.iter().find(|r| r.id == run).map(|r| (r.partner.clone(), kind, n)))
+                .collect();
+            let last: Vec<(String, i64)> =
+                runs.into_iter().map(|r| (r.partner, r.finished_at.unwrap_or(r.started_at))).collect();
+            Ok::<_, StoreError>((c.outbox_stats()?, c.open_conflict_counts()?, last, items))
+        })
+        .await;
     match figures {
-        Ok((stats, conflicts)) => {
+        Ok((stats, conflicts, last, items)) => {
             state.metrics.set_outbox(&partners, &stats, crate::util::now_ms());
             state.metrics.set_conflicts(&partners, &conflicts);
+            state.metrics.set_reconcile(&last, &items);
         }
         Err(e) => tracing::warn!(error = %e, "metrics: outbox and conflict figures unavailable"),
     }

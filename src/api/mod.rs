@@ -50,6 +50,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The operational webhook (conflicts here; the outbox processor shares it).
     pub alerts: Arc<crate::ops::alerts::Alerts>,
+    /// Pull sync and reconciliation (runs started from the admin API; the scheduler shares it).
+    pub sync: Arc<crate::pull::Engine>,
 }
 
 /// The OpenAPI documents the gateway serves, rendered once at start (by `app`, which knows how).
@@ -69,15 +71,26 @@ impl AppState {
     ) -> Result<AppState, crate::ops::alerts::AlertsError> {
         let metrics = Metrics::new();
         let alerts = Arc::new(crate::ops::alerts::Alerts::new(&settings.alerts, metrics.clone())?);
+        let secrets = crate::secrets::Secrets::new(db.clone(), &settings);
+        let wake = Arc::new(Notify::new());
+        let sync = Arc::new(crate::pull::Engine::new(
+            db.clone(),
+            registry.clone(),
+            &settings,
+            secrets.clone(),
+            alerts.clone(),
+            wake.clone(),
+        )?);
         Ok(AppState {
-            secrets: crate::secrets::Secrets::new(db.clone(), &settings),
+            secrets,
+            sync,
             partner_openapi: documents.partners,
             openapi: documents.generic,
             db,
             registry,
             settings,
             metrics,
-            wake: Arc::new(Notify::new()),
+            wake,
             limiter: crate::auth::limits::RateLimiter::default(),
             trusted_proxies,
             alerts,
@@ -184,6 +197,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/admin/conflicts/resolve", "POST")
                         .route(web::post().to(admin::conflicts::resolve_many))
                         .wrap(audited()),
+                )
+                .service(resource("/admin/sync/status", "GET").route(web::get().to(admin::sync::pull_status)))
+                .service(resource("/admin/sync/runs", "GET").route(web::get().to(admin::sync::pull_runs)))
+                .service(resource("/admin/sync/runs/{id}", "GET").route(web::get().to(admin::sync::pull_run)))
+                .service(resource("/admin/sync/{partner}", "POST").route(web::post().to(admin::sync::start_pull)))
+                .service(resource("/admin/reconcile", "POST").route(web::post().to(admin::sync::start_reconcile)))
+                .service(resource("/admin/reconcile/runs", "GET").route(web::get().to(admin::sync::reconcile_runs)))
+                .service(
+                    resource("/admin/reconcile/runs/{id}", "GET").route(web::get().to(admin::sync::reconcile_report)),
                 )
                 .service(resource("/admin/conflicts/{id}", "GET").route(web::get().to(admin::conflicts::show)))
                 // Resolutions are operators' writes: in the transaction log like partners' writes.

@@ -62,6 +62,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Sync(#[from] SyncError),
+    #[error("{0}")]
+    Pull(crate::pull::PullError),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("send the body as application/json, not `{got}`")]
@@ -77,6 +79,15 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Sync(SyncError::Store(e))
+    }
+}
+
+impl From<crate::pull::PullError> for ApiError {
+    fn from(e: crate::pull::PullError) -> Self {
+        match e {
+            crate::pull::PullError::Store(s) => ApiError::Sync(SyncError::Store(s)),
+            other => ApiError::Pull(other),
+        }
     }
 }
 
@@ -160,6 +171,18 @@ impl ApiError {
                 }
                 SyncError::Store(e) => store_parts(e),
             },
+            ApiError::Pull(p) => {
+                use crate::pull::PullError as P;
+                match p {
+                    P::UnknownPartner(_) => (S::NOT_FOUND, "partner-not-found", "No such partner"),
+                    P::NoPull(_) => (S::CONFLICT, "pull-not-configured", "The partner cannot be pulled"),
+                    P::NoReader(_) => (S::CONFLICT, "read-not-configured", "The partner's tickets cannot be read"),
+                    P::Running { .. } => (S::CONFLICT, "sync-running", "A run is already going on"),
+                    P::RunNotFound { .. } => (S::NOT_FOUND, "run-not-found", "No such run"),
+                    P::Partner(_) => (S::BAD_GATEWAY, "partner-failed", "The partner's system failed"),
+                    P::Store(e) => store_parts(e),
+                }
+            }
             ApiError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType { .. } => {
                 (S::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
@@ -211,6 +234,13 @@ impl ApiError {
                 self.to_string()
             }
             ApiError::Sync(s) => sync_detail(s, &mut extra),
+            ApiError::Pull(crate::pull::PullError::Running { run, .. }) => {
+                if let Some(r) = run {
+                    extra.insert("run".into(), json!(r));
+                }
+                self.to_string()
+            }
+            ApiError::Pull(crate::pull::PullError::Store(e)) => store_detail(e),
             ApiError::Auth(AuthError::Store(e)) => store_detail(e),
             ApiError::Internal(_) | ApiError::Auth(AuthError::Crypto(_)) => {
                 "an internal error occurred; quote the request id to the operator".into()

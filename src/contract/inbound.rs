@@ -17,7 +17,7 @@ pub enum Op {
 }
 
 /// One problem with one field of a payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field as the partner names it (the key, or a JSON Pointer when nested).
     pub field: String,
@@ -50,13 +50,60 @@ pub struct Mapped {
     pub partner_ticket_id: Option<String>,
 }
 
+/// Where a payload comes from: the partner's request, or a record read from its system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Request,
+    /// Read from the partner's system (pull sync, reconciliation): a whole record, not a
+    /// change. Members the contract does not declare and fields the partner may only read are
+    /// passed over instead of refused, an empty string is an empty field, and each journal
+    /// entry gets an id from its text so a record read twice adds it once.
+    Record,
+}
+
 impl Contract {
     pub fn map_inbound(&self, payload: &Value, op: Op) -> Result<Mapped, MapError> {
+        self.map_payload(payload, op, Source::Request)
+    }
+
+    /// A record read from the partner's system, as the write of the fields the partner owns.
+    pub fn map_record(&self, record: &Value, op: Op) -> Result<Mapped, MapError> {
+        self.map_payload(record, op, Source::Record)
+    }
+
+    /// Every field of a record the partner reads or writes, in canonical values (what
+    /// reconciliation compares), with the partner's ticket id and the fields that did not
+    /// convert. Journal fields are not compared: they are appended, never overwritten.
+    pub fn read_record(&self, record: &Value) -> (Option<String>, serde_json::Map<String, Value>, Vec<FieldError>) {
+        let mut values = serde_json::Map::new();
+        let mut errors = Vec::new();
+        let mut pid = None;
+        for spec in &self.fields {
+            let name = spec.target.name();
+            if !(self.may_read(&name) || self.may_write(&name)) {
+                continue;
+            }
+            let Some(raw) = spec.pointer.get(record) else { continue };
+            let raw = if raw.as_str() == Some("") { &Value::Null } else { raw };
+            match (&spec.target, convert(spec, raw, Op::Update)) {
+                (Target::WorkNote | Target::Comment | Target::Version, _) => {}
+                (Target::PartnerTicketId, Ok(v)) => pid = v.and_then(|v| v.as_str().map(str::to_string)),
+                (_, Ok(Some(v))) => {
+                    values.entry(name).or_insert(v);
+                }
+                (_, Ok(None)) => {}
+                (_, Err(e)) => errors.push(e),
+            }
+        }
+        (pid, values, errors)
+    }
+
+    fn map_payload(&self, payload: &Value, op: Op, source: Source) -> Result<Mapped, MapError> {
         let mut errors = Vec::new();
         if !payload.is_object() {
             return Err(MapError::Invalid(vec![FieldError::new("", "type", "the request body must be a JSON object")]));
         }
-        if self.unknown_fields == UnknownFields::Reject {
+        if self.unknown_fields == UnknownFields::Reject && source == Source::Request {
             let declared: Vec<_> = self.fields.iter().map(|f| &f.pointer).collect();
             for member in undeclared_members(payload, &declared) {
                 let shown = super::pointer::Pointer::parse(&member).map(|p| p.display()).unwrap_or(member);
@@ -83,9 +130,15 @@ impl Contract {
                 continue;
             };
             if !self.may_write(&spec.target.name()) {
-                forbidden.push(spec.display.clone());
+                if source == Source::Request {
+                    forbidden.push(spec.display.clone());
+                }
                 continue;
             }
+            let raw = match source {
+                Source::Record if raw.as_str() == Some("") => &Value::Null,
+                _ => raw,
+            };
             if mapped_already(&mapped, &spec.target) {
                 continue; // an earlier field already carried this target
             }
@@ -105,7 +158,9 @@ impl Contract {
                             } else {
                                 JournalKind::Comment
                             };
-                            mapped.journal.push(JournalInput { kind, body: body.to_string(), entry_id: None });
+                            let entry_id = (source == Source::Record)
+                                .then(|| format!("sha256:{}", &crate::util::sha256_hex(body.as_bytes())[..32]));
+                            mapped.journal.push(JournalInput { kind, body: body.to_string(), entry_id });
                         }
                     }
                     target => {

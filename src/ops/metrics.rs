@@ -18,6 +18,8 @@ pub struct Metrics {
     pub failure_rate: GaugeVec,
     pub alerting: IntGaugeVec,
     pub conflicts_open: IntGaugeVec,
+    pub drift_items: IntGaugeVec,
+    pub reconcile_last_run: GaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +89,22 @@ impl Metrics {
             &["partner"],
         )
         .expect("valid metric");
+        let drift_items = IntGaugeVec::new(
+            Opts::new(
+                "ebond_drift_items",
+                "Differences the partner's last reconciliation found, by kind (dry runs excluded)",
+            ),
+            &["partner", "kind"],
+        )
+        .expect("valid metric");
+        let reconcile_last_run = GaugeVec::new(
+            Opts::new(
+                "ebond_reconcile_last_run_timestamp",
+                "When the partner's last reconciliation ended (Unix seconds; dry runs excluded)",
+            ),
+            &["partner"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(inbound.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(deliveries.clone()),
@@ -97,6 +115,8 @@ impl Metrics {
             Box::new(failure_rate.clone()),
             Box::new(alerting.clone()),
             Box::new(conflicts_open.clone()),
+            Box::new(drift_items.clone()),
+            Box::new(reconcile_last_run.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -111,6 +131,20 @@ impl Metrics {
             failure_rate,
             alerting,
             conflicts_open,
+            drift_items,
+            reconcile_last_run,
+        }
+    }
+
+    /// Sets the reconciliation gauges from each partner's last run (`(partner, ended_ms)`) and
+    /// its items per kind (`(partner, kind, count)`); zero for kinds it did not find.
+    pub fn set_reconcile(&self, last: &[(String, i64)], items: &[(String, String, i64)]) {
+        for (partner, ended) in last {
+            self.reconcile_last_run.with_label_values(&[partner]).set(*ended as f64 / 1000.0);
+            for kind in crate::pull::compare::DriftKind::ALL {
+                let n = items.iter().find(|(p, k, _)| p == partner && k == kind.as_str()).map_or(0, |(_, _, n)| *n);
+                self.drift_items.with_label_values(&[partner, kind.as_str()]).set(n);
+            }
         }
     }
 

@@ -211,6 +211,67 @@ pub fn record<C: Repos + ?Sized>(c: &mut C, n: &NewConflict) -> Result<ConflictA
     })
 }
 
+/// The detected fields whose proposed value is the one the partner last saw: read from the
+/// partner's system, they show it has not changed them since (not a write of its own).
+pub fn unchanged_since_seen<C: Repos + ?Sized>(
+    c: &mut C,
+    contract: &Contract,
+    seen: i64,
+    ticket: &Ticket,
+    detected: &[Detected],
+) -> Result<Vec<String>, SyncError> {
+    let bases = base_values(c, ticket.id, contract.id.as_str(), seen, detected)?;
+    Ok(detected.iter().filter(|d| bases.get(&d.field) == Some(&d.proposed)).map(|d| d.field.clone()).collect())
+}
+
+/// What the hub's history says about one field of a ticket, for one partner.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldHistory {
+    /// The value the partner last saw, when another party changed the field after that (`None`:
+    /// nobody else changed it since the partner saw it).
+    pub base: Option<Value>,
+    /// The value before the field's last change, when another party made that change: where a
+    /// partner whose push was lost still stands.
+    pub before_last: Option<Value>,
+}
+
+/// [`FieldHistory`] of each of `fields` for `partner`, which has seen version `seen`.
+pub fn histories<C: Repos + ?Sized>(
+    c: &mut C,
+    ticket: &Ticket,
+    partner: &str,
+    seen: i64,
+    fields: &[String],
+) -> Result<BTreeMap<String, FieldHistory>, SyncError> {
+    let mut out: BTreeMap<String, FieldHistory> = fields.iter().map(|f| (f.clone(), FieldHistory::default())).collect();
+    // The last change of a field is at its stamp's version: read from the oldest one needed.
+    let from = fields
+        .iter()
+        .filter_map(|f| ticket.stamps.get(f).filter(|s| s.by != partner).map(|s| s.v - 1))
+        .chain(std::iter::once(seen))
+        .min()
+        .unwrap_or(seen);
+    for row in c.field_changes_after(ticket.id, from.max(0))? {
+        if row.author_partner == partner {
+            continue;
+        }
+        let body: Map<String, Value> = serde_json::from_str(&row.body)
+            .map_err(|e| StoreError::Corrupt(format!("journal entry {}: {e}", row.id)))?;
+        let version = row.version.unwrap_or(0);
+        for (field, h) in out.iter_mut() {
+            let Some(change) = body.get(field) else { continue };
+            let was = change.get("from").cloned().unwrap_or(Value::Null);
+            if version > seen && h.base.is_none() {
+                h.base = Some(was.clone());
+            }
+            if ticket.stamps.get(field).is_some_and(|s| s.v == version) {
+                h.before_last = Some(was);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Each field's value as the partner last knew it: the `from` of the first change another
 /// party made to it after `seen` (the partner's own changes after `seen` are what it knows).
 /// `null` when the partner had seen nothing.

@@ -6,6 +6,7 @@
 //! (`store::writer`) runs many of them in one transaction, each behind a savepoint.
 
 pub mod conflicts;
+pub mod converge;
 pub mod fanout;
 pub mod read;
 pub mod write;

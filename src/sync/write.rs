@@ -36,6 +36,11 @@ pub struct WriteCommand<'a> {
     pub idempotency: Option<IdempotencyKey>,
     pub audit: AuditInfo,
     pub now: i64,
+    /// The write is a record read from the partner's system (pull sync, reconciliation), not a
+    /// request: a field still holding the value the partner last saw is not a change of the
+    /// partner's (the hub moved on, and its push is on the way or was lost), so it is passed
+    /// over instead of conflicting with the newer value.
+    pub from_record: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +67,9 @@ pub struct WriteOutcome {
     pub superseded: Vec<(i64, String)>,
     /// The writing partner.
     pub partner: String,
+    /// The ticket changed (a new version, or journal entries): false when the write repeated
+    /// what the hub already holds.
+    pub changed: bool,
 }
 
 impl WriteOutcome {
@@ -121,6 +129,7 @@ pub fn apply<C: Repos + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOut
                 events: Vec::new(),
                 superseded: Vec::new(),
                 partner: partner.to_string(),
+                changed: false,
             });
         }
     }
@@ -157,6 +166,7 @@ pub fn apply<C: Repos + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOut
     let mut outcome = finish(c, &cmd, status, summary, &after, fanned_out_to)?;
     outcome.events = evs.iter().map(|e| e.as_str()).collect();
     outcome.superseded = superseded;
+    outcome.changed = true;
     Ok(outcome)
 }
 
@@ -311,10 +321,18 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     }
 
     // Conflicts are looked for only without If-Match, which keeps its strict meaning (412).
-    let detected = match cmd.if_match {
+    let mut detected = match cmd.if_match {
         None => conflicts::detect(contract, xref.seen_version, &before, &cmd.mapped.changes),
         Some(_) => Vec::new(),
     };
+    let mut requested = cmd.mapped.changes.clone();
+    if cmd.from_record && !detected.is_empty() {
+        let stale = conflicts::unchanged_since_seen(c, contract, xref.seen_version, &before, &detected)?;
+        detected.retain(|d| !stale.contains(&d.field));
+        for f in &stale {
+            requested.remove(f);
+        }
+    }
     if let Some(refusal) = conflicts::rejection(contract, &detected) {
         return Err(refusal);
     }
@@ -330,7 +348,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         check_transition(contract, workflow, before.state(), to.proposed.as_str().unwrap_or_default())?;
     }
     // Held fields are not written; everything else of the write is.
-    let mut changes = cmd.mapped.changes.clone();
+    let mut changes = requested.clone();
     for d in detected.iter().filter(|d| d.mode == OnConflict::Queue) {
         changes.remove(&d.field);
     }
@@ -338,7 +356,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     let mut values = with_changes(before.values.clone(), &changes);
     // A derived priority never replaces one another party set after what this partner saw (nor
     // a priority the partner sent that is held): the explicit change wins over the derivation.
-    let priority_guarded = cmd.mapped.changes.contains_key("priority")
+    let priority_guarded = requested.contains_key("priority")
         || before.stamps.get("priority").is_some_and(|s| s.v > xref.seen_version && s.by != contract.id.as_str());
     if !priority_guarded {
         derive_priority_if_needed(contract, cmd.registry, &changes, &mut values);
@@ -594,6 +612,7 @@ fn finish<C: Repos + ?Sized>(
         events: Vec::new(),
         superseded: Vec::new(),
         partner: cmd.contract.id.to_string(),
+        changed: false,
     })
 }
 

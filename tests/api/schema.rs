@@ -97,7 +97,7 @@ fn execute(conn: &mut DbConn, sql: &str) -> usize {
 }
 
 /// The indexes every migrated database has (besides primary keys and unique constraints).
-const INDEXES: [&str; 23] = [
+const INDEXES: [&str; 22] = [
     "access_tokens_expiry",
     "auth_events_client",
     "auth_events_source",

@@ -268,7 +268,7 @@ pub struct ResolveResponse {
     pub pushed_to: Vec<String>,
 }
 
-fn invalid_body(e: serde_json::Error) -> ApiError {
+pub(super) fn invalid_body(e: serde_json::Error) -> ApiError {
     ApiError::BadRequest {
         code: "bad-body",
         detail: format!("the request body does not fit the documented shape: {e}"),

@@ -1,9 +1,10 @@
 //! `/api/ebond/v1/admin/…`: operator endpoints (admin tokens only): the audit trail,
 //! authentication events and loaded partners here; delivery operations in [`delivery`], the
-//! conflict queue in [`conflicts`].
+//! conflict queue in [`conflicts`], pull sync and reconciliation in [`sync`].
 
 pub mod conflicts;
 pub mod delivery;
+pub mod sync;
 
 use crate::api::extract::{Operator, Query};
 use crate::api::problem::{ApiError, Problem};

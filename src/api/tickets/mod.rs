@@ -114,6 +114,7 @@ pub(super) async fn apply(
                     idempotency,
                     audit,
                     now: crate::util::now_ms(),
+                    from_record: false,
                 },
             )
         })

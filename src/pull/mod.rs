@@ -1,0 +1,182 @@
+//! Reading partners' systems: scheduled pull sync (list what changed since the watermark, map,
+//! validate, apply each record as the partner's write) and reconciliation (read each shared
+//! ticket's partner copy, compare every field, classify the drift, heal it within a cap).
+//!
+//! ```text
+//!   schedule.rs (serve / worker) ─┐   admin API / CLI ─┐
+//!                                 ▼                    ▼
+//!                       Engine::pull / Engine::reconcile ── lease per job and partner
+//!                                 │                         (store::sync, across processes)
+//!        reader.rs: GET with the contract's auth, rate limit, Retry-After, retry schedule
+//!                                 │
+//!   run.rs: page → records → Contract::map_record → sync::write::apply (from_record) → counts
+//!   reconcile.rs: partner copy → Contract::read_record → compare.rs classify → heal:
+//!                 hub ahead → sync::converge (outbox push) · partner ahead → its write
+//! ```
+
+pub mod compare;
+pub mod reader;
+pub mod reconcile;
+pub mod run;
+pub mod schedule;
+
+use crate::config::SyncSettings;
+use crate::contract::Registry;
+use crate::ops::alerts::Alerts;
+use crate::store::{Db, StoreError};
+use crate::sync::SyncError;
+use reader::Reader;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Why a run could not start or went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("no partner `{0}`")]
+    UnknownPartner(String),
+    #[error("the contract of `{0}` has no [pull] section: its system cannot be listed")]
+    NoPull(String),
+    #[error("the contract of `{0}` has no [outbound] read_url: its tickets cannot be read one by one")]
+    NoReader(String),
+    #[error("a {job} run of `{partner}` is already going on (run {run:?})")]
+    Running { job: &'static str, partner: String, run: Option<i64> },
+    #[error("no {kind} run {id}")]
+    RunNotFound { kind: &'static str, id: i64 },
+    /// The partner's system failed (after the retries the contract allows).
+    #[error("partner: {0}")]
+    Partner(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SyncError> for PullError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Store(s) => PullError::Store(s),
+            other => PullError::Partner(other.to_string()),
+        }
+    }
+}
+
+/// Who started a run: `schedule`, `api:<operator>` or `cli:<user>`.
+pub type StartedBy = String;
+
+/// A run as stored, with its counts (the JSON of [`run::PullCounts`] or
+/// [`reconcile::ReconcileCounts`]).
+pub use crate::store::models::SyncRunRow as RunRow;
+
+/// What pull sync and reconciliation share: the database, contracts, the partners' HTTP reads
+/// and the process's identity for leases.
+pub struct Engine {
+    pub db: Db,
+    pub registry: Arc<Registry>,
+    pub settings: SyncSettings,
+    pub reader: Reader,
+    pub alerts: Arc<Alerts>,
+    /// Wakes the outbox processor after a heal queued pushes.
+    pub wake: Arc<Notify>,
+    /// This process, as a lease owner.
+    pub owner: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("owner", &self.owner).finish_non_exhaustive()
+    }
+}
+
+/// Reconciliation's reach: tickets still open (default), or every shared ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Open,
+    All,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Open => "open",
+            Scope::All => "all",
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(
+        db: Db,
+        registry: Arc<Registry>,
+        settings: &crate::config::Settings,
+        secrets: crate::secrets::Secrets,
+        alerts: Arc<Alerts>,
+        wake: Arc<Notify>,
+    ) -> Result<Engine, reqwest::Error> {
+        let owner = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "ebond".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Ok(Engine {
+            reader: Reader::new(secrets, &settings.outbox)?,
+            db,
+            registry,
+            settings: settings.sync.clone(),
+            alerts,
+            wake,
+            owner,
+        })
+    }
+
+    fn lease_ms(&self) -> i64 {
+        (self.settings.lease_secs.max(1) * 1000) as i64
+    }
+
+    /// Takes the job's lease, or says which run holds it.
+    async fn acquire(&self, job: &'static str, partner: &str) -> Result<String, PullError> {
+        let key = format!("{job}:{partner}");
+        let (k, p, owner, until) = (key.clone(), partner.to_string(), self.owner.clone(), self.lease_ms());
+        let taken = self
+            .db
+            .write(move |c| {
+                let now = crate::util::now_ms();
+                c.acquire_job(&k, &p, &owner, now, now + until).map_err(StoreError::from)
+            })
+            .await?;
+        if taken {
+            return Ok(key);
+        }
+        let kind = job.to_string();
+        let p = partner.to_string();
+        let run = self
+            .db
+            .read(move |c| {
+                let runs = c.list_runs(&kind, Some(&p), None, 1)?;
+                Ok::<_, StoreError>(runs.into_iter().find(|r| r.status == "running").map(|r| r.id))
+            })
+            .await?;
+        Err(PullError::Running { job, partner: partner.to_string(), run })
+    }
+
+    /// Extends the lease; false when another process took the job over (this run stops).
+    async fn renew(&self, key: &str) -> Result<bool, PullError> {
+        let (k, owner, until) = (key.to_string(), self.owner.clone(), self.lease_ms());
+        Ok(self
+            .db
+            .write(move |c| c.renew_job(&k, &owner, crate::util::now_ms() + until).map_err(StoreError::from))
+            .await?)
+    }
+
+    async fn release(&self, key: &str, run: i64, watermark: Option<i64>) {
+        let (k, owner) = (key.to_string(), self.owner.clone());
+        let done = self
+            .db
+            .write(move |c| c.release_job(&k, &owner, run, watermark, crate::util::now_ms()).map_err(StoreError::from))
+            .await;
+        if let Err(e) = done {
+            // The lease runs out by itself; the next run starts from the previous watermark.
+            tracing::warn!(job = key, error = %e, "could not release the sync lease");
+        }
+    }
+}
