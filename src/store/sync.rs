@@ -19,8 +19,8 @@ pub struct RunEnd<'a> {
 }
 
 pub trait SyncRepo {
-    /// Takes the job's lease for `owner` until `until` when nobody holds it (or `owner` does);
-    /// false when another process runs the job now. Creates the job's row on first use.
+    /// Takes the job's lease for `owner` until `until` when nobody holds it; false when another
+    /// run (of this process or another) holds it. Creates the job's row on first use.
     fn acquire_job(&mut self, job: &str, partner: &str, owner: &str, now: i64, until: i64) -> QueryResult<bool>;
     /// Extends a lease `owner` holds; false when it was lost (expired and taken).
     fn renew_job(&mut self, job: &str, owner: &str, until: i64) -> QueryResult<bool>;
@@ -76,12 +76,9 @@ impl SyncRepo for $conn {
             ))
             .on_conflict_do_nothing()
             .execute(self)?;
-        // One statement decides: of two processes racing, the row lets only one through.
-        let taken = diesel::update(
-            sync_jobs::table
-                .filter(sync_jobs::job.eq(job))
-                .filter(sync_jobs::lease_until.lt(now).or(sync_jobs::lease_owner.eq(owner))),
-        )
+        // One statement decides: of two runs racing (in one process or two), the row lets only
+        // one through; a lease runs out only when its holder stopped renewing it.
+        let taken = diesel::update(sync_jobs::table.filter(sync_jobs::job.eq(job)).filter(sync_jobs::lease_until.lt(now)))
         .set((sync_jobs::lease_owner.eq(owner), sync_jobs::lease_until.eq(until), sync_jobs::updated_at.eq(now)))
         .execute(self)?;
         Ok(taken == 1)

@@ -3,6 +3,7 @@
 
 mod fakes;
 mod helpers;
+mod table_fake;
 
 mod auth;
 mod conflicts;
@@ -18,5 +19,6 @@ mod schema;
 mod security;
 mod startup;
 mod storage;
+mod sync;
 mod tickets;
 mod validation;
