@@ -53,9 +53,15 @@ pub struct FieldDrift {
     pub field: String,
     pub hub: Value,
     pub partner: Value,
-    /// The value the partner last saw, when another party changed the field since.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The value the partner last saw, when another party changed the field since (`null`: it
+    /// saw the field empty).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub base: Option<Value>,
+}
+
+/// A member that is there, `null` included, is `Some` (absent is `None` by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The canonical fields compared for `contract`: those its partner reads or writes, except the

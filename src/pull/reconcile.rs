@@ -329,6 +329,8 @@ impl Engine {
         for kind in finding.by_kind.keys() {
             counts.count(*kind);
         }
+        // What the hub knew before this run did anything about it.
+        let causes = self.causes(contract, &finding).await?;
         let capped = counts.healed >= self.settings.heal_cap;
         let mut actions: BTreeMap<DriftKind, &'static str> = BTreeMap::new();
         if options.dry_run {
@@ -342,7 +344,6 @@ impl Engine {
                 counts.healed += 1;
             }
         }
-        let causes = self.causes(contract, &finding).await?;
         let now = crate::util::now_ms();
         let rows: Vec<ReconcileItemRow> = finding
             .by_kind

@@ -15,6 +15,7 @@ mod openapi;
 mod outage;
 mod pki;
 mod processes;
+mod reconcile;
 mod schema;
 mod security;
 mod startup;

@@ -4,7 +4,7 @@
 //! by `number=…`; PATCH and POST change the table (so pushes converge it); the OAuth token
 //! endpoint. Tests plant records, change them behind the hub's back, and script failures.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use wiremock::matchers::any;
@@ -234,9 +234,4 @@ pub fn incident(number: &str, secs: i64) -> Value {
         "sys_updated_on": at(secs),
         "sys_created_on": at(secs),
     })
-}
-
-/// The fields of an incident as a map (for assertions).
-pub fn fields(v: &Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
 }
