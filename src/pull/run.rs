@@ -12,6 +12,7 @@ use crate::store::sync::RunEnd;
 use crate::store::StoreError;
 use crate::sync::write::{WriteCommand, WriteOp};
 use crate::sync::{AuditInfo, SyncError};
+use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -49,6 +50,9 @@ pub const RUNNING: &str = "running";
 
 /// Transient store failures a record's write is retried after, before the run gives up.
 const WRITE_RETRIES: u32 = 5;
+
+/// Records of a page written at once.
+const WRITE_CONCURRENCY: usize = 32;
 
 impl Engine {
     /// Runs one pull of `partner` to its end; `progress` hears the counts after every page.
@@ -224,6 +228,10 @@ impl Engine {
                 by_pid.insert(pid, t.into_ticket()?);
             }
         }
+        // Mapped and checked one by one; written concurrently, so the store commits them
+        // together (SQLite's group commit, PostgreSQL's pool): the records of a page are
+        // different tickets, whose order does not matter to each other.
+        let mut writes = Vec::new();
         for (n, record) in records.iter().enumerate() {
             counts.records += 1;
             if let Some(t) = pull.updated_pointer.get(record).and_then(|v| pull.updated_format.read(v)) {
@@ -253,7 +261,7 @@ impl Engine {
                     continue;
                 }
             }
-            let reference = match (&existing, &pid) {
+            let op = match (&existing, &pid) {
                 (Some(_), Some(p)) => match TicketReference::parse(p) {
                     Ok(r) => WriteOp::Update { reference: r },
                     Err(_) => WriteOp::Create,
@@ -266,7 +274,17 @@ impl Engine {
                 path: format!("/api/ebond/v1/admin/sync/runs/{run}"),
                 payload_sha256: crate::util::sha256_hex(record.to_string().as_bytes()),
             };
-            match self.write_record(contract, reference, mapped, audit).await {
+            let ticket = existing.map(|t| (t.id, t.number.clone()));
+            writes.push((n, pid, ticket, op, mapped, audit));
+        }
+        // A partner id twice in one page (a list that repeats itself) is applied in order.
+        let distinct: std::collections::HashSet<&Option<String>> = writes.iter().map(|w| &w.1).collect();
+        let parallel = if distinct.len() == writes.len() { WRITE_CONCURRENCY } else { 1 };
+        let futures: Vec<_> = writes.into_iter().map(|w| self.write_pending(contract.clone(), w)).collect();
+        let results: Vec<Written> = stream::iter(futures).buffered(parallel).collect().await;
+        for (n, pid, ticket, result) in results {
+            let record = &records[n];
+            match result {
                 Ok(outcome) => {
                     if outcome.ticket.conflict.is_some() {
                         counts.conflicts += 1;
@@ -285,12 +303,17 @@ impl Engine {
                 Err(refusal) => {
                     counts.rejected += 1;
                     let errors = vec![FieldError::new("", "refused", refusal.to_string())];
-                    let ticket = existing.map(|t| (t.id, t.number.clone()));
                     self.reject(contract, run, pid.as_deref(), record, errors, ticket).await?;
                 }
             }
         }
         Ok(())
+    }
+
+    async fn write_pending(&self, contract: Arc<Contract>, w: Pending) -> Written {
+        let (record, pid, ticket, op, mapped, audit) = w;
+        let result = self.write_record(&contract, op, mapped, audit).await;
+        (record, pid, ticket, result)
     }
 
     /// Applies a record's write, retrying a busy database a few times.
@@ -392,6 +415,11 @@ impl Engine {
         Ok(())
     }
 }
+
+/// A record ready to be written: the record, its partner id, the hub's ticket (id, number)
+/// when known, the write.
+type Pending = (usize, Option<String>, Option<(i64, String)>, WriteOp, crate::contract::inbound::Mapped, AuditInfo);
+type Written = (usize, Option<String>, Option<(i64, String)>, Result<crate::sync::write::WriteOutcome, SyncError>);
 
 /// Where the next page of a window starts.
 struct Window {
