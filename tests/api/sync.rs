@@ -275,3 +275,101 @@ crate::per_backend!(
     pulls_are_refused_for_partners_without_pull_test,
     super::pulls_are_refused_for_partners_without_pull
 );
+
+/// A fake FieldOps: jobs listed by change time with cursor paging, one job by id, HTTP Basic.
+struct FieldOps {
+    jobs: std::sync::Mutex<Vec<Value>>,
+    auth: std::sync::Mutex<Vec<String>>,
+}
+
+struct FieldOpsResponder(std::sync::Arc<FieldOps>);
+
+impl wiremock::Respond for FieldOpsResponder {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let f = &self.0;
+        let auth = request.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        f.auth.lock().unwrap().push(auth.clone());
+        // ebond:field-secret
+        if auth != "Basic ZWJvbmQ6ZmllbGQtc2VjcmV0" {
+            return wiremock::ResponseTemplate::new(401);
+        }
+        let path = request.url.path();
+        let q = |name: &str| request.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        let mut jobs = f.jobs.lock().unwrap().clone();
+        if let Some(id) = path.strip_prefix("/v2/jobs/") {
+            return match jobs.into_iter().find(|j| j["job_id"] == id) {
+                Some(j) => wiremock::ResponseTemplate::new(200).set_body_json(j),
+                None => wiremock::ResponseTemplate::new(404),
+            };
+        }
+        let since = q("changed_since").unwrap_or_default();
+        jobs.retain(|j| j["updated_at"].as_str().unwrap() >= since.as_str());
+        jobs.sort_by(|a, b| a["updated_at"].as_str().cmp(&b["updated_at"].as_str()));
+        let from: usize = q("cursor").and_then(|c| c.strip_prefix('c').and_then(|n| n.parse().ok())).unwrap_or(0);
+        let limit: usize = q("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+        let page: Vec<Value> = jobs.iter().skip(from).take(limit).cloned().collect();
+        let next = (from + limit < jobs.len()).then(|| format!("c{}", from + limit));
+        wiremock::ResponseTemplate::new(200).set_body_json(json!({"jobs": page, "next_cursor": next}))
+    }
+}
+
+fn job(id: &str, minute: u32, status: &str, technician: &str) -> Value {
+    json!({"job_id": id, "summary": format!("Replace PSU at site {id}"), "status": status, "technician": technician,
+           "eta": "2026-12-03T10:00:00Z", "report": null, "updated_at": format!("2026-12-01T10:{minute:02}:00Z"), "site": "Lyon"})
+}
+
+async fn poll_only_partner_with_cursor_paging(backend: Backend) {
+    let fieldops = std::sync::Arc::new(FieldOps { jobs: Default::default(), auth: Default::default() });
+    *fieldops.jobs.lock().unwrap() = vec![
+        job("FO-000001", 1, "open", ""),
+        job("FO-000002", 2, "dispatched", "Kim"),
+        job("FO-000003", 3, "open", ""),
+    ];
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(FieldOpsResponder(fieldops.clone()))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = crate::helpers::repo_path("contracts");
+    std::fs::copy(src.join("workflow.toml"), dir.path().join("workflow.toml")).unwrap();
+    std::fs::write(dir.path().join("password"), "field-secret").unwrap();
+    let text = std::fs::read_to_string(src.join("fieldops.toml"))
+        .unwrap()
+        .replace("https://api.fieldops.example", &server.uri())
+        .replace("env:EBOND_FIELDOPS_PASSWORD", &format!("file:{}", dir.path().join("password").display()))
+        .replace("batch_size = 200", "batch_size = 2");
+    std::fs::write(dir.path().join("fieldops.toml"), text).unwrap();
+    let contracts = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, |s| crate::helpers::delivering(s, contracts)).await;
+    let admin = app.token(None).await;
+    let (status, body) = app.post("/admin/sync/fieldops", &admin, &json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let run = wait_run(&app, &admin, &format!("/admin/sync/runs/{}", body["run"])).await;
+    assert_eq!(
+        (run["status"].as_str(), run["counts"]["applied"].as_u64(), run["counts"]["pages"].as_u64()),
+        (Some("succeeded"), Some(3), Some(2)),
+        "{run}"
+    );
+    assert!(fieldops.auth.lock().unwrap().iter().all(|a| a.starts_with("Basic ")), "every read authenticated");
+
+    // The technician changes at FieldOps: the next pull applies it (the cursor starts over).
+    fieldops.jobs.lock().unwrap()[0] = job("FO-000001", 9, "dispatched", "Noor");
+    let (_, body) = app.post("/admin/sync/fieldops", &admin, &json!({})).await;
+    let run = wait_run(&app, &admin, &format!("/admin/sync/runs/{}", body["run"])).await;
+    assert_eq!(run["counts"]["applied"], 1, "{run}");
+
+    // Reconciliation reads single jobs: FieldOps owns its fields, so its value wins.
+    fieldops.jobs.lock().unwrap()[1]["technician"] = json!("Ada");
+    let (_, body) = app.post("/admin/reconcile", &admin, &json!({"partner": "fieldops"})).await;
+    let report = wait_run(&app, &admin, &format!("/admin/reconcile/runs/{}", body["runs"][0]["run"])).await;
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{report}");
+    assert_eq!(
+        (items[0]["kind"].as_str(), items[0]["action"].as_str()),
+        (Some("partner_ahead"), Some("applied")),
+        "{report}"
+    );
+    assert_eq!(items[0]["fields"][0], json!({"field": "assigned_to", "hub": "Kim", "partner": "Ada"}));
+}
+crate::per_backend!(poll_only_partner_with_cursor_paging_test, super::poll_only_partner_with_cursor_paging);

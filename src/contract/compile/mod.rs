@@ -294,6 +294,36 @@ mod tests {
     }
 
     #[test]
+    fn pull_sections_are_checked() {
+        let bad = format!(
+            "{MINIMAL}\n[outbound]\nread_url = \"https://x.example/t\"\n[pull]\nlist_url = \"ftp://x.example/list\"\nupdated_pointer = \"updated\"\npaging = \"pages\"\nbatch_size = 5000\nsince_format = \"yyyy\"\n"
+        );
+        let dir = folder(&bad);
+        let errors = load_dir(dir.path()).err().expect("refused");
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        for expected in [
+            "read_url must contain `{partner_ticket_id}`",
+            "URL must start with https:// or http://",
+            "needs `since_param`",
+            "must start with `/`",
+            "unknown paging `pages`",
+            "batch_size must be between 1 and 1000",
+            "`yyyy` is not a time format",
+        ] {
+            assert!(messages.iter().any(|m| m.contains(expected)), "{expected}: {messages:#?}");
+        }
+        let good = format!(
+            "{MINIMAL}\n[pull]\nlist_url = \"https://x.example/list\"\nsince_param = \"since\"\nsince_format = \"unix_ms\"\nupdated_pointer = \"/updated\"\npaging = \"link\"\n"
+        );
+        let dir = folder(&good);
+        let registry = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+        let pull = registry.get("p1").unwrap().pull.as_ref().unwrap();
+        assert_eq!((pull.paging.clone(), pull.batch_size, pull.overlap), (Paging::Link, 100, Duration::from_secs(60)));
+        assert_eq!(pull.since_format.format(1_500), "1500");
+        assert_eq!(pull.updated_format.read(&serde_json::json!(1_500)), Some(1_500));
+    }
+
+    #[test]
     fn durations_and_arrows() {
         assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
