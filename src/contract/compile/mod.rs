@@ -299,7 +299,7 @@ mod tests {
             "{MINIMAL}\n[outbound]\nread_url = \"https://x.example/t\"\n[pull]\nlist_url = \"ftp://x.example/list\"\nupdated_pointer = \"updated\"\npaging = \"pages\"\nbatch_size = 5000\nsince_format = \"yyyy\"\n"
         );
         let dir = folder(&bad);
-        let errors = load_dir(dir.path()).err().expect("refused");
+        let errors = load_dir(dir.path()).expect_err("refused");
         let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
         for expected in [
             "read_url must contain `{partner_ticket_id}`",
