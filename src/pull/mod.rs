@@ -103,6 +103,24 @@ impl Scope {
     }
 }
 
+/// A held job lease, renewed in the background until dropped.
+struct Lease {
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Engine {
     pub fn new(
         db: Db,
@@ -159,13 +177,33 @@ impl Engine {
         Err(PullError::Running { job, partner: partner.to_string(), run })
     }
 
-    /// Extends the lease; false when another process took the job over (this run stops).
-    async fn renew(&self, key: &str) -> Result<bool, PullError> {
-        let (k, owner, until) = (key.to_string(), self.owner.clone(), self.lease_ms());
-        Ok(self
-            .db
-            .write(move |c| c.renew_job(&k, &owner, crate::util::now_ms() + until).map_err(StoreError::from))
-            .await?)
+    /// Keeps the job's lease renewed while the run goes on (a third of its length apart, so a
+    /// page retried for minutes keeps it too); the run stops once [`Lease::lost`] says another
+    /// process took it over.
+    fn keep(&self, key: &str) -> Lease {
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (db, k, owner, length, flag) =
+            (self.db.clone(), key.to_string(), self.owner.clone(), self.lease_ms(), lost.clone());
+        let task = tokio::spawn(async move {
+            let every = std::time::Duration::from_millis((length / 3).max(100) as u64);
+            loop {
+                tokio::time::sleep(every).await;
+                let (k2, o2) = (k.clone(), owner.clone());
+                match db
+                    .write(move |c| c.renew_job(&k2, &o2, crate::util::now_ms() + length).map_err(StoreError::from))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                    // Tried again at the next beat; the lease is long enough for a few misses.
+                    Err(e) => tracing::warn!(job = %k, error = %e, "could not renew the sync lease"),
+                }
+            }
+        });
+        Lease { lost, task }
     }
 
     async fn release(&self, key: &str, run: i64, watermark: Option<i64>) {

@@ -219,6 +219,7 @@ impl Engine {
     ) -> Result<Option<String>, PullError> {
         let mut after = 0;
         let mut last_error = None;
+        let lease = self.keep(key);
         let workflow = &self.registry.workflow;
         loop {
             let partner = contract.id.to_string();
@@ -260,7 +261,7 @@ impl Engine {
             }
             self.save_progress(run.id, counts).await;
             progress(counts);
-            if !self.renew(key).await? {
+            if lease.lost() {
                 return Err(PullError::Partner("the run's lease was lost to another process".into()));
             }
         }

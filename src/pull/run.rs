@@ -171,6 +171,7 @@ impl Engine {
         let since = run.since.unwrap_or(0);
         let mut watermark = run.watermark;
         let mut window = Window { since, next: None, ties: 0 };
+        let lease = self.keep(key);
         loop {
             let page = match self.reader.list(contract, pull, window.since, window.next.as_ref()).await {
                 Ok(p) => p,
@@ -193,12 +194,8 @@ impl Engine {
                 tracing::warn!(run = id, error = %e, "could not save the run's progress");
             }
             progress(&counts);
-            match self.renew(key).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err((counts, PullError::Partner("the run's lease was lost to another process".into())))
-                }
-                Err(e) => return Err((counts, e)),
+            if lease.lost() {
+                return Err((counts, PullError::Partner("the run's lease was lost to another process".into())));
             }
             let Some(next) = page.next else { break };
             window.advance(pull, &page.records, page_len, next);

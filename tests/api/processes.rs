@@ -42,6 +42,8 @@ fn gateway_env(contracts: &Path, data: &Path, database_url: &str, port: u16) -> 
         ("EBOND_OUTBOX_CONNECT_TIMEOUT_MS", "500".into()),
         ("EBOND_OUTBOX_REQUEST_TIMEOUT_MS", "2000".into()),
         ("EBOND_WORKERS", "1".into()),
+        // The fake ServiceNow answers deliveries, not Table-API lists: no scheduled pulls here.
+        ("EBOND_SYNC_SCHEDULE", "false".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
