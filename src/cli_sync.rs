@@ -170,12 +170,7 @@ pub fn reconcile(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<Exi
     let engine = engine(settings)?;
     let partners: Vec<String> = match &args.partner {
         Some(p) => vec![p.clone()],
-        None => engine
-            .registry
-            .partners()
-            .filter(|c| c.outbound.as_ref().is_some_and(|o| o.read_url.is_some()))
-            .map(|c| c.id.to_string())
-            .collect(),
+        None => engine.readable_partners(),
     };
     let options = ReconcileOptions {
         scope: if args.all && !args.open { Scope::All } else { Scope::Open },

@@ -30,6 +30,19 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)
 }
 
+/// An error with its chain of sources, `outer: inner: …` (reqwest and oauth2 keep the useful
+/// part — connection refused, a TLS failure — in the sources).
+pub fn describe_error<E: std::error::Error>(e: &E) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// Percent-encodes one URL path segment (RFC 3986 unreserved characters stay).
 pub fn encode_path_segment(s: &str) -> String {
     s.bytes()

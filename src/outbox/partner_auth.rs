@@ -101,7 +101,10 @@ impl TokenCache {
                 request = request.add_scope(Scope::new(part.to_string()));
             }
         }
-        let response = request.request_async(&self.http).await.map_err(|e| CredentialError::Token(describe(&e)))?;
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| CredentialError::Token(crate::util::describe_error(&e)))?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         // Refresh once 80 % of the lifetime has passed, so no request carries a dying token.
         let refresh_at = Instant::now() + lifetime.mul_f64(0.8);
@@ -110,15 +113,4 @@ impl TokenCache {
         tracing::info!(partner, expires_in_secs = lifetime.as_secs(), "outbound OAuth2 token fetched");
         Ok(token)
     }
-}
-
-fn describe<E: std::error::Error>(e: &E) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }

@@ -147,6 +147,16 @@ impl Engine {
         })
     }
 
+    /// Partners whose contract has a `read_url`: what reconciliation reaches when no partner is
+    /// named.
+    pub fn readable_partners(&self) -> Vec<String> {
+        self.registry
+            .partners()
+            .filter(|c| c.outbound.as_ref().is_some_and(|o| o.read_url.is_some()))
+            .map(|c| c.id.to_string())
+            .collect()
+    }
+
     fn lease_ms(&self) -> i64 {
         (self.settings.lease_secs.max(1) * 1000) as i64
     }

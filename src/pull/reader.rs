@@ -132,7 +132,7 @@ impl Reader {
                         _ => return Err(PullError::Partner(format!("GET {url} answered {status}"))),
                     }
                 }
-                Err(e) => (format!("GET {url}: {}", describe(&e)), None),
+                Err(e) => (format!("GET {url}: {}", crate::util::describe_error(&e)), None),
             };
             let (why, retry_after) = failure;
             let Some(scheduled) = schedule.get(attempt) else {
@@ -251,17 +251,6 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
         }
     }
     None
-}
-
-fn describe<E: std::error::Error>(e: &E) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

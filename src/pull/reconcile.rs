@@ -363,6 +363,14 @@ impl Engine {
                 at: now,
             })
             .collect();
+        self.store_items(rows).await
+    }
+
+    /// Stores a run's items in one write.
+    async fn store_items(&self, rows: Vec<ReconcileItemRow>) -> Result<(), PullError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         self.db
             .write(move |c| {
                 for r in &rows {
@@ -555,16 +563,7 @@ impl Engine {
                 })
                 .collect();
             counts.missing_at_hub += rows.len() as u64;
-            if !rows.is_empty() {
-                self.db
-                    .write(move |c| {
-                        for r in &rows {
-                            c.insert_reconcile_item(r)?;
-                        }
-                        Ok::<_, StoreError>(())
-                    })
-                    .await?;
-            }
+            self.store_items(rows).await?;
             progress(counts);
             match page.next {
                 Some(n) => next = Some(n),

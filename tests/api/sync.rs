@@ -213,6 +213,18 @@ async fn throttled_pages_wait_for_retry_after(backend: Backend) {
 }
 crate::per_backend!(throttled_pages_wait_for_retry_after_test, super::throttled_pages_wait_for_retry_after);
 
+/// Runs the `ebond` binary on the test gateway's database and contracts.
+fn cli(app: &TestApp, contracts: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
+        .args(args)
+        .env("EBOND_DATABASE_URL", app.settings.effective_database_url())
+        .env("EBOND_DATA_DIR", &app.settings.data_dir)
+        .env("EBOND_CONTRACTS_DIR", contracts)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 async fn one_run_per_partner_across_processes(backend: Backend) {
     let fake = TableFake::start().await;
     for i in 0..4 {
@@ -229,28 +241,14 @@ async fn one_run_per_partner_across_processes(backend: Backend) {
     assert_eq!((status, again["code"].as_str()), (409, Some("sync-running")), "{again}");
     assert_eq!(again["run"], body["run"]);
     // … and so does another process (the CLI) on the same database.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
-        .args(["sync", "run", "servicenow"])
-        .env("EBOND_DATABASE_URL", app.settings.effective_database_url())
-        .env("EBOND_DATA_DIR", &app.settings.data_dir)
-        .env("EBOND_CONTRACTS_DIR", dir.path())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = cli(&app, dir.path(), &["sync", "run", "servicenow"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("already going on"), "{stderr}");
     let done = wait_run(&app, &admin, &format!("/admin/sync/runs/{}", body["run"])).await;
     assert_eq!(done["counts"]["applied"], 4, "{done}");
     // Once it ended, the other process may run it (nothing new: all unchanged).
     fake.before_list(|_, _| {});
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
-        .args(["sync", "run", "servicenow", "--json"])
-        .env("EBOND_DATABASE_URL", app.settings.effective_database_url())
-        .env("EBOND_DATA_DIR", &app.settings.data_dir)
-        .env("EBOND_CONTRACTS_DIR", dir.path())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = cli(&app, dir.path(), &["sync", "run", "servicenow", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((run["counts"]["applied"].as_u64(), run["counts"]["unchanged"].as_u64()), (Some(0), Some(4)), "{run}");

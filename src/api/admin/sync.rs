@@ -307,12 +307,7 @@ pub async fn start_reconcile(
     let body: ReconcileRequest = serde_json::from_value(body.json().await?).map_err(super::conflicts::invalid_body)?;
     let partners: Vec<String> = match &body.partner {
         Some(p) => vec![p.clone()],
-        None => state
-            .registry
-            .partners()
-            .filter(|c| c.outbound.as_ref().is_some_and(|o| o.read_url.is_some()))
-            .map(|c| c.id.to_string())
-            .collect(),
+        None => state.sync.readable_partners(),
     };
     let options = ReconcileOptions {
         scope: body.scope.unwrap_or(Scope::Open),
