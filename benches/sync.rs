@@ -153,6 +153,7 @@ fn main() {
         .replace("https://customer.service-now.com", &server.uri())
         .replace("env:EBOND_SERVICENOW_CLIENT_SECRET", &secret)
         .replace("env:EBOND_SERVICENOW_SIGNING_SECRET", &secret)
+        .replace("backfill = \"1d\"", "backfill = \"all\"")
         .replace("batch_size = 500", &format!("batch_size = {batch}"))
         .replace("rate_limit_per_minute = 120", "rate_limit_per_minute = 1000000");
     std::fs::write(contracts.join("servicenow.toml"), text).unwrap();

@@ -7,7 +7,7 @@ use ebond::api::admin::sync::{item_view, run_view};
 use ebond::config::Settings;
 use ebond::pull::reconcile::{ReconcileCounts, ReconcileOptions};
 use ebond::pull::run::PullCounts;
-use ebond::pull::{Engine, Scope};
+use ebond::pull::{Engine, PullError, Scope};
 use ebond::store::StoreError;
 use std::io::Write;
 use std::process::ExitCode;
@@ -187,7 +187,16 @@ pub fn reconcile(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<Exi
                 );
                 let _ = std::io::stderr().flush();
             };
-            let run = engine.reconcile(&partner, &options, progress).await?;
+            let run = match engine.reconcile(&partner, &options, progress).await {
+                Ok(r) => r,
+                // Another process reconciles this partner now: the others still run.
+                Err(e @ PullError::Running { .. }) => {
+                    eprintln!("{partner}: {e}");
+                    failed = true;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             eprintln!();
             let id = run.id;
             let items = engine.db.read(move |c| c.reconcile_items(id, None, 100_000).map_err(StoreError::from)).await?;

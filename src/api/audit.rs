@@ -50,34 +50,11 @@ pub fn request_facts(req: &HttpRequest) -> AuditInfo {
         request_id: ext.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default(),
         method: req.method().to_string(),
         path: match req.uri().query() {
-            Some(q) if !q.is_empty() => format!("{}?{}", req.path(), redact_query(q)),
+            Some(q) if !q.is_empty() => format!("{}?{}", req.path(), crate::util::redact_query(q)),
             _ => req.path().to_string(),
         },
         payload_sha256: ext.get::<BodyDigest>().map(|d| d.0.clone()).unwrap_or_else(|| crate::util::sha256_hex(b"")),
     }
-}
-
-/// Replaces the value of every query parameter that looks like a credential with `***`: the
-/// audit trail is read by operators, and a token sent in the query must not be readable there.
-fn redact_query(query: &str) -> String {
-    const SECRET_NAMES: [&str; 6] = ["token", "secret", "password", "key", "signature", "code"];
-    query
-        .split('&')
-        .map(|part| {
-            let raw_name = part.split('=').next().unwrap_or_default();
-            let name = serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("{raw_name}="))
-                .ok()
-                .and_then(|mut v| v.pop())
-                .map(|(n, _)| n.to_ascii_lowercase())
-                .unwrap_or_else(|| raw_name.to_ascii_lowercase());
-            if SECRET_NAMES.iter().any(|s| name.contains(s)) {
-                format!("{raw_name}=***")
-            } else {
-                part.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 pub async fn middleware(
@@ -142,11 +119,14 @@ async fn record(state: std::sync::Arc<AppState>, mut row: TransactionRow, refere
 mod tests {
     #[test]
     fn credentials_in_the_query_are_redacted() {
-        assert_eq!(super::redact_query("access_token=abc.def&limit=5"), "access_token=***&limit=5");
+        assert_eq!(crate::util::redact_query("access_token=abc.def&limit=5"), "access_token=***&limit=5");
         assert_eq!(
-            super::redact_query("cursor=x&client_secret=s&api%5Fkey=k"),
+            crate::util::redact_query("cursor=x&client_secret=s&api%5Fkey=k"),
             "cursor=x&client_secret=***&api%5Fkey=***"
         );
-        assert_eq!(super::redact_query("updated_since=2026-01-01T00:00:00Z"), "updated_since=2026-01-01T00:00:00Z");
+        assert_eq!(
+            crate::util::redact_query("updated_since=2026-01-01T00:00:00Z"),
+            "updated_since=2026-01-01T00:00:00Z"
+        );
     }
 }

@@ -201,8 +201,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/admin/sync/status", "GET").route(web::get().to(admin::sync::pull_status)))
                 .service(resource("/admin/sync/runs", "GET").route(web::get().to(admin::sync::pull_runs)))
                 .service(resource("/admin/sync/runs/{id}", "GET").route(web::get().to(admin::sync::pull_run)))
-                .service(resource("/admin/sync/{partner}", "POST").route(web::post().to(admin::sync::start_pull)))
-                .service(resource("/admin/reconcile", "POST").route(web::post().to(admin::sync::start_reconcile)))
+                // Operators starting runs are in the transaction log, as their resolutions are.
+                .service(
+                    resource("/admin/sync/{partner}", "POST")
+                        .route(web::post().to(admin::sync::start_pull))
+                        .wrap(audited()),
+                )
+                .service(
+                    resource("/admin/reconcile", "POST")
+                        .route(web::post().to(admin::sync::start_reconcile))
+                        .wrap(audited()),
+                )
                 .service(resource("/admin/reconcile/runs", "GET").route(web::get().to(admin::sync::reconcile_runs)))
                 .service(
                     resource("/admin/reconcile/runs/{id}", "GET").route(web::get().to(admin::sync::reconcile_report)),

@@ -341,6 +341,8 @@ pub struct Pull {
     pub batch_size: u32,
     pub interval: Duration,
     pub overlap: Duration,
+    /// How far back the first run reaches (`None`: everything the partner has).
+    pub backfill: Option<Duration>,
 }
 
 /// How the pages of a list continue.

@@ -289,4 +289,7 @@ pub struct RawPull {
     /// How far before the last watermark each window starts (default 60s).
     #[serde(default)]
     pub overlap: Option<Spanned<String>>,
+    /// How far back the first run reaches (default 1d; `"all"`: the partner's whole history).
+    #[serde(default)]
+    pub backfill: Option<Spanned<String>>,
 }

@@ -87,6 +87,8 @@ impl Reader {
         contract: &Contract,
         url: &str,
     ) -> Result<Option<(Value, reqwest::header::HeaderMap)>, PullError> {
+        // What messages and logs show: no user info, no credential in the query.
+        let shown = shown(url);
         let auth = contract.outbound.as_ref().map(|o| &o.auth).unwrap_or(&crate::contract::OutboundAuth::None);
         let schedule: &[Duration] = contract.outbound.as_ref().map_or(&[], |o| o.retry_schedule.as_slice());
         let mut retried_401 = false;
@@ -114,9 +116,14 @@ impl Reader {
                         .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
                     match status {
                         200..=299 => {
-                            let body = resp.bytes().await.map_err(|e| PullError::Partner(format!("GET {url}: {e}")))?;
+                            let body = resp.bytes().await.map_err(|e| {
+                                PullError::Partner(format!(
+                                    "GET {shown}: {}",
+                                    crate::util::describe_error(&e.without_url())
+                                ))
+                            })?;
                             let doc = serde_json::from_slice(&body)
-                                .map_err(|e| PullError::Partner(format!("GET {url}: the answer is not JSON: {e}")))?;
+                                .map_err(|e| PullError::Partner(format!("GET {shown}: the answer is not JSON: {e}")))?;
                             return Ok(Some((doc, headers)));
                         }
                         404 => return Ok(None),
@@ -128,11 +135,11 @@ impl Reader {
                             self.tokens.invalidate(&contract.id).await;
                             continue;
                         }
-                        408 | 425 | 429 | 500..=599 => (format!("GET {url} answered {status}"), retry_after),
-                        _ => return Err(PullError::Partner(format!("GET {url} answered {status}"))),
+                        408 | 425 | 429 | 500..=599 => (format!("GET {shown} answered {status}"), retry_after),
+                        _ => return Err(PullError::Partner(format!("GET {shown} answered {status}"))),
                     }
                 }
-                Err(e) => (format!("GET {url}: {}", crate::util::describe_error(&e)), None),
+                Err(e) => (format!("GET {shown}: {}", crate::util::describe_error(&e.without_url())), None),
             };
             let (why, retry_after) = failure;
             let Some(scheduled) = schedule.get(attempt) else {
@@ -155,7 +162,7 @@ impl Reader {
     ) -> Result<Page, PullError> {
         let url = page_url(pull, since, next)?;
         let Some((doc, headers)) = self.get(contract, &url).await? else {
-            return Err(PullError::Partner(format!("GET {url} answered 404: check [pull] list_url")));
+            return Err(PullError::Partner(format!("GET {} answered 404: check [pull] list_url", shown(&url))));
         };
         let records = match &pull.records_pointer {
             Some(p) => p.get(&doc),
@@ -163,7 +170,7 @@ impl Reader {
         };
         let Some(Value::Array(records)) = records else {
             let at = pull.records_pointer.as_ref().map_or("the answer", |p| p.as_str());
-            return Err(PullError::Partner(format!("GET {url}: no array of records at {at}")));
+            return Err(PullError::Partner(format!("GET {}: no array of records at {at}", shown(&url))));
         };
         let records = records.clone();
         let full = records.len() as u32 >= pull.batch_size;
@@ -180,7 +187,10 @@ impl Reader {
                 Some(Value::Number(n)) if !records.is_empty() => Some(NextPage::Cursor(n.to_string())),
                 _ => None,
             },
-            Paging::Link => next_link(&headers).filter(|_| !records.is_empty()).map(NextPage::Url),
+            Paging::Link => match next_link(&headers).filter(|_| !records.is_empty()) {
+                Some(link) => Some(NextPage::Url(same_origin(&url, &link)?)),
+                None => None,
+            },
         };
         Ok(Page { records, next })
     }
@@ -211,7 +221,8 @@ fn page_url(pull: &Pull, since: i64, next: Option<&NextPage>) -> Result<String, 
     }
     let since_text = pull.since_format.format(since);
     let base = pull.list_url.replace("{since}", &crate::util::encode_path_segment(&since_text));
-    let mut url = reqwest::Url::parse(&base).map_err(|e| PullError::Partner(format!("list_url `{base}`: {e}")))?;
+    let mut url =
+        reqwest::Url::parse(&base).map_err(|e| PullError::Partner(format!("list_url `{}`: {e}", shown(&base))))?;
     {
         let mut q = url.query_pairs_mut();
         if let Some(p) = &pull.since_param {
@@ -232,6 +243,29 @@ fn page_url(pull: &Pull, since: i64, next: Option<&NextPage>) -> Result<String, 
         }
     }
     Ok(url.to_string())
+}
+
+/// A URL as messages and logs show it: without user info, credentials in the query masked.
+fn shown(url: &str) -> String {
+    let plain = crate::config::redact_url_password(url);
+    match plain.split_once('?') {
+        Some((base, query)) => format!("{base}?{}", crate::util::redact_query(query)),
+        None => plain,
+    }
+}
+
+/// A `Link: rel="next"` target resolved against the page it came with (it may be relative); the
+/// partner's credentials go only to the list's own scheme, host and port.
+fn same_origin(page: &str, link: &str) -> Result<String, PullError> {
+    let base = reqwest::Url::parse(page).map_err(|e| PullError::Partner(format!("list URL: {e}")))?;
+    let next = base.join(link).map_err(|e| PullError::Partner(format!("Link rel=\"next\" `{}`: {e}", shown(link))))?;
+    if next.origin() != base.origin() {
+        return Err(PullError::Partner(format!(
+            "Link rel=\"next\" points at {}, not the list's own origin: not followed (the contract's credentials would go there)",
+            shown(next.as_str())
+        )));
+    }
+    Ok(next.to_string())
 }
 
 /// The `rel="next"` target of a `Link` header (RFC 8288), if any.
@@ -269,6 +303,14 @@ mod tests {
         );
         assert_eq!(next_link(&h).as_deref(), Some("https://x.example/p?page=3"));
         assert_eq!(next_link(&HeaderMap::new()), None);
+        let page = "https://x.example/p?page=1";
+        assert_eq!(same_origin(page, "/p?page=2").unwrap(), "https://x.example/p?page=2");
+        assert!(same_origin(page, "https://elsewhere.example/p?page=2").is_err());
+        assert!(same_origin(page, "http://x.example/p?page=2").is_err());
+        assert_eq!(
+            shown("https://u:pw@x.example/l?api_key=k&limit=5"),
+            "https://u:***@x.example/l?api_key=***&limit=5"
+        );
     }
 
     #[test]

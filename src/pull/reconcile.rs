@@ -27,6 +27,9 @@ use std::sync::Arc;
 /// Shared tickets read per database page.
 const PAGE: i64 = 500;
 
+/// Partner reads failing in a row (each after the contract's retries) that stop a run.
+const GIVE_UP_AFTER: u32 = 10;
+
 /// What a reconciliation run found and did, as it goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReconcileCounts {
@@ -50,6 +53,8 @@ pub struct ReconcileCounts {
     pub partner_records: u64,
     /// Tickets whose partner copy could not be read (the last error is the run's message).
     pub errors: u64,
+    /// Fields of partner copies that did not convert to canonical values (not compared).
+    pub unreadable_fields: u64,
 }
 
 impl ReconcileCounts {
@@ -219,6 +224,7 @@ impl Engine {
     ) -> Result<Option<String>, PullError> {
         let mut after = 0;
         let mut last_error = None;
+        let mut failing = 0;
         let lease = self.keep(key);
         let workflow = &self.registry.workflow;
         loop {
@@ -236,18 +242,22 @@ impl Engine {
             }
             counts.tickets += tickets.len() as u64;
             // Reads in parallel (the contract's rate limit paces them); heals one by one.
-            let found: Vec<Result<Option<Finding>, PullError>> = stream::iter(tickets)
+            let found: Vec<Result<(Option<Finding>, u64), PullError>> = stream::iter(tickets)
                 .map(|(t, x)| self.examine(contract, t, x))
                 .buffered(self.settings.read_concurrency.max(1))
                 .collect()
                 .await;
             for f in found {
                 match f {
-                    Ok(None) => {
+                    Ok((None, unreadable)) => {
+                        failing = 0;
+                        counts.unreadable_fields += unreadable;
                         counts.compared += 1;
                         counts.in_sync += 1;
                     }
-                    Ok(Some(finding)) => {
+                    Ok((Some(finding), unreadable)) => {
+                        failing = 0;
+                        counts.unreadable_fields += unreadable;
                         counts.compared += 1;
                         counts.drifted += 1;
                         self.settle(contract, run, options, finding, counts).await?;
@@ -255,7 +265,17 @@ impl Engine {
                     Err(PullError::Store(e)) => return Err(PullError::Store(e)),
                     Err(e) => {
                         counts.errors += 1;
+                        failing += 1;
                         last_error = Some(e.to_string());
+                        // Each read already went through the contract's retry schedule: a
+                        // partner failing this often in a row is down, not flaky.
+                        if failing >= GIVE_UP_AFTER {
+                            return Err(PullError::Partner(format!(
+                                "{failing} reads in a row failed, the run stops: {}",
+                                last_error.unwrap_or_default()
+                            )));
+                        }
+                        continue;
                     }
                 }
             }
@@ -284,18 +304,23 @@ impl Engine {
         contract: &Arc<Contract>,
         ticket: Ticket,
         xref: XrefRow,
-    ) -> Result<Option<Finding>, PullError> {
+    ) -> Result<(Option<Finding>, u64), PullError> {
         let missing = |ticket: Ticket, xref: XrefRow| {
             let mut by_kind = BTreeMap::new();
             by_kind.insert(DriftKind::MissingAtPartner, Vec::new());
             Some(Finding { ticket, xref, theirs: Map::new(), by_kind })
         };
-        let Some(pid) = xref.partner_ticket_id.clone() else { return Ok(missing(ticket, xref)) };
-        let Some(record) = self.reader.read(contract, &pid).await? else { return Ok(missing(ticket, xref)) };
-        let (_, theirs, _errors) = contract.read_record(&record);
+        let Some(pid) = xref.partner_ticket_id.clone() else { return Ok((missing(ticket, xref), 0)) };
+        let Some(record) = self.reader.read(contract, &pid).await? else { return Ok((missing(ticket, xref), 0)) };
+        let (_, theirs, errors) = contract.read_record(&record);
+        if !errors.is_empty() {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            tracing::info!(partner = %contract.id, ticket = %ticket.number, ?fields, "partner copy has fields that do not convert: not compared");
+        }
+        let unreadable = errors.len() as u64;
         let fields = differing(contract, &ticket, &theirs);
         if fields.is_empty() {
-            return Ok(None);
+            return Ok((None, unreadable));
         }
         let (t, partner, seen, f) = (ticket.clone(), contract.id.to_string(), xref.seen_version, fields.clone());
         let histories = self
@@ -315,7 +340,7 @@ impl Engine {
                 field,
             });
         }
-        Ok(Some(Finding { ticket, xref, theirs, by_kind }))
+        Ok((Some(Finding { ticket, xref, theirs, by_kind }), unreadable))
     }
 
     /// Heals one drifted ticket (unless dry or capped) and stores its items.

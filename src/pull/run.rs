@@ -51,6 +51,10 @@ pub const RUNNING: &str = "running";
 /// Transient store failures a record's write is retried after, before the run gives up.
 const WRITE_RETRIES: u32 = 5;
 
+/// How far ahead of this machine's clock a partner's change time may be and still move the
+/// watermark.
+const FUTURE_SKEW_MS: i64 = 3_600_000;
+
 /// Records of a page written at once.
 const WRITE_CONCURRENCY: usize = 32;
 
@@ -120,6 +124,7 @@ impl Engine {
     async fn start_pull(&self, contract: &Contract, started_by: &str) -> Result<(String, SyncRunRow), PullError> {
         let key = self.acquire("pull", &contract.id).await?;
         let overlap = contract.pull.as_ref().map_or(0, |p| p.overlap.as_millis() as i64);
+        let backfill = contract.pull.as_ref().and_then(|p| p.backfill).map(|b| b.as_millis() as i64);
         let (k, partner, owner, by) =
             (key.clone(), contract.id.to_string(), self.owner.clone(), started_by.to_string());
         let started = self
@@ -136,7 +141,10 @@ impl Engine {
                     status: RUNNING.into(),
                     started_at: crate::util::now_ms(),
                     finished_at: None,
-                    since: Some(watermark.map_or(0, |w| (w - overlap).max(0))),
+                    since: Some(match watermark {
+                        Some(w) => (w - overlap).max(0),
+                        None => backfill.map_or(0, |b| (crate::util::now_ms() - b).max(0)),
+                    }),
                     watermark,
                     counts: serde_json::to_string(&PullCounts::default()).unwrap_or_default(),
                     message: None,
@@ -172,6 +180,7 @@ impl Engine {
         let mut watermark = run.watermark;
         let mut window = Window { since, next: None, ties: 0 };
         let lease = self.keep(key);
+        let mut last_ids: Vec<String> = Vec::new();
         loop {
             let page = match self.reader.list(contract, pull, window.since, window.next.as_ref()).await {
                 Ok(p) => p,
@@ -198,7 +207,17 @@ impl Engine {
                 return Err((counts, PullError::Partner("the run's lease was lost to another process".into())));
             }
             let Some(next) = page.next else { break };
+            let asked = (window.since, window.next.clone());
             window.advance(pull, &page.records, page_len, next);
+            // A list that ignores the window (a parameter it does not know, a cursor that does
+            // not move) would be read forever: the run stops and says so.
+            let ids = page_ids(contract, &page.records);
+            let stuck = (window.since, window.next.clone()) == asked || window.since < asked.0 || ids == last_ids;
+            if stuck {
+                let why = "the partner's list does not move on from one page to the next: check [pull] since_param, paging and the parameters' names";
+                return Err((counts, PullError::Partner(why.into())));
+            }
+            last_ids = ids;
         }
         Ok((counts, watermark))
     }
@@ -229,10 +248,31 @@ impl Engine {
         // together (SQLite's group commit, PostgreSQL's pool): the records of a page are
         // different tickets, whose order does not matter to each other.
         let mut writes = Vec::new();
+        // A partner id twice in one page (a list that repeats itself): its last record wins.
+        let mut last_of: HashMap<String, usize> = HashMap::new();
+        for (n, r) in records.iter().enumerate() {
+            if let Some(p) = pid_spec.and_then(|s| s.pointer.get(r)).and_then(plain_id) {
+                last_of.insert(p, n);
+            }
+        }
         for (n, record) in records.iter().enumerate() {
             counts.records += 1;
+            let repeated = pid_spec
+                .and_then(|s| s.pointer.get(record))
+                .and_then(plain_id)
+                .is_some_and(|p| last_of.get(&p) != Some(&n));
+            if repeated {
+                counts.unchanged += 1;
+                continue;
+            }
             if let Some(t) = pull.updated_pointer.get(record).and_then(|v| pull.updated_format.read(v)) {
-                *newest = Some(newest.map_or(t, |w: i64| w.max(t)));
+                // A change time far in the future (a bad clock, a wrong zone) would freeze the
+                // window there: it does not move the watermark.
+                if t <= crate::util::now_ms() + FUTURE_SKEW_MS {
+                    *newest = Some(newest.map_or(t, |w: i64| w.max(t)));
+                } else {
+                    tracing::warn!(partner = %contract.id, run, change_time = t, "a pulled record changed in the future: not used as watermark");
+                }
             }
             let pid = pid_spec.and_then(|s| s.pointer.get(record)).and_then(plain_id);
             let existing = pid.as_ref().and_then(|p| by_pid.get(p));
@@ -274,11 +314,8 @@ impl Engine {
             let ticket = existing.map(|t| (t.id, t.number.clone()));
             writes.push((n, pid, ticket, op, mapped, audit));
         }
-        // A partner id twice in one page (a list that repeats itself) is applied in order.
-        let distinct: std::collections::HashSet<&Option<String>> = writes.iter().map(|w| &w.1).collect();
-        let parallel = if distinct.len() == writes.len() { WRITE_CONCURRENCY } else { 1 };
         let futures: Vec<_> = writes.into_iter().map(|w| self.write_pending(contract.clone(), w)).collect();
-        let results: Vec<Written> = stream::iter(futures).buffered(parallel).collect().await;
+        let results: Vec<Written> = stream::iter(futures).buffered(WRITE_CONCURRENCY).collect().await;
         for (n, pid, ticket, result) in results {
             let record = &records[n];
             match result {
@@ -432,24 +469,29 @@ impl Window {
     /// end of the list, which with plain offsets would shift an unread record onto a page
     /// already read. Cursor and link paging go where the partner says.
     fn advance(&mut self, pull: &Pull, records: &[Value], page_len: usize, next: NextPage) {
-        let last = records.last().and_then(|r| pull.updated_pointer.get(r)).and_then(|v| pull.updated_format.read(v));
-        match (&pull.paging, last) {
+        // Times as the partner compares them: at the precision it is asked with.
+        let at = |r: &Value| {
+            let t = pull.updated_pointer.get(r).and_then(|v| pull.updated_format.read(v))?;
+            Some(pull.since_format.read(&Value::String(pull.since_format.format(t))).unwrap_or(t).min(t))
+        };
+        match (&pull.paging, records.last().and_then(at)) {
             (Paging::Offset { .. }, Some(last)) => {
-                let at_last = records
-                    .iter()
-                    .filter(|r| pull.updated_pointer.get(r).and_then(|v| pull.updated_format.read(v)) == Some(last))
-                    .count() as u64;
+                let at_last = records.iter().filter(|r| at(r) == Some(last)).count() as u64;
                 // Records are oldest first: a whole page at one time adds to the ties before it.
                 self.ties =
                     if last == self.since && at_last == page_len as u64 { self.ties + at_last } else { at_last };
-                // The partner compares at its own precision: start at the last time as it prints it.
-                let printed = pull.since_format.format(last);
-                self.since = pull.since_format.read(&Value::String(printed)).unwrap_or(last).min(last);
+                self.since = last;
                 self.next = Some(NextPage::Offset(self.ties));
             }
             _ => self.next = Some(next),
         }
     }
+}
+
+/// The partner ids of a page's records, in order.
+fn page_ids(contract: &Contract, records: &[Value]) -> Vec<String> {
+    let spec = contract.field_for(crate::domain::fields::PARTNER_TICKET_ID);
+    records.iter().filter_map(|r| spec.and_then(|s| s.pointer.get(r)).and_then(plain_id)).collect()
 }
 
 /// A partner ticket id as text (some systems send numbers).

@@ -196,6 +196,7 @@ impl TableFake {
             .replace("https://customer.service-now.com", &self.uri())
             .replace("env:EBOND_SERVICENOW_CLIENT_SECRET", &format!("file:{}", dir.join("secrets/client").display()))
             .replace("env:EBOND_SERVICENOW_SIGNING_SECRET", &format!("file:{}", dir.join("secrets/signing").display()))
+            .replace("backfill = \"1d\"", "backfill = \"all\"")
             .replace("batch_size = 500", &format!("batch_size = {batch}"))
             .replace("overlap = \"60s\"", &format!("overlap = \"{overlap}\""))
             .replace(

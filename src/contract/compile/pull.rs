@@ -26,13 +26,11 @@ pub(super) fn compile_pull(loc: &mut Locator, p: &raw::RawPull) -> Pull {
         let f = f.as_ref()?;
         let parsed = TimeFormat::parse(f.get_ref());
         if let TimeFormat::Pattern(pattern) = &parsed {
-            // A chrono format must print something that changes with time.
-            let probe = TimeFormat::Pattern(pattern.clone()).format(1_764_576_000_000);
+            // Checked before anything formats with it: chrono panics on an invalid item.
             let items = chrono::format::StrftimeItems::new(pattern);
             if items.into_iter().any(|i| matches!(i, chrono::format::Item::Error)) || !pattern.contains('%') {
                 loc.at(f, format!("`{pattern}` is not a time format: use rfc3339, unix, unix_ms or a chrono format such as %Y-%m-%d %H:%M:%S"));
-            } else if probe.is_empty() {
-                loc.at(f, format!("`{pattern}` prints nothing"));
+                return Some(TimeFormat::Rfc3339);
             }
         }
         Some(parsed)
@@ -87,6 +85,14 @@ pub(super) fn compile_pull(loc: &mut Locator, p: &raw::RawPull) -> Pull {
         }),
         None => default,
     };
+    let backfill = match &p.backfill {
+        Some(b) if b.get_ref() == "all" => None,
+        Some(b) => Some(parse_duration(b.get_ref()).unwrap_or_else(|| {
+            loc.at(b, "backfill is how far back the first run reaches: a duration (e.g. 1d) or \"all\"");
+            Duration::from_secs(86_400)
+        })),
+        None => Some(Duration::from_secs(86_400)),
+    };
     let interval = duration(loc, &p.interval, Duration::from_secs(300), "interval");
     let overlap = duration(loc, &p.overlap, Duration::from_secs(60), "overlap");
     if interval.is_zero() {
@@ -107,5 +113,6 @@ pub(super) fn compile_pull(loc: &mut Locator, p: &raw::RawPull) -> Pull {
         batch_size,
         interval,
         overlap,
+        backfill,
     }
 }
