@@ -136,6 +136,15 @@ async fn incremental_pull_over_pages(backend: Backend) {
     assert_eq!(status[0]["partner"], "servicenow");
     assert!(status[0]["lag_seconds"].as_f64().unwrap() > 0.0, "{status}");
     assert_eq!(status[0]["last_run"]["id"], fourth["id"]);
+    let (_, started, _) = app.get("/admin/transactions?partner=operator:1", &admin).await;
+    assert!(
+        started["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "POST" && r["path"] == "/api/ebond/v1/admin/sync/servicenow" && r["status"] == 202),
+        "operators' runs are audited: {started}"
+    );
     let (_, log, _) = app.get("/admin/transactions?partner=servicenow", &admin).await;
     assert!(
         log["items"]
@@ -371,3 +380,20 @@ async fn poll_only_partner_with_cursor_paging(backend: Backend) {
     assert_eq!(items[0]["fields"][0], json!({"field": "assigned_to", "hub": "Kim", "partner": "Ada"}));
 }
 crate::per_backend!(poll_only_partner_with_cursor_paging_test, super::poll_only_partner_with_cursor_paging);
+
+async fn a_list_that_does_not_move_on_stops_the_run(backend: Backend) {
+    let fake = TableFake::start().await;
+    for i in 0..5 {
+        fake.plant(&format!("INC000000{i}"), i, json!({}));
+    }
+    fake.ignore_window();
+    let (app, _dir) = gateway(backend, &fake, 2, "60s", |_| {}).await;
+    let admin = app.token(None).await;
+    let run = pull(&app, &admin).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["message"].as_str().unwrap().contains("does not move on"), "{run}");
+    assert!(fake.lists().len() <= 3, "stopped at once: {:?}", fake.lists());
+    let (_, status, _) = app.get("/admin/sync/status", &admin).await;
+    assert_eq!(status[0]["watermark"], Value::Null, "a failed run moves no watermark: {status}");
+}
+crate::per_backend!(a_list_that_does_not_move_on_stops_the_run_test, super::a_list_that_does_not_move_on_stops_the_run);

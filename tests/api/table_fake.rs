@@ -32,6 +32,8 @@ struct State {
     scripted: VecDeque<ResponseTemplate>,
     /// Incidents whose pushes are answered 500.
     failing: Vec<String>,
+    /// Lists answer the first page whatever they are asked (a parameter the partner ignores).
+    stuck: bool,
     clock: i64,
 }
 
@@ -73,6 +75,7 @@ impl Respond for Responder {
             }
             let since =
                 sysparm.strip_prefix("sys_updated_on>=").and_then(|s| s.split('^').next()).unwrap_or("").to_string();
+            let since = if st.stuck { String::new() } else { since };
             let mut rows: Vec<Value> = st
                 .rows
                 .iter()
@@ -83,7 +86,8 @@ impl Respond for Responder {
                 (a["sys_updated_on"].as_str(), a["number"].as_str())
                     .cmp(&(b["sys_updated_on"].as_str(), b["number"].as_str()))
             });
-            let offset: usize = q("sysparm_offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+            let offset: usize =
+                if st.stuck { 0 } else { q("sysparm_offset").and_then(|o| o.parse().ok()).unwrap_or(0) };
             let limit: usize = q("sysparm_limit").and_then(|o| o.parse().ok()).unwrap_or(10_000);
             let page: Vec<Value> = rows.into_iter().skip(offset).take(limit).collect();
             return ResponseTemplate::new(200).set_body_json(json!({"result": page}));
@@ -173,6 +177,10 @@ impl TableFake {
 
     pub fn before_list(&self, hook: impl FnMut(usize, &mut Vec<Value>) + Send + 'static) {
         self.state.lock().unwrap().before_list = Some(Box::new(hook));
+    }
+
+    pub fn ignore_window(&self) {
+        self.state.lock().unwrap().stuck = true;
     }
 
     pub fn fail_writes(&self, number: &str) {
