@@ -52,7 +52,28 @@ async fn reconcile(app: &TestApp, admin: &str, dry_run: bool) -> Value {
         app.post("/admin/reconcile", admin, &json!({"partner": "servicenow", "dry_run": dry_run})).await;
     assert_eq!(status, 202, "{body}");
     let id = body["runs"][0]["run"].as_i64().unwrap();
-    wait_run(app, admin, &format!("/admin/reconcile/runs/{id}")).await
+    let report = wait_run(app, admin, &format!("/admin/reconcile/runs/{id}")).await;
+    // The report as an operator reads it (`cargo test … -- --nocapture`).
+    println!("reconciliation {id} (dry run: {dry_run}): {}", report["run"]["counts"]);
+    for i in report["items"].as_array().unwrap() {
+        let fields: Vec<String> = i["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(2)
+            .map(|f| format!("{} hub {} / partner {}", f["field"], f["hub"], f["partner"]))
+            .collect();
+        println!(
+            "  {:<18} {:<10} {:<11} cause {:<14} action {:<9} {}",
+            i["kind"].as_str().unwrap(),
+            i["ticket"].as_str().unwrap_or("-"),
+            i["partner_ticket_id"].as_str().unwrap_or("-"),
+            i["cause"].as_str().unwrap(),
+            i["action"].as_str().unwrap(),
+            fields.join("; ")
+        );
+    }
+    report
 }
 
 /// kind → (partner ticket id, cause, action), sorted.

@@ -31,7 +31,13 @@ pub async fn pull(app: &TestApp, admin: &str) -> Value {
     let (status, body) = app.post("/admin/sync/servicenow", admin, &json!({})).await;
     assert_eq!(status, 202, "{body}");
     let id = body["run"].as_i64().unwrap();
-    wait_run(app, admin, &format!("/admin/sync/runs/{id}")).await
+    let run = wait_run(app, admin, &format!("/admin/sync/runs/{id}")).await;
+    // The run as an operator reads it (`cargo test … -- --nocapture`).
+    println!(
+        "pull run {id}: {} from {} to watermark {}: {}",
+        run["status"], run["since"], run["watermark"], run["counts"]
+    );
+    run
 }
 
 pub async fn wait_run(app: &TestApp, admin: &str, path: &str) -> Value {
