@@ -146,6 +146,23 @@ impl Default for OutboxSettings {
     }
 }
 
+/// Reconciliation's reach: tickets still open (default), or every shared ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileScope {
+    Open,
+    All,
+}
+
+impl ReconcileScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcileScope::Open => "open",
+            ReconcileScope::All => "all",
+        }
+    }
+}
+
 /// Reading partners' systems: scheduled pull sync and reconciliation.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -155,7 +172,7 @@ pub struct SyncSettings {
     /// Reconcile every partner with a `read_url` this often, in seconds (0: only on demand).
     pub reconcile_interval_secs: u64,
     /// Scheduled reconciliation reaches `open` tickets (default) or `all`.
-    pub reconcile_scope: String,
+    pub reconcile_scope: ReconcileScope,
     /// Most tickets one reconciliation run heals per partner; the rest are reported `capped`.
     pub heal_cap: u64,
     /// Partner reads in flight at once during reconciliation.
@@ -172,7 +189,7 @@ impl Default for SyncSettings {
         SyncSettings {
             schedule: true,
             reconcile_interval_secs: 0,
-            reconcile_scope: "open".into(),
+            reconcile_scope: ReconcileScope::Open,
             heal_cap: 100,
             read_concurrency: 8,
             lease_secs: 60,
@@ -614,5 +631,11 @@ mod tests {
         assert!(err.contains("poll_intervall_ms") && err.contains("ebond.toml"), "{err}");
         let err = Settings::load_from(Some(&dir.path().join("nope.toml")), std::iter::empty()).unwrap_err();
         assert!(err.to_string().contains("nope.toml"), "{err}");
+        let err = with_env(&[("EBOND_SYNC_RECONCILE_SCOPE", "sometimes")]).unwrap_err().to_string();
+        assert!(err.contains("EBOND_SYNC_RECONCILE_SCOPE") && err.contains("open"), "{err}");
+        assert_eq!(
+            with_env(&[("EBOND_SYNC_RECONCILE_SCOPE", "all")]).unwrap().sync.reconcile_scope,
+            ReconcileScope::All
+        );
     }
 }

@@ -26,7 +26,6 @@ use crate::ops::alerts::Alerts;
 use crate::store::{Db, StoreError};
 use crate::sync::SyncError;
 use reader::Reader;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -86,21 +85,14 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Reconciliation's reach: tickets still open (default), or every shared ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    Open,
-    All,
-}
+/// Reconciliation's reach (declared with the settings, which choose it for scheduled runs).
+pub use crate::config::ReconcileScope as Scope;
 
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Open => "open",
-            Scope::All => "all",
-        }
-    }
+/// A job (`pull:servicenow`) and the run holding its lease.
+#[derive(Debug, Clone)]
+pub(crate) struct JobKey {
+    pub(crate) job: String,
+    pub(crate) holder: String,
 }
 
 /// A held job lease, renewed in the background until dropped.
@@ -162,9 +154,14 @@ impl Engine {
     }
 
     /// Takes the job's lease, or says which run holds it.
-    async fn acquire(&self, job: &'static str, partner: &str) -> Result<String, PullError> {
-        let key = format!("{job}:{partner}");
-        let (k, p, owner, until) = (key.clone(), partner.to_string(), self.owner.clone(), self.lease_ms());
+    async fn acquire(&self, job: &'static str, partner: &str) -> Result<JobKey, PullError> {
+        // The holder names this run, not only this process: a run that lost its lease cannot
+        // renew or release the lease of the run that took it over.
+        let key = JobKey {
+            job: format!("{job}:{partner}"),
+            holder: format!("{}/{}", self.owner, &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        };
+        let (k, p, owner, until) = (key.job.clone(), partner.to_string(), key.holder.clone(), self.lease_ms());
         let taken = self
             .db
             .write(move |c| {
@@ -190,10 +187,10 @@ impl Engine {
     /// Keeps the job's lease renewed while the run goes on (a third of its length apart, so a
     /// page retried for minutes keeps it too); the run stops once [`Lease::lost`] says another
     /// process took it over.
-    fn keep(&self, key: &str) -> Lease {
+    fn keep(&self, key: &JobKey) -> Lease {
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (db, k, owner, length, flag) =
-            (self.db.clone(), key.to_string(), self.owner.clone(), self.lease_ms(), lost.clone());
+            (self.db.clone(), key.job.clone(), key.holder.clone(), self.lease_ms(), lost.clone());
         let task = tokio::spawn(async move {
             let every = std::time::Duration::from_millis((length / 3).max(100) as u64);
             loop {
@@ -216,15 +213,15 @@ impl Engine {
         Lease { lost, task }
     }
 
-    async fn release(&self, key: &str, run: i64, watermark: Option<i64>) {
-        let (k, owner) = (key.to_string(), self.owner.clone());
+    async fn release(&self, key: &JobKey, run: i64, watermark: Option<i64>) {
+        let (k, owner) = (key.job.clone(), key.holder.clone());
         let done = self
             .db
             .write(move |c| c.release_job(&k, &owner, run, watermark, crate::util::now_ms()).map_err(StoreError::from))
             .await;
         if let Err(e) = done {
             // The lease runs out by itself; the next run starts from the previous watermark.
-            tracing::warn!(job = key, error = %e, "could not release the sync lease");
+            tracing::warn!(job = %key.job, error = %e, "could not release the sync lease");
         }
     }
 }

@@ -131,7 +131,7 @@ impl Engine {
             watermark: None,
             counts: serde_json::to_string(&ReconcileCounts::default()).unwrap_or_default(),
             message: None,
-            owner: self.owner.clone(),
+            owner: key.holder.clone(),
         };
         let run = match self
             .db
@@ -216,7 +216,7 @@ impl Engine {
     async fn reconcile_all(
         &self,
         contract: &Arc<Contract>,
-        key: &str,
+        key: &super::JobKey,
         run: &SyncRunRow,
         options: &ReconcileOptions,
         counts: &mut ReconcileCounts,

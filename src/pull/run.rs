@@ -38,7 +38,7 @@ pub struct PullCounts {
 /// A run whose lease is taken and whose row is written.
 #[derive(Debug)]
 pub struct Started {
-    pub(super) key: String,
+    pub(super) key: super::JobKey,
     pub run: SyncRunRow,
     pub(super) contract: Arc<Contract>,
 }
@@ -121,12 +121,16 @@ impl Engine {
     }
 
     /// Takes the lease and records the run.
-    async fn start_pull(&self, contract: &Contract, started_by: &str) -> Result<(String, SyncRunRow), PullError> {
+    async fn start_pull(
+        &self,
+        contract: &Contract,
+        started_by: &str,
+    ) -> Result<(super::JobKey, SyncRunRow), PullError> {
         let key = self.acquire("pull", &contract.id).await?;
         let overlap = contract.pull.as_ref().map_or(0, |p| p.overlap.as_millis() as i64);
         let backfill = contract.pull.as_ref().and_then(|p| p.backfill).map(|b| b.as_millis() as i64);
         let (k, partner, owner, by) =
-            (key.clone(), contract.id.to_string(), self.owner.clone(), started_by.to_string());
+            (key.job.clone(), contract.id.to_string(), key.holder.clone(), started_by.to_string());
         let started = self
             .db
             .write(move |c| {
@@ -168,7 +172,7 @@ impl Engine {
     async fn pull_pages(
         &self,
         contract: &Arc<Contract>,
-        key: &str,
+        key: &super::JobKey,
         run: &SyncRunRow,
         progress: &impl Fn(&PullCounts),
     ) -> Result<(PullCounts, Option<i64>), (PullCounts, PullError)> {

@@ -4,7 +4,7 @@
 //! one schedule (and the lease keeps one run at a time).
 
 use super::reconcile::ReconcileOptions;
-use super::{Engine, PullError, Scope};
+use super::{Engine, PullError};
 use crate::store::StoreError;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,8 +35,11 @@ pub async fn run(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
                 let result = match job {
                     "pull" => engine.pull(&partner, "schedule", |_| {}).await.map(|_| ()),
                     _ => {
-                        let scope = if engine.settings.reconcile_scope == "all" { Scope::All } else { Scope::Open };
-                        let options = ReconcileOptions { scope, dry_run: false, started_by: "schedule".into() };
+                        let options = ReconcileOptions {
+                            scope: engine.settings.reconcile_scope,
+                            dry_run: false,
+                            started_by: "schedule".into(),
+                        };
                         engine.reconcile(&partner, &options, |_| {}).await.map(|_| ())
                     }
                 };
