@@ -403,3 +403,58 @@ async fn a_list_that_does_not_move_on_stops_the_run(backend: Backend) {
     assert_eq!(status[0]["watermark"], Value::Null, "a failed run moves no watermark: {status}");
 }
 crate::per_backend!(a_list_that_does_not_move_on_stops_the_run_test, super::a_list_that_does_not_move_on_stops_the_run);
+
+/// Kills the process when the test ends, however it ends.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn serve_runs_scheduled_pulls(backend: Backend) {
+    let fake = TableFake::start().await;
+    fake.plant("INC0000001", 1, json!({}));
+    fake.plant("INC0000002", 2, json!({}));
+    let (app, dir) = gateway(backend, &fake, 10, "60s", |_| {}).await;
+    let text = std::fs::read_to_string(dir.path().join("servicenow.toml"))
+        .unwrap()
+        .replace("interval = \"5m\"", "interval = \"1s\"");
+    std::fs::write(dir.path().join("servicenow.toml"), text).unwrap();
+    // `ebond serve` as its own process on the test gateway's database, with its scheduler.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _serving = Serving(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
+            .arg("serve")
+            .env("EBOND_BIND", format!("127.0.0.1:{port}"))
+            .env("EBOND_DATABASE_URL", app.settings.effective_database_url())
+            .env("EBOND_DATA_DIR", &app.settings.data_dir)
+            .env("EBOND_CONTRACTS_DIR", dir.path())
+            .env("EBOND_OUTBOX_IN_PROCESS", "false")
+            .env("EBOND_SYNC_TICK_MS", "100")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admin = app.token(None).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Two scheduled runs: the first creates both tickets, the next finds them unchanged.
+    loop {
+        let (_, runs, _) = app.get("/admin/sync/runs?partner=servicenow", &admin).await;
+        let done: Vec<&Value> =
+            runs["items"].as_array().unwrap().iter().filter(|r| r["status"] == "succeeded").collect();
+        if done.len() >= 2 {
+            assert!(done.iter().all(|r| r["started_by"] == "schedule"), "{runs}");
+            let oldest = done.last().unwrap();
+            assert_eq!(oldest["counts"]["applied"], 2, "{runs}");
+            assert_eq!(done[0]["counts"]["applied"], 0, "{runs}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled runs: {runs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+crate::per_backend!(serve_runs_scheduled_pulls_test, super::serve_runs_scheduled_pulls);
