@@ -180,7 +180,9 @@ impl Engine {
             return Err((PullCounts::default(), PullError::NoPull(contract.id.to_string())));
         };
         let mut counts = PullCounts::default();
-        let since = run.since.unwrap_or(0);
+        // The window's start as the partner reads it (a time format may drop the milliseconds):
+        // what every later page is compared with.
+        let since = as_asked(pull, run.since.unwrap_or(0));
         let mut watermark = run.watermark;
         let mut window = Window { since, next: None, ties: 0 };
         let lease = self.keep(key);
@@ -475,8 +477,7 @@ impl Window {
     fn advance(&mut self, pull: &Pull, records: &[Value], page_len: usize, next: NextPage) {
         // Times as the partner compares them: at the precision it is asked with.
         let at = |r: &Value| {
-            let t = pull.updated_pointer.get(r).and_then(|v| pull.updated_format.read(v))?;
-            Some(pull.since_format.read(&Value::String(pull.since_format.format(t))).unwrap_or(t).min(t))
+            pull.updated_pointer.get(r).and_then(|v| pull.updated_format.read(v)).map(|t| as_asked(pull, t))
         };
         match (&pull.paging, records.last().and_then(at)) {
             (Paging::Offset { .. }, Some(last)) => {
@@ -492,6 +493,11 @@ impl Window {
     }
 }
 
+/// A time at the precision the list is asked with (`since_format`), never later than it was.
+fn as_asked(pull: &Pull, t: i64) -> i64 {
+    pull.since_format.read(&Value::String(pull.since_format.format(t))).unwrap_or(t).min(t)
+}
+
 /// The partner ids of a page's records, in order.
 fn page_ids(contract: &Contract, records: &[Value]) -> Vec<String> {
     let spec = contract.field_for(crate::domain::fields::PARTNER_TICKET_ID);
@@ -504,5 +510,29 @@ fn plain_id(v: &Value) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_compared_at_the_precision_the_list_is_asked_with() {
+        let registry =
+            crate::contract::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts")).unwrap();
+        let pull = registry.get("servicenow").unwrap().pull.as_ref().unwrap();
+        // ServiceNow is asked in whole seconds: 12:00:00.789 is asked as 12:00:00.
+        assert_eq!(as_asked(pull, 1_764_576_000_789), 1_764_576_000_000);
+        let mut w = Window { since: as_asked(pull, 1_764_576_000_789), next: None, ties: 0 };
+        let page = vec![
+            serde_json::json!({"number": "INC0000001", "sys_updated_on": "2025-12-01 08:00:00"}),
+            serde_json::json!({"number": "INC0000002", "sys_updated_on": "2025-12-01 08:00:00"}),
+        ];
+        // A full page at the window's own second: the next page skips both ties.
+        w.advance(pull, &page, 2, NextPage::Offset(2));
+        assert_eq!((w.since, w.next.clone()), (1_764_576_000_000, Some(NextPage::Offset(2))));
+        w.advance(pull, &page, 2, NextPage::Offset(4));
+        assert_eq!(w.next, Some(NextPage::Offset(4)), "ties add up while whole pages share one time");
     }
 }
