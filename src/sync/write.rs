@@ -325,12 +325,15 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         None => conflicts::detect(contract, xref.seen_version, &before, &cmd.mapped.changes),
         Some(_) => Vec::new(),
     };
-    let mut requested = cmd.mapped.changes.clone();
+    // What the write asks for: the request's changes as they are (no copy on the API's path),
+    // less, for a record read from the partner's system, the fields it still holds at what it
+    // last saw.
+    let mut requested = std::borrow::Cow::Borrowed(&cmd.mapped.changes);
     if cmd.from_record && !detected.is_empty() {
         let stale = conflicts::unchanged_since_seen(c, contract, xref.seen_version, &before, &detected)?;
         detected.retain(|d| !stale.contains(&d.field));
         for f in &stale {
-            requested.remove(f);
+            requested.to_mut().remove(f);
         }
     }
     if let Some(refusal) = conflicts::rejection(contract, &detected) {
@@ -348,7 +351,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         check_transition(contract, workflow, before.state(), to.proposed.as_str().unwrap_or_default())?;
     }
     // Held fields are not written; everything else of the write is.
-    let mut changes = requested.clone();
+    let mut changes = requested.clone().into_owned();
     for d in detected.iter().filter(|d| d.mode == OnConflict::Queue) {
         changes.remove(&d.field);
     }
