@@ -91,6 +91,11 @@ pub struct AuthSettings {
     pub pbkdf2_iterations: u32,
     /// Token lifetime when a contract does not set one.
     pub default_token_ttl_secs: i64,
+    /// How long a Table-API facade login's HTTP Basic password, once proven against its slow
+    /// hash, is taken from memory (0: hash every request).
+    pub basic_cache_secs: u64,
+    /// Lifetime of the facade's OAuth refresh tokens.
+    pub refresh_token_ttl_secs: i64,
 }
 
 /// The outbox processor (delivery to partners).
@@ -321,7 +326,12 @@ impl Default for Limits {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        AuthSettings { pbkdf2_iterations: 600_000, default_token_ttl_secs: 3600 }
+        AuthSettings {
+            pbkdf2_iterations: 600_000,
+            default_token_ttl_secs: 3600,
+            basic_cache_secs: 300,
+            refresh_token_ttl_secs: 8 * 3600,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod contract;
 pub mod domain;
+pub mod facade;
 pub mod openapi;
 pub mod ops;
 pub mod outbox;

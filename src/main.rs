@@ -139,6 +139,11 @@ enum CredentialsCommand {
         /// Tokens of this credential may only read.
         #[arg(long)]
         read_only: bool,
+        /// A login of the ServiceNow Table-API facade (`/api/now`) instead: its client id is
+        /// the username and its secret the password of HTTP Basic and of the facade's OAuth
+        /// password grant. The partner's contract must have `[table_api] enabled = true`.
+        #[arg(long)]
+        table_api: bool,
     },
     /// Give PARTNER's newest credential a new secret; the old one works for the overlap.
     Rotate {
@@ -319,17 +324,28 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 fn issue(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Result<()> {
-    issue_scoped(settings, partner, false, json)
+    issue_scoped(settings, partner, false, auth::CredentialKind::Client, json)
 }
 
-fn issue_scoped(settings: &Settings, partner: Option<&str>, read_only: bool, json: bool) -> anyhow::Result<()> {
+fn issue_scoped(
+    settings: &Settings,
+    partner: Option<&str>,
+    read_only: bool,
+    kind: auth::CredentialKind,
+    json: bool,
+) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
     let iterations = settings.auth.pbkdf2_iterations;
     let partner = partner.map(str::to_string);
-    let cred =
-        db.write_now(move |c| auth::tokens::issue_credential_scoped(c, partner.as_deref(), read_only, iterations))?;
+    let cred = db.write_now(move |c| {
+        auth::tokens::issue_credential_scoped(c, partner.as_deref(), read_only, kind, iterations)
+    })?;
     if json {
         println!("{}", serde_json::to_string(&cred)?);
+    } else if kind == auth::CredentialKind::Login {
+        println!("username: {}", cred.client_id);
+        println!("password: {}", cred.client_secret);
+        eprintln!("Store the password now: it is kept only as a hash and cannot be shown again.");
     } else {
         println!("client_id:     {}", cred.client_id);
         println!("client_secret: {}", cred.client_secret);
@@ -418,9 +434,21 @@ fn known_partner(settings: &Settings, partner: &str) -> anyhow::Result<()> {
 
 fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Result<()> {
     match command {
-        CredentialsCommand::Issue { partner, json, read_only } => {
+        CredentialsCommand::Issue { partner, json, read_only, table_api } => {
             known_partner(settings, &partner)?;
-            issue_scoped(settings, Some(&partner), read_only, json)
+            let kind = match table_api {
+                true => {
+                    let registry = app::load_contracts(settings)?;
+                    if registry.get(&partner).is_none_or(|c| c.table_api.is_none()) {
+                        anyhow::bail!(
+                            "partner `{partner}` does not enable the Table-API facade: add `[table_api] enabled = true` to its contract first"
+                        );
+                    }
+                    auth::CredentialKind::Login
+                }
+                false => auth::CredentialKind::Client,
+            };
+            issue_scoped(settings, Some(&partner), read_only, kind, json)
         }
         CredentialsCommand::Rotate { partner, overlap, client_id, force, json } => {
             known_partner(settings, &partner)?;

@@ -15,6 +15,7 @@ pub mod health;
 pub mod json;
 pub mod oauth;
 pub mod problem;
+pub mod table;
 pub mod tickets;
 
 use crate::config::Settings;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub alerts: Arc<crate::ops::alerts::Alerts>,
     /// Pull sync and reconciliation (runs started from the admin API; the scheduler shares it).
     pub sync: Arc<crate::pull::Engine>,
+    /// Table-API facade logins proven recently (HTTP Basic sends the password every time).
+    pub logins: crate::auth::verified::VerifiedSecrets,
 }
 
 /// The OpenAPI documents the gateway serves, rendered once at start (by `app`, which knows how).
@@ -81,7 +84,10 @@ impl AppState {
             alerts.clone(),
             wake.clone(),
         )?);
+        let logins =
+            crate::auth::verified::VerifiedSecrets::new(std::time::Duration::from_secs(settings.auth.basic_cache_secs));
         Ok(AppState {
+            logins,
             secrets,
             sync,
             partner_openapi: documents.partners,
@@ -117,6 +123,7 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_w
             }))
             .wrap(from_fn(context::middleware))
             .configure(routes)
+            .configure(table::routes)
             .default_service(web::to(not_found))
     })
     .on_connect(remember_client_cert)

@@ -160,7 +160,9 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
                 &id,
                 &client_secret,
                 scope.as_deref(),
+                crate::auth::CredentialKind::Client,
                 iterations,
+                None,
             ))
         })
         .await?;
@@ -203,7 +205,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
 }
 
 /// No credential holds a NUL character, and PostgreSQL could not even look one up.
-fn refuse_nul(name: &str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn refuse_nul(name: &str, value: &str) -> Result<(), ApiError> {
     if value.contains('\0') {
         let name = name.replace('\0', "\\u0000");
         return Err(AuthError::InvalidRequest(format!("parameter `{name}` contains a NUL character")).into());
@@ -216,7 +218,7 @@ async fn record(state: &AppState, client_id: Option<&str>, source: &str, outcome
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`, if present.
-fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiError> {
+pub(crate) fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiError> {
     let Some(v) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };

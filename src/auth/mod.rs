@@ -7,6 +7,7 @@ pub mod network;
 pub mod password;
 pub mod tls;
 pub mod tokens;
+pub mod verified;
 
 /// What a token lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,26 @@ impl Scope {
             "tickets:read" => Some(Scope::TicketsRead),
             "admin" => Some(Scope::Admin),
             _ => None,
+        }
+    }
+}
+
+/// What a credential is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// An OAuth client: the client-credentials grant of `/api/ebond/v1`, and the client of the
+    /// Table-API facade's password grant.
+    Client,
+    /// A Table-API facade login: the user of HTTP Basic on `/api/now`, and the username and
+    /// password of the facade's password grant.
+    Login,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Client => "client",
+            CredentialKind::Login => "login",
         }
     }
 }

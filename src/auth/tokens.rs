@@ -1,6 +1,6 @@
 //! Issuing credentials and tokens, and checking bearer tokens.
 
-use super::{password, AuthError, Principal, Scope};
+use super::{password, AuthError, CredentialKind, Principal, Scope};
 use crate::store::credentials::CredentialRepo;
 use crate::store::models::{AccessTokenRow, NewCredential};
 use crate::util::{now_ms, random_token, sha256_hex};
@@ -18,14 +18,16 @@ pub fn issue_credential<C: CredentialRepo + ?Sized>(
     partner: Option<&str>,
     iterations: u32,
 ) -> Result<IssuedCredential, AuthError> {
-    issue_credential_scoped(c, partner, false, iterations)
+    issue_credential_scoped(c, partner, false, CredentialKind::Client, iterations)
 }
 
-/// As [`issue_credential`]; `read_only` partner credentials only ever get `tickets:read` tokens.
+/// As [`issue_credential`]; `read_only` partner credentials only ever get `tickets:read` tokens;
+/// a [`CredentialKind::Login`] is a Table-API facade login of the partner.
 pub fn issue_credential_scoped<C: CredentialRepo + ?Sized>(
     c: &mut C,
     partner: Option<&str>,
     read_only: bool,
+    kind: CredentialKind,
     iterations: u32,
 ) -> Result<IssuedCredential, AuthError> {
     let (prefix, scope) = match (partner, read_only) {
@@ -42,6 +44,7 @@ pub fn issue_credential_scoped<C: CredentialRepo + ?Sized>(
         partner,
         scope: scope.as_str(),
         created_at: now_ms(),
+        kind: kind.as_str(),
     })?;
     Ok(IssuedCredential { client_id, client_secret })
 }
@@ -61,17 +64,22 @@ pub struct VerifiedClient {
     pub credential_id: i64,
     pub partner: Option<String>,
     pub scope: Scope,
+    pub kind: CredentialKind,
 }
 
 /// First half of the client-credentials grant: reads the credential and checks the secret
-/// against its slow hash (and, during a rotation's overlap, the previous one). Read-only, so
-/// it runs outside any write transaction. Errors carry a reason for the auth-event log.
+/// against its slow hash (and, during a rotation's overlap, the previous one) — through
+/// `verified` when given, which remembers recent matches. Read-only, so it runs outside any
+/// write transaction. A credential of another `kind` fails like a wrong secret. Errors carry a
+/// reason for the auth-event log.
 pub fn verify_client<C: CredentialRepo + ?Sized>(
     c: &mut C,
     client_id: &str,
     client_secret: &str,
     requested_scope: Option<&str>,
+    kind: CredentialKind,
     iterations: u32,
+    verified: Option<&super::verified::VerifiedSecrets>,
 ) -> Result<VerifiedClient, (AuthError, &'static str)> {
     let cred = match c.credential_by_client_id(client_id) {
         Ok(Some(cred)) => cred,
@@ -82,15 +90,33 @@ pub fn verify_client<C: CredentialRepo + ?Sized>(
         }
         Err(e) => return Err((e.into(), "database")),
     };
-    let current = password::verify(client_secret, &cred.secret_hash);
+    check_credential(&cred, client_secret, requested_scope, kind, verified)
+}
+
+/// [`verify_client`] for a credential already read.
+pub fn check_credential(
+    cred: &crate::store::models::CredentialRow,
+    client_secret: &str,
+    requested_scope: Option<&str>,
+    kind: CredentialKind,
+    verified: Option<&super::verified::VerifiedSecrets>,
+) -> Result<VerifiedClient, (AuthError, &'static str)> {
+    let check = |secret: &str, hash: &str| match verified {
+        Some(v) => v.verify(secret, hash),
+        None => password::verify(secret, hash),
+    };
+    let current = check(client_secret, &cred.secret_hash);
     let previous = !current
         && cred.previous_valid_until.is_some_and(|until| until > now_ms())
-        && cred.previous_secret_hash.as_deref().is_some_and(|h| password::verify(client_secret, h));
+        && cred.previous_secret_hash.as_deref().is_some_and(|h| check(client_secret, h));
     if !current && !previous {
         return Err((AuthError::InvalidClient, "bad_secret"));
     }
     if cred.revoked_at.is_some() {
         return Err((AuthError::InvalidClient, "revoked"));
+    }
+    if cred.kind != kind.as_str() {
+        return Err((AuthError::InvalidClient, "wrong_credential_kind"));
     }
     let granted = Scope::parse(&cred.scope).ok_or((AuthError::InvalidClient, "bad_scope_record"))?;
     let scope = match requested_scope.map(|r| r.split_whitespace().collect::<Vec<_>>()) {
@@ -106,7 +132,7 @@ pub fn verify_client<C: CredentialRepo + ?Sized>(
             ))
         }
     };
-    Ok(VerifiedClient { credential_id: cred.id, partner: cred.partner, scope })
+    Ok(VerifiedClient { credential_id: cred.id, partner: cred.partner.clone(), scope, kind })
 }
 
 /// Second half: stores a new token's hash and returns the token.

@@ -100,7 +100,14 @@ pub struct Contract {
     pub outbound: Option<Outbound>,
     /// How the partner's changed records are listed (scheduled pull sync).
     pub pull: Option<Pull>,
+    /// `Some` when the partner may use the ServiceNow Table-API facade (`/api/now`).
+    pub table_api: Option<TableApi>,
 }
+
+/// `[table_api]`: the partner reads and writes through the ServiceNow Table-API facade. Its
+/// fields are top-level members (the facade's flat field names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableApi {}
 
 impl Contract {
     pub fn may_write(&self, target: &str) -> bool {
@@ -243,6 +250,15 @@ pub struct FieldSpec {
     pub outbound_values: Vec<(Value, String)>,
     /// This field's own `on_conflict`, when it has one.
     pub on_conflict: Option<OnConflict>,
+    /// Partner value → the label a person sees (enum fields; `display` in the contract).
+    pub labels: Vec<(String, String)>,
+}
+
+impl FieldSpec {
+    /// The label of a partner value (the value itself when the contract gives none).
+    pub fn label_of<'a>(&'a self, partner_value: &'a str) -> &'a str {
+        self.labels.iter().find(|(v, _)| v == partner_value).map(|(_, l)| l.as_str()).unwrap_or(partner_value)
+    }
 }
 
 /// A derived target: `value` when every `when` condition holds (first matching rule wins).

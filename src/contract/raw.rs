@@ -54,6 +54,14 @@ pub struct RawContract {
     pub access: RawAccess,
     pub outbound: Option<RawOutbound>,
     pub pull: Option<RawPull>,
+    pub table_api: Option<RawTableApi>,
+}
+
+/// `[table_api]`: the partner may use the ServiceNow Table-API facade (`/api/now`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTableApi {
+    pub enabled: Spanned<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +148,10 @@ pub struct RawField {
     /// the partner's `[inbound] on_conflict`).
     #[serde(default)]
     pub on_conflict: Option<Spanned<String>>,
+    /// Partner value → the label a person sees (`enum` fields): what the Table-API facade
+    /// answers as `display_value`.
+    #[serde(default)]
+    pub display: Option<Spanned<Table>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,11 @@ pub trait CredentialRepo {
     ) -> QueryResult<()>;
     /// Revokes the partner's credentials (or one by client id); returns how many.
     fn revoke(&mut self, partner: &str, client_id: Option<&str>, now: i64) -> QueryResult<usize>;
+    fn credential_by_id(&mut self, id: i64) -> QueryResult<Option<CredentialRow>>;
+    fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> QueryResult<()>;
+    /// Uses up the live, unused refresh token with this hash (one statement, so two requests
+    /// racing with the same token cannot both succeed); `None` when there is none.
+    fn take_refresh_token(&mut self, token_hash: &str, now: i64) -> QueryResult<Option<RefreshTokenRow>>;
 }
 
 macro_rules! impl_for_backends {
@@ -83,6 +88,27 @@ impl CredentialRepo for $conn {
             q = q.filter(credentials::client_id.eq(id));
         }
         q.set(credentials::revoked_at.eq(Some(now))).execute(self)
+    }
+
+    fn credential_by_id(&mut self, id: i64) -> QueryResult<Option<CredentialRow>> {
+        credentials::table.find(id).select(CredentialRow::as_select()).first(self).optional()
+    }
+
+    fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> QueryResult<()> {
+        diesel::insert_into(refresh_tokens::table).values(row).execute(self).map(|_| ())
+    }
+
+    fn take_refresh_token(&mut self, token_hash: &str, now: i64) -> QueryResult<Option<RefreshTokenRow>> {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(token_hash))
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(now)),
+        )
+        .set(refresh_tokens::used_at.eq(Some(now)))
+        .returning(RefreshTokenRow::as_returning())
+        .get_result(self)
+        .optional()
     }
 
 

@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod schema;
 pub mod secrets;
 pub mod sync;
+pub mod table_api;
 pub mod tickets;
 pub mod webhook_ids;
 pub mod writer;
@@ -170,6 +171,7 @@ pub trait Repos:
     + webhook_ids::WebhookIdRepo
     + conflicts::ConflictRepo
     + sync::SyncRepo
+    + table_api::TableApiRepo
 {
 }
 

@@ -6,7 +6,7 @@ use crate::domain::Ticket;
 use diesel::prelude::*;
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tickets, treat_none_as_null = true)]
 pub struct TicketRow {
     #[diesel(skip_insertion)]
@@ -287,6 +287,8 @@ pub struct CredentialRow {
     pub revoked_at: Option<i64>,
     pub previous_secret_hash: Option<String>,
     pub previous_valid_until: Option<i64>,
+    /// `client` or `login` (see [`CredentialKind`](crate::auth::CredentialKind)).
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable, serde::Serialize)]
@@ -309,6 +311,20 @@ pub struct NewCredential<'a> {
     pub partner: Option<&'a str>,
     pub scope: &'a str,
     pub created_at: i64,
+    pub kind: &'a str,
+}
+
+/// A refresh token of the Table-API facade's OAuth grants (stored by its SHA-256 only).
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshTokenRow {
+    pub token_hash: String,
+    pub credential_id: i64,
+    pub partner: String,
+    pub scope: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub used_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]

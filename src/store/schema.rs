@@ -38,6 +38,7 @@ diesel::table! {
         updated_by -> Text,
         field_stamps -> Text,
         open_conflicts -> BigInt,
+        sys_id -> Text,
     }
 }
 
@@ -153,6 +154,7 @@ diesel::table! {
         revoked_at -> Nullable<BigInt>,
         previous_secret_hash -> Nullable<Text>,
         previous_valid_until -> Nullable<BigInt>,
+        kind -> Text,
     }
 }
 
@@ -293,6 +295,7 @@ diesel::joinable!(conflict_fields -> conflicts (conflict_id));
 diesel::joinable!(xrefs -> tickets (ticket_id));
 diesel::joinable!(outbox -> tickets (ticket_id));
 diesel::joinable!(access_tokens -> credentials (credential_id));
+diesel::joinable!(refresh_tokens -> credentials (credential_id));
 diesel::joinable!(delivery_attempts -> outbox (outbox_id));
 diesel::joinable!(sync_run_errors -> sync_runs (run_id));
 diesel::joinable!(reconcile_items -> sync_runs (run_id));
@@ -307,6 +310,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     credentials,
     access_tokens,
+    refresh_tokens,
     delivery_attempts,
     partner_controls,
     auth_events,
@@ -319,3 +323,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_run_errors,
     reconcile_items,
 );
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        credential_id -> BigInt,
+        partner -> Text,
+        scope -> Text,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}

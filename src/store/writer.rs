@@ -293,6 +293,7 @@ mod tests {
             partner: None,
             scope: "admin",
             created_at: 0,
+            kind: "client",
         })
     }
 

@@ -243,11 +243,14 @@ fn create<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, S
         return Err(SyncError::CreateForbidden);
     }
     let workflow = &cmd.registry.workflow;
-    // Validation guarantees it on create (the contract requires the field).
-    let pid = cmd.mapped.partner_ticket_id.clone().unwrap_or_default();
-    if let Some(existing) = c.xref_by_partner_id(&contract.id, &pid)? {
-        let number = c.ticket_by_id(existing.ticket_id)?.map(|t| t.number).unwrap_or_default();
-        return Err(SyncError::Duplicate { partner_ticket_id: pid, number });
+    // The v1 contracts require it on create; a Table-API facade record may be created without
+    // one, as a ServiceNow record is (its number is ebond's), and bond its id later.
+    let pid = cmd.mapped.partner_ticket_id.clone();
+    if let Some(pid) = &pid {
+        if let Some(existing) = c.xref_by_partner_id(&contract.id, pid)? {
+            let number = c.ticket_by_id(existing.ticket_id)?.map(|t| t.number).unwrap_or_default();
+            return Err(SyncError::Duplicate { partner_ticket_id: pid.clone(), number });
+        }
     }
     let mut values: Map<String, Value> = Map::new();
     values.insert("kind".into(), contract.default_kind.clone().into());
@@ -281,7 +284,7 @@ fn create<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, S
     ticket.id = c.insert_ticket(&TicketRow::from_ticket(&ticket))?;
     let xref = NewXref {
         partner: &contract.id,
-        partner_ticket_id: Some(&pid),
+        partner_ticket_id: pid.as_deref(),
         ticket_id: ticket.id,
         active: true,
         created_at: cmd.now,
@@ -289,14 +292,14 @@ fn create<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, S
         // The creator is answered version 1: it has seen it.
         seen_version: 1,
     };
-    c.insert_xref(&xref).map_err(|e| duplicate_or(e, &pid, &ticket.number))?;
+    c.insert_xref(&xref).map_err(|e| duplicate_or(e, pid.as_deref().unwrap_or_default(), &ticket.number))?;
     let journal = write_journal(c, cmd, &ticket, 1, &cmd.mapped.journal)?;
     Ok(Applied {
         created: true,
         before: ticket.clone(),
         after: Some(ticket),
         journal,
-        partner_ticket_id: Some(pid),
+        partner_ticket_id: pid,
         xrefs: Vec::new(),
         conflict: None,
         held_only: false,

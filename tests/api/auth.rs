@@ -161,7 +161,7 @@ backend_test!(partner_and_admin_scopes_are_separate, |app: TestApp| async move {
     let (status, body, _) = app.get("/admin/partners", &admin).await;
     assert_eq!(status, 200);
     let ids: Vec<&str> = body.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["acme-msp", "enovia", "fieldops", "servicenow"]);
+    assert_eq!(ids, vec!["acme-msp", "enovia", "fieldops", "initech", "servicenow"]);
 });
 
 backend_test!(request_id_is_echoed_or_made, |app: TestApp| async move {

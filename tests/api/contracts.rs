@@ -26,7 +26,7 @@ fn errors(dir: &Path) -> Vec<String> {
 #[test]
 fn example_contracts_load() {
     let reg = ebond::contract::load_dir(&repo_path("contracts")).expect("examples load");
-    assert_eq!(reg.partners().count(), 4);
+    assert_eq!(reg.partners().count(), 5);
 }
 
 #[test]

@@ -92,7 +92,21 @@ pub(super) async fn apply(
     if_match: Option<i64>,
     idempotency_key: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let audit = request_facts(req);
+    let outcome = commit(state, contract, op, mapped, if_match, idempotency_key, request_facts(req)).await?;
+    Ok(write_response(state, outcome))
+}
+
+/// Runs a validated, mapped write through the one write path, in one transaction (its audit
+/// row included): what every API that writes tickets calls, before [`committed`].
+pub(crate) async fn commit(
+    state: &AppState,
+    contract: Arc<Contract>,
+    op: WriteOp,
+    mapped: Mapped,
+    if_match: Option<i64>,
+    idempotency_key: Option<String>,
+    audit: crate::sync::AuditInfo,
+) -> Result<WriteOutcome, ApiError> {
     let idempotency = idempotency_key.map(|key| IdempotencyKey {
         request_hash: crate::util::sha256_hex(
             format!("{} {}\n{}", audit.method, audit.path, audit.payload_sha256).as_bytes(),
@@ -119,13 +133,12 @@ pub(super) async fn apply(
             )
         })
         .await?;
-    Ok(write_response(state, outcome))
+    Ok(outcome)
 }
 
-/// The answer to an applied write: status, ETag, `Location` on create, the replay marker; and
-/// a nudge to the outbox processor when the write fanned out. Its audit row was written in the
-/// write's transaction.
-pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpResponse {
+/// After a write committed: the log line, a nudge to the outbox processor when the write fanned
+/// out, and the operational webhook for conflicts.
+pub(crate) fn committed(state: &AppState, outcome: &WriteOutcome) {
     record_ticket(&outcome.ticket.number);
     // Logged here, after the commit, and off the database writer's thread.
     if !outcome.replayed {
@@ -141,8 +154,14 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
         state.wake.notify_one();
     }
     if !outcome.replayed {
-        announce_conflicts(state, &outcome);
+        announce_conflicts(state, outcome);
     }
+}
+
+/// The answer to an applied write (after [`committed`]): status, ETag, `Location` on create,
+/// the replay marker. Its audit row was written in the write's transaction.
+pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpResponse {
+    committed(state, &outcome);
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::ETAG, etag(outcome.ticket.version)));
@@ -167,7 +186,7 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
 ///
 /// A failure is logged, not answered: the read itself succeeded, and a version not recorded
 /// as seen only makes a later write of the partner conflict where it need not.
-async fn mark_seen(state: &AppState, read: Vec<(crate::store::models::XrefRow, i64)>) {
+pub(crate) async fn mark_seen(state: &AppState, read: Vec<(crate::store::models::XrefRow, i64)>) {
     let behind: Vec<(i64, i64)> =
         read.into_iter().filter(|(x, version)| x.seen_version < *version).map(|(x, v)| (x.id, v)).collect();
     if behind.is_empty() {

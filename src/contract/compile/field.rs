@@ -186,10 +186,26 @@ pub(super) fn compile_field(loc: &mut Locator, f: &RawField, workflow: &Workflow
             loc.at(o, "on_conflict applies to ticket fields; ids and journal entries never conflict");
         }
     }
+    let mut labels = Vec::new();
+    if let Some(display) = &f.display {
+        if ty != FieldType::Enum {
+            loc.at(display, "`display` labels only apply to fields of type `enum`");
+        }
+        for (partner_value, label) in display.get_ref() {
+            match label.as_str() {
+                Some(l) if values.iter().any(|(p, _)| p == partner_value) => {
+                    labels.push((partner_value.clone(), l.to_string()))
+                }
+                Some(_) => loc.at(display, format!("display: `{partner_value}` is not one of this field's values")),
+                None => loc.at(display, format!("display: the label of `{partner_value}` must be a string")),
+            }
+        }
+    }
     if loc.errors.len() > errors_before {
         return None;
     }
     Some(FieldSpec {
+        labels,
         display: pointer.display(),
         pointer,
         target,

@@ -133,7 +133,23 @@ pub(super) fn compile_contract(
             );
         }
     }
-    if access.create && !fields.iter().any(|f| f.target == Target::PartnerTicketId && f.required_on_create) {
+    let table_api = raw.table_api.as_ref().filter(|t| *t.enabled.get_ref()).map(|_| {
+        for (f, rf) in fields.iter().zip(raw.fields.iter()) {
+            let name = f.pointer.tokens().first().map(String::as_str).unwrap_or_default();
+            if f.pointer.tokens().len() != 1 {
+                loc.at(&rf.pointer, format!("with [table_api] enabled every field is a top-level member (a flat ServiceNow field name such as `/short_description`), not `{}`", f.pointer.as_str()));
+            } else if crate::facade::SYSTEM_FIELDS.contains(&name) {
+                loc.at(&rf.pointer, format!("`{name}` is a system field of the Table-API facade (ebond sets it); map this field under another name"));
+            }
+        }
+        TableApi {}
+    });
+    // A facade record is created as a ServiceNow record is: the number is ebond's, and the
+    // partner's own id (if it has one) may come later.
+    if access.create
+        && table_api.is_none()
+        && !fields.iter().any(|f| f.target == Target::PartnerTicketId && f.required_on_create)
+    {
         loc.at(
             &raw.partner.id,
             "a partner that may create tickets needs a field mapped to `partner_ticket_id` with required_on_create = true",
@@ -166,6 +182,7 @@ pub(super) fn compile_contract(
         access,
         outbound,
         pull,
+        table_api,
     };
     Ok((contract, raw.partner.id.span()))
 }

@@ -1,0 +1,31 @@
+-- The ServiceNow Table-API facade (SQLite): a stable 32-hex sys_id per ticket, facade logins
+-- among the credentials, and the refresh tokens of the facade's OAuth password grant.
+
+-- SQLite cannot add a column with a random default: existing tickets get one here, new ones
+-- from the trigger, in the insert's own statement ('' is never a sys_id for longer).
+ALTER TABLE tickets ADD COLUMN sys_id TEXT NOT NULL DEFAULT '';
+UPDATE tickets SET sys_id = lower(hex(randomblob(16)));
+CREATE UNIQUE INDEX tickets_sys_id ON tickets (sys_id);
+CREATE TRIGGER tickets_sys_id_on_insert AFTER INSERT ON tickets WHEN NEW.sys_id = ''
+BEGIN
+    UPDATE tickets SET sys_id = lower(hex(randomblob(16))) WHERE id = NEW.id;
+END;
+-- What the facade's encoded queries range over most (sys_created_on).
+CREATE INDEX tickets_created_at ON tickets (created_at, id);
+
+-- `client` (the OAuth client-credentials grant) or `login` (the facade's HTTP Basic user and
+-- the password grant's username).
+ALTER TABLE credentials ADD COLUMN kind TEXT NOT NULL DEFAULT 'client';
+
+CREATE TABLE refresh_tokens (
+    token_hash    TEXT PRIMARY KEY NOT NULL,
+    -- The login the token was issued to.
+    credential_id BIGINT NOT NULL REFERENCES credentials (id),
+    partner       TEXT NOT NULL,
+    scope         TEXT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    -- A refresh token is used once: its successor replaces it.
+    used_at       BIGINT
+);
+CREATE INDEX refresh_tokens_credential ON refresh_tokens (credential_id);
