@@ -21,5 +21,6 @@ mod security;
 mod startup;
 mod storage;
 mod sync;
+mod table_api;
 mod tickets;
 mod validation;
