@@ -22,5 +22,6 @@ mod startup;
 mod storage;
 mod sync;
 mod table_api;
+mod table_clients;
 mod tickets;
 mod validation;

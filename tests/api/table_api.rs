@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 /// A facade login of `partner`, issued in the store as `ebond partner credentials issue
 /// --table-api` does.
-async fn login(app: &TestApp, partner: &str, read_only: bool) -> (String, String) {
+pub async fn login(app: &TestApp, partner: &str, read_only: bool) -> (String, String) {
     let db = app.db.clone();
     let partner = partner.to_string();
     let iterations = app.settings.auth.pbkdf2_iterations;
