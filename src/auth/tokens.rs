@@ -175,7 +175,11 @@ pub fn rotate<C: CredentialRepo + ?Sized>(
         .list_credentials()?
         .into_iter()
         .filter(|k| k.partner.as_deref() == Some(partner) && k.revoked_at.is_none())
-        .filter(|k| client_id.is_none_or(|id| k.client_id == id))
+        // Without a client id, the OAuth client is rotated, not a Table-API login.
+        .filter(|k| match client_id {
+            Some(id) => k.client_id == id,
+            None => k.kind == CredentialKind::Client.as_str(),
+        })
         .max_by_key(|k| k.id);
     let Some(cred) = cred else { return Ok(None) };
     if let Some(until) = cred.previous_valid_until.filter(|u| *u > now_ms() && !force) {

@@ -151,22 +151,30 @@ fn column<'a>(contract: &'a Contract, name: &str, dialect: Dialect) -> Result<Co
         Target::Version => return Ok(Column::Int("t.version".into())),
         Target::WorkNote | Target::Comment => return Err(PlanError::Journal { field: name.into() }),
         Target::Attribute(a) => {
-            // The attribute's name comes from the contract, and is quoted as a JSON key.
-            let key = a.replace('\\', "\\\\").replace('"', "\\\"");
+            if matches!(spec.ty, FieldType::Enum | FieldType::Datetime) {
+                return Err(PlanError::Value {
+                    term: name.into(),
+                    detail: "custom attributes of type enum or datetime cannot be queried through the Table-API facade"
+                        .into(),
+                });
+            }
+            // The attribute's name comes from the contract; it is still quoted for SQL and JSON.
+            let sqlite_key = a.replace('\\', "\\\\").replace('"', "\\\"").replace('\'', "''");
+            let pg_key = a.replace('\'', "''");
+            let text = match dialect {
+                Dialect::Sqlite => format!("json_extract(t.attributes, '$.\"{sqlite_key}\"')"),
+                Dialect::Postgres => format!("(t.attributes::jsonb ->> '{pg_key}')"),
+            };
             return Ok(match (dialect, spec.ty) {
-                (Dialect::Sqlite, FieldType::Integer | FieldType::Boolean) => {
-                    Column::Int(format!("json_extract(t.attributes, '$.\"{key}\"')"))
-                }
-                (Dialect::Sqlite, _) => Column::Text(format!("json_extract(t.attributes, '$.\"{key}\"')")),
+                (Dialect::Sqlite, FieldType::Integer | FieldType::Boolean) => Column::Int(text),
+                // Guarded casts: a stored value of another shape is no match, never an error.
                 (Dialect::Postgres, FieldType::Integer) => {
-                    Column::Int(format!("((t.attributes::jsonb ->> '{}')::bigint)", a.replace('\'', "''")))
+                    Column::Int(format!("(CASE WHEN {text} ~ '^-?[0-9]{{1,18}}$' THEN ({text})::bigint END)"))
                 }
                 (Dialect::Postgres, FieldType::Boolean) => {
-                    Column::Int(format!("((t.attributes::jsonb ->> '{}')::boolean::int)", a.replace('\'', "''")))
+                    Column::Int(format!("(CASE {text} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"))
                 }
-                (Dialect::Postgres, _) => {
-                    Column::Text(format!("(t.attributes::jsonb ->> '{}')", a.replace('\'', "''")))
-                }
+                _ => Column::Text(text),
             });
         }
     };
@@ -280,7 +288,7 @@ fn scalar_condition(
         }
         Op::Like | Op::StartsWith | Op::EndsWith | Op::NotLike => {
             let text = if numeric { format!("CAST({expr} AS TEXT)") } else { expr.to_string() };
-            let p = b.param(Bind::Text(like_pattern(op, value).to_lowercase()));
+            let p = b.param(Bind::Text(like_pattern(op, value).to_ascii_lowercase()));
             let like = format!("LOWER({text}) LIKE {p} ESCAPE '\\'");
             match op {
                 Op::NotLike => format!("({expr} IS NULL OR NOT ({like}))"),
@@ -408,8 +416,8 @@ fn canonical_bind(v: &Value) -> Bind {
 /// canonical values of those that hold are what the column may be.
 fn enum_condition(expr: &str, spec: &FieldSpec, op: Op, value: &str, b: &mut Builder) -> Result<String, PlanError> {
     let holds = |pv: &str| -> Result<bool, PlanError> {
-        let lower = pv.to_lowercase();
-        let q = value.to_lowercase();
+        let lower = pv.to_ascii_lowercase();
+        let q = value.to_ascii_lowercase();
         Ok(match op {
             Op::Eq => pv == value,
             Op::Ne => pv != value,

@@ -448,3 +448,91 @@ backend_test!(batches_run_each_sub_request, |app: TestApp| async move {
     let (_, b2, _) = snow.get(&url(&b)).await;
     assert_eq!(b2["result"]["state"], "1", "the failed sub-request changed nothing");
 });
+
+backend_test!(facade_writes_get_conflict_detection, |app: TestApp| async move {
+    let snow = snow(&app).await;
+    let r = snow.create(json!({"short_description": "conflicting", "category": "net"})).await;
+    let number = r["number"].as_str().unwrap().to_string();
+    let path = format!("/api/now/table/incident/{}", r["sys_id"].as_str().unwrap());
+    // ServiceNow (subscribed to everything, so the ticket is shared with it) changes the
+    // category after the version Initech last saw.
+    let servicenow = app.token(Some("servicenow")).await;
+    let (s, _, _) = app.get(&format!("/tickets/{number}"), &servicenow).await;
+    assert_eq!(s, 200);
+    let (s, b) = app.patch(&format!("/tickets/{number}"), &servicenow, &json!({"category": "hardware"})).await;
+    assert_eq!(s, 200, "{b}");
+    // Initech, from its stale view, sets the category too: held for an operator.
+    let (s, b, h) =
+        snow.send(Method::PATCH, &path, Some(json!({"category": "software", "assigned_to": "p.gibbons"}))).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(h["ebond-conflict"].to_str().unwrap().ends_with("status=open"), "{h:?}");
+    assert_eq!(b["result"]["category"], "hardware", "the held field is not written: {b}");
+    assert_eq!(b["result"]["assigned_to"], "p.gibbons", "the rest is: {b}");
+    let admin = app.token(None).await;
+    let (_, list, _) = app.get(&format!("/admin/conflicts?ticket={number}"), &admin).await;
+    assert_eq!(list["items"][0]["partner"], "initech", "{list}");
+});
+
+backend_test!(read_only_clients_and_edge_values, |app: TestApp| async move {
+    let (user, password) = login(&app, "initech", false).await;
+    // A read-only OAuth client gives a read-only token, even for a read-write login.
+    let db = app.db.clone();
+    let iterations = app.settings.auth.pbkdf2_iterations;
+    let ro = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().unwrap();
+        with_conn!(&mut conn, c => ebond::auth::tokens::issue_credential_scoped(
+            c, Some("initech"), true, ebond::auth::CredentialKind::Client, iterations))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let resp = app
+        .http
+        .post(app.url("/oauth_token.do"))
+        .basic_auth(&ro.client_id, Some(&ro.client_secret))
+        .form(&[("grant_type", "password"), ("username", &user), ("password", &password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let t: Value = resp.json().await.unwrap();
+    let token = t["access_token"].as_str().unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/now/table/incident"))
+        .bearer_auth(token)
+        .json(&json!({"short_description": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "a read-only client's token does not write");
+    // A refresh keeps the chain's expiry.
+    let resp = app
+        .http
+        .post(app.url("/oauth_token.do"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ("client_id", &ro.client_id),
+            ("client_secret", &ro.client_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let db = app.db.clone();
+    let expiries: Vec<i64> = tokio::task::spawn_blocking(move || {
+        use diesel::prelude::*;
+        use ebond::store::schema::refresh_tokens::dsl as r;
+        let mut conn = db.get().unwrap();
+        with_conn!(&mut conn, c => r::refresh_tokens.select(r::expires_at).load::<i64>(c).unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(expiries.len(), 2);
+    assert_eq!(expiries[0], expiries[1], "refreshing does not extend the lifetime");
+    // Offsets at the edge of the integers are no crash.
+    let snow = Snow { app: &app, user, password };
+    let (s, b, _) = snow.get(&format!("/api/now/table/incident?sysparm_offset={}", i64::MAX)).await;
+    assert_eq!((s, b["result"].clone()), (200, json!([])), "{b}");
+});

@@ -218,10 +218,10 @@ fn links(req: &Request, params: &Params, offset: i64, limit: i64, total: i64) ->
     let last = if total == 0 { 0 } else { ((total - 1) / limit) * limit };
     let mut out = vec![format!("{};rel=\"first\"", url(0))];
     if offset > 0 {
-        out.push(format!("{};rel=\"prev\"", url((offset - limit).max(0))));
+        out.push(format!("{};rel=\"prev\"", url(offset.saturating_sub(limit).max(0))));
     }
-    if offset + limit < total {
-        out.push(format!("{};rel=\"next\"", url(offset + limit)));
+    if offset.saturating_add(limit) < total {
+        out.push(format!("{};rel=\"next\"", url(offset.saturating_add(limit))));
     }
     out.push(format!("{};rel=\"last\"", url(last)));
     out.join(",")

@@ -17,6 +17,13 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 use std::collections::HashMap;
 
+/// Who a token is issued to.
+enum Holder {
+    Known(tokens::VerifiedClient),
+    /// The login of the refresh token with this hash.
+    Refresh(String),
+}
+
 /// Why a token request was refused (RFC 6749 §5.2).
 struct Refusal {
     status: StatusCode,
@@ -133,7 +140,8 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde
         ));
     }
     let invalid_grant = |d: &str| Refusal::new(StatusCode::BAD_REQUEST, "invalid_grant", d);
-    // Whose token it is: the login for the user grants, the client itself otherwise.
+    // Whose token it is: the login for the user grants, the client itself otherwise; for a
+    // refresh, the login the refresh token was issued to, read in the issuing transaction.
     let holder = match grant_type.as_str() {
         "password" => {
             let (Some(user), Some(password)) = (fields.get("username"), fields.get("password")) else {
@@ -141,7 +149,13 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde
             };
             locked_out(state, user, &source).await?;
             match verify(state, user, password, CredentialKind::Login, &source).await {
-                Ok(login) if login.partner.as_deref() == Some(partner.as_str()) => login,
+                // A read-only client or a read-only login gives a read-only token.
+                Ok(mut login) if login.partner.as_deref() == Some(partner.as_str()) => {
+                    if client.scope == crate::auth::Scope::TicketsRead {
+                        login.scope = crate::auth::Scope::TicketsRead;
+                    }
+                    Holder::Known(login)
+                }
                 Ok(_) => return Err(invalid_grant("this login belongs to another partner than the OAuth client")),
                 Err(r) if r.status == StatusCode::UNAUTHORIZED => {
                     return Err(invalid_grant("the username or password is not a valid Table-API login"))
@@ -149,48 +163,50 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde
                 Err(r) => return Err(r),
             }
         }
-        "refresh_token" => {
-            let Some(token) = fields.get("refresh_token") else {
-                return Err(bad("the refresh_token grant needs refresh_token".into()));
-            };
-            let hash = sha256_hex(token.as_bytes());
-            let taken = state
-                .db
-                .write(move |c| {
-                    let Some(row) = c.take_refresh_token(&hash, now_ms())? else { return Ok(None) };
-                    let cred = c.credential_by_id(row.credential_id)?;
-                    Ok::<_, crate::store::StoreError>(cred.filter(|c| c.revoked_at.is_none()).map(|c| (row, c)))
-                })
-                .await
-                .map_err(ApiError::from)?;
-            match taken {
-                Some((row, cred)) if row.partner == partner => tokens::VerifiedClient {
-                    credential_id: cred.id,
-                    partner: cred.partner,
-                    scope: crate::auth::Scope::parse(&row.scope).unwrap_or(crate::auth::Scope::TicketsRead),
-                    kind: CredentialKind::Login,
-                },
-                _ => return Err(invalid_grant("the refresh token is unknown, expired, already used or revoked")),
-            }
-        }
-        _ => client,
+        "refresh_token" => match fields.get("refresh_token") {
+            Some(token) => Holder::Refresh(sha256_hex(token.as_bytes())),
+            None => return Err(bad("the refresh_token grant needs refresh_token".into())),
+        },
+        _ => Holder::Known(client),
     };
     let ttl = contract.token_ttl_secs.unwrap_or(state.settings.auth.default_token_ttl_secs);
     let refresh_ttl = state.settings.auth.refresh_token_ttl_secs;
     let with_refresh = grant_type != "client_credentials";
+    let owner = partner.clone();
+    // One transaction: a refresh token is spent only if its successor is issued.
     let issued = state
         .db
         .write(move |c| {
+            let now = now_ms();
+            let (holder, chain_expires) = match holder {
+                Holder::Known(h) => (h, None),
+                Holder::Refresh(hash) => {
+                    let Some(row) = c.take_refresh_token(&hash, now)? else { return Ok(None) };
+                    let cred = c.credential_by_id(row.credential_id)?;
+                    let Some(cred) = cred.filter(|c| c.revoked_at.is_none() && row.partner == owner) else {
+                        return Ok(None);
+                    };
+                    let scope = crate::auth::Scope::parse(&row.scope).unwrap_or(crate::auth::Scope::TicketsRead);
+                    let login = tokens::VerifiedClient {
+                        credential_id: cred.id,
+                        partner: cred.partner,
+                        scope,
+                        kind: CredentialKind::Login,
+                    };
+                    // A successor ends when the first of its chain does: the password grant
+                    // starts an absolute lifetime that refreshing does not extend.
+                    (login, Some(row.expires_at))
+                }
+            };
             let refresh = match with_refresh {
                 true => {
                     let token = random_token(32)?;
-                    let now = now_ms();
                     c.insert_refresh_token(&RefreshTokenRow {
                         token_hash: sha256_hex(token.as_bytes()),
                         credential_id: holder.credential_id,
                         partner: holder.partner.clone().unwrap_or_default(),
                         scope: holder.scope.as_str().into(),
-                        expires_at: now + refresh_ttl * 1000,
+                        expires_at: chain_expires.unwrap_or(now + refresh_ttl * 1000),
                         created_at: now,
                         used_at: None,
                     })?;
@@ -198,13 +214,15 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde
                 }
                 false => None,
             };
-            Ok::<_, AuthError>((tokens::issue_token(c, holder, ttl)?, refresh))
+            Ok::<_, AuthError>(Some((tokens::issue_token(c, holder, ttl)?, refresh)))
         })
         .await
         .map_err(ApiError::from)?;
+    let Some((access, refresh)) = issued else {
+        return Err(invalid_grant("the refresh token is unknown, expired, already used or revoked"));
+    };
     record_auth_event(state, Some(client_id.clone()), source, "success", "token_issued").await;
     tracing::info!(client_id = %client_id, partner = %partner, grant = %grant_type, "Table-API token issued");
-    let (access, refresh) = issued;
     let mut body = json!({
         "access_token": access.access_token,
         // ServiceNow's clients read the scope back; a facade token acts for the partner.
