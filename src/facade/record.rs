@@ -4,7 +4,7 @@
 
 use super::plan::readable_fields;
 use super::{field_name, format_time, SYSTEM_FIELDS};
-use crate::contract::{Contract, FieldType, Target};
+use crate::contract::{Contract, FieldSpec, FieldType, Target};
 use crate::domain::Ticket;
 use serde_json::{Map, Value};
 
@@ -52,14 +52,31 @@ fn text(v: &Value) -> String {
 /// `sysparm_fields`) narrows and orders it (names it does not have are left out, as on
 /// ServiceNow).
 pub fn render(contract: &Contract, facts: &Facts, display: Display, fields: Option<&[String]>) -> Map<String, Value> {
-    let view = contract.render(facts.ticket, facts.partner_ticket_id);
-    let mut all: Vec<(String, String, String)> = Vec::new();
-    for spec in readable_fields(contract) {
+    render_fields(contract, &readable_fields(contract), facts, display, fields)
+}
+
+/// [`render`] with the partner's readable fields already listed (once for a whole page).
+pub fn render_fields(
+    contract: &Contract,
+    readable: &[&FieldSpec],
+    facts: &Facts,
+    display: Display,
+    fields: Option<&[String]>,
+) -> Map<String, Value> {
+    let mut all: Vec<(String, String, String)> = Vec::with_capacity(readable.len() + SYSTEM_FIELDS.len());
+    for spec in readable {
         let name = field_name(spec).to_string();
-        // Journal fields read as empty, as the Table API answers them.
-        let value = match spec.target {
-            Target::WorkNote | Target::Comment => String::new(),
-            _ => view.get(&name).map(text).unwrap_or_default(),
+        // As `Contract::render` maps them; journal fields read as empty, as the Table API
+        // answers them.
+        let canonical = match &spec.target {
+            Target::WorkNote | Target::Comment => Value::Null,
+            Target::PartnerTicketId => facts.partner_ticket_id.map(|p| Value::String(p.into())).unwrap_or(Value::Null),
+            Target::Version => Value::String(facts.ticket.version.to_string()),
+            t => facts.ticket.get(&t.name()).clone(),
+        };
+        let value = match &spec.target {
+            Target::Version => text(&canonical),
+            _ => contract.outward(spec, &canonical).as_ref().map(text).unwrap_or_default(),
         };
         let shown = match spec.ty {
             FieldType::Enum if !value.is_empty() => spec.label_of(&value).to_string(),

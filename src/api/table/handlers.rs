@@ -115,10 +115,21 @@ fn by(field: &str, value: &str) -> EncodedQuery {
     }
 }
 
-fn render(caller: &Caller, row: &FacadeRow, display: Display, fields: Option<&[String]>) -> Result<Value, TableError> {
-    let ticket = row.ticket.clone().into_ticket()?;
+fn render(caller: &Caller, row: FacadeRow, display: Display, fields: Option<&[String]>) -> Result<Value, TableError> {
+    let readable = plan::readable_fields(&caller.contract);
+    render_row(caller, &readable, row, display, fields)
+}
+
+fn render_row(
+    caller: &Caller,
+    readable: &[&crate::contract::FieldSpec],
+    row: FacadeRow,
+    display: Display,
+    fields: Option<&[String]>,
+) -> Result<Value, TableError> {
+    let ticket = row.ticket.into_ticket()?;
     let facts = Facts { ticket: &ticket, sys_id: &row.sys_id, partner_ticket_id: row.xref_pid.as_deref() };
-    Ok(Value::Object(record::render(&caller.contract, &facts, display, fields)))
+    Ok(Value::Object(record::render_fields(&caller.contract, readable, &facts, display, fields)))
 }
 
 /// One record of `table` shared with the caller, by `field` (sys_id or number).
@@ -188,9 +199,10 @@ pub async fn list(state: &AppState, caller: &Caller, req: &Request<'_>) -> Resul
         rows.iter().filter(|r| r.xref_seen < r.ticket.version).map(|r| (r.xref_id, r.ticket.version)).collect();
     mark_seen(state, seen).await;
     let fields = params.fields();
+    let readable = plan::readable_fields(&caller.contract);
     let mut result = Vec::with_capacity(rows.len());
-    for row in &rows {
-        result.push(render(caller, row, display, fields.as_deref())?);
+    for row in rows {
+        result.push(render_row(caller, &readable, row, display, fields.as_deref())?);
     }
     let mut reply = Reply::json(StatusCode::OK, serde_json::json!({ "result": result }));
     if let Some(total) = total {
@@ -247,7 +259,7 @@ pub async fn read(state: &AppState, caller: &Caller, req: &Request<'_>) -> Resul
     if row.xref_seen < row.ticket.version {
         mark_seen(state, vec![(row.xref_id, row.ticket.version)]).await;
     }
-    let record = render(caller, &row, display, params.fields().as_deref())?;
+    let record = render(caller, row, display, params.fields().as_deref())?;
     Ok(Reply::json(StatusCode::OK, serde_json::json!({ "result": record })))
 }
 
@@ -290,9 +302,10 @@ pub async fn create(state: &AppState, caller: &Caller, req: &Request<'_>, body: 
     // The table says what kind of ticket it is.
     mapped.changes.insert("kind".into(), Value::String(table.kind().into()));
     let (_, row) = write(state, caller, req, table, WriteOp::Create, mapped).await?;
-    let record = render(caller, &row, display, params.fields().as_deref())?;
+    let sys_id = row.sys_id.clone();
+    let record = render(caller, row, display, params.fields().as_deref())?;
     let mut reply = Reply::json(StatusCode::CREATED, serde_json::json!({ "result": record }));
-    let location = format!("{}/api/now/table/{}/{}", req.origin, table.name(), row.sys_id);
+    let location = format!("{}/api/now/table/{}/{sys_id}", req.origin, table.name());
     reply.headers.push(("Location".into(), location));
     reply.audited = true;
     Ok(reply)
@@ -309,7 +322,7 @@ pub async fn update(state: &AppState, caller: &Caller, req: &Request<'_>, body: 
     let current = find(state, caller, table, "sys_id", &id).await?;
     let reference = reference(&current)?;
     let (outcome, row) = write(state, caller, req, table, WriteOp::Update { reference }, mapped).await?;
-    let record = render(caller, &row, display, params.fields().as_deref())?;
+    let record = render(caller, row, display, params.fields().as_deref())?;
     let mut reply = Reply::json(StatusCode::OK, serde_json::json!({ "result": record }));
     // A field held for an operator (another party changed it after the version this partner
     // last saw) is not in the record yet: say so, since ServiceNow clients expect 200.
