@@ -2,8 +2,10 @@
 """The Table-API facade's list against the v1 list, on 1,000,000 tickets (SQLite).
 
     cargo build --release && python3 benches/table_api.py [--binary target/release/ebond] [--tickets 1000000]
+        [--db postgres://postgres@127.0.0.1:5432/postgres]
 
-Seeds a fresh SQLite database with TICKETS incidents shared with the `initech` example partner
+Seeds a fresh SQLite database (or, with --db, a fresh PostgreSQL database beside the one named,
+through psql) with TICKETS incidents shared with the `initech` example partner
 (changed one second apart), starts `ebond serve` on it, and times the same question both ways:
 the 1,000 most recently changed tickets, as `GET /api/now/table/incident?sysparm_query=
 sys_updated_on>=T^ORDERBYsys_updated_on&sysparm_limit=1000` (HTTP Basic, X-Total-Count
@@ -19,6 +21,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--binary", default="target/release/ebond")
 ap.add_argument("--tickets", type=int, default=1_000_000)
 ap.add_argument("--runs", type=int, default=20)
+ap.add_argument("--db", default="sqlite", help="sqlite, or a postgres:// URL to create the bench database beside")
 args = ap.parse_args()
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,25 +30,40 @@ env = dict(os.environ, EBOND_DATA_DIR=tmp, EBOND_CONTRACTS_DIR=os.path.join(root
            EBOND_AUTH_PBKDF2_ITERATIONS="1000", EBOND_LIMITS_MAX_PAGE_SIZE="1000", EBOND_BIND="127.0.0.1:18443",
            EBOND_OUTBOX_IN_PROCESS="false", EBOND_SYNC_SCHEDULE="false", EBOND_LOG_FORMAT="json", RUST_LOG="warn")
 binary = os.path.join(root, args.binary)
-subprocess.run([binary, "migrate"], env=env, check=True, capture_output=True)
-
 n = args.tickets
 base = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+pg = args.db.startswith("postgres")
+if pg:
+    admin = args.db
+    bench_db = f"ebond_table_bench_{os.getpid()}"
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {bench_db}"], check=True)
+    env["EBOND_DATABASE_URL"] = admin.rsplit("/", 1)[0] + "/" + bench_db
+subprocess.run([binary, "migrate"], env=env, check=True, capture_output=True)
 t0 = time.time()
-db = sqlite3.connect(os.path.join(tmp, "ebond.db"))
-db.execute("PRAGMA synchronous = OFF")
-rows = ((f"EB{i:07d}", "incident", f"ticket {i}", "new", "{}", 1, base + i * 1000, base + i * 1000, "initech",
+if pg:
+    subprocess.run(["psql", env["EBOND_DATABASE_URL"], "-q", "-v", "ON_ERROR_STOP=1", "-c", f"""
+        INSERT INTO tickets (number, kind, short_description, state, attributes, version, created_at, updated_at,
+                             created_by, updated_by, field_stamps, open_conflicts)
+        SELECT 'EB' || lpad(i::text, 7, '0'), 'incident', 'ticket ' || i, 'new', '{{}}', 1, {base} + i * 1000,
+               {base} + i * 1000, 'initech', 'initech', '{{}}', 0 FROM generate_series(1, {n}) AS i;
+        INSERT INTO xrefs (partner, partner_ticket_id, ticket_id, active, created_at, updated_at, seen_version)
+        SELECT 'initech', NULL, id, true, created_at, updated_at, 1 FROM tickets;
+        UPDATE counters SET value = {n} WHERE name = 'ticket_number';""", "-c", "VACUUM ANALYZE"], check=True)
+if not pg:
+    db = sqlite3.connect(os.path.join(tmp, "ebond.db"))
+    db.execute("PRAGMA synchronous = OFF")
+    rows = ((f"EB{i:07d}", "incident", f"ticket {i}", "new", "{}", 1, base + i * 1000, base + i * 1000, "initech",
          "initech", "{}", 0, secrets.token_hex(16)) for i in range(1, n + 1))
-db.executemany("INSERT INTO tickets (number, kind, short_description, state, attributes, version, created_at, "
-               "updated_at, created_by, updated_by, field_stamps, open_conflicts, sys_id) "
-               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-db.execute("INSERT INTO xrefs (partner, partner_ticket_id, ticket_id, active, created_at, updated_at, seen_version) "
-           "SELECT 'initech', NULL, id, 1, created_at, updated_at, 1 FROM tickets")
-db.execute("UPDATE counters SET value = ? WHERE name = 'ticket_number'", (n,))
-db.commit()
-db.execute("ANALYZE")
-db.close()
-print(f"seeded {n} tickets in {time.time() - t0:.1f}s", flush=True)
+    db.executemany("INSERT INTO tickets (number, kind, short_description, state, attributes, version, created_at, "
+                   "updated_at, created_by, updated_by, field_stamps, open_conflicts, sys_id) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    db.execute("INSERT INTO xrefs (partner, partner_ticket_id, ticket_id, active, created_at, updated_at, seen_version) "
+               "SELECT 'initech', NULL, id, 1, created_at, updated_at, 1 FROM tickets")
+    db.execute("UPDATE counters SET value = ? WHERE name = 'ticket_number'", (n,))
+    db.commit()
+    db.execute("ANALYZE")
+    db.close()
+print(f"seeded {n} tickets on {'PostgreSQL' if pg else 'SQLite'} in {time.time() - t0:.1f}s", flush=True)
 
 def issue(*extra):
     out = subprocess.run([binary, "partner", "credentials", "issue", "initech", "--json", *extra], env=env,
@@ -100,3 +118,5 @@ try:
 finally:
     server.terminate()
     server.wait()
+    if pg:
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)"])
