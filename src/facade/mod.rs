@@ -99,6 +99,14 @@ pub fn format_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format(TIME_FORMAT).to_string()
 }
 
+/// The example facade partner's contract (`contracts/initech.toml`), for unit tests.
+#[cfg(test)]
+pub(crate) fn example_contract() -> std::sync::Arc<crate::contract::Contract> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts");
+    let registry = crate::contract::load_dir(&dir).expect("the example contracts load");
+    registry.get("initech").expect("the initech example").clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -488,9 +488,7 @@ mod tests {
     use crate::facade::query::parse;
 
     fn contract() -> std::sync::Arc<Contract> {
-        let registry =
-            crate::contract::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts")).unwrap();
-        registry.get("initech").unwrap().clone()
+        crate::facade::example_contract()
     }
 
     fn sql(q: &str, d: Dialect) -> Result<Sql, String> {

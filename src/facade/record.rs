@@ -169,9 +169,7 @@ mod tests {
     use serde_json::json;
 
     fn contract() -> std::sync::Arc<Contract> {
-        let registry =
-            crate::contract::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts")).unwrap();
-        registry.get("initech").unwrap().clone()
+        crate::facade::example_contract()
     }
 
     fn ticket() -> Ticket {
