@@ -43,6 +43,28 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
     Err(e.into())
 }
 
+/// Refuses `id` (a client id or a facade login) calling from `source` while it is locked out
+/// (see [`crate::auth::lockout`]); the refusal is an authentication event of its own.
+pub async fn refuse_if_locked_out(state: &AppState, id: &str, source: &str) -> Result<(), ApiError> {
+    let sec = state.settings.security.clone();
+    let (id2, src2) = (id.to_string(), source.to_string());
+    let now = crate::util::now_ms();
+    let locked = state
+        .db
+        .read(move |c| {
+            crate::auth::lockout::remaining(c, &sec, &id2, &src2, now).map_err(crate::store::StoreError::from)
+        })
+        .await?;
+    match locked {
+        None => Ok(()),
+        Some(secs) => {
+            record_auth_event(state, Some(id.to_string()), source.to_string(), "refused", "locked_out").await;
+            tracing::warn!(client_id = %id, source = %source, "refused: locked out");
+            Err(AuthError::LockedOut(secs).into())
+        }
+    }
+}
+
 /// Appends an authentication event (never the secret or token).
 pub async fn record_auth_event(
     state: &AppState,

@@ -128,25 +128,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
         .map(|i| i.to_string())
         .unwrap_or_else(|| "unknown".into());
 
-    // Lockout: too many recent failures for this client id or from this address.
-    let sec = state.settings.security.clone();
-    let (id2, src2) = (client_id.clone(), source.clone());
-    let now = crate::util::now_ms();
-    let (failures, last) = state
-        .db
-        .read(move |c| {
-            c.recent_failures(Some(&id2), &src2, now - sec.lockout_window_secs * 1000)
-                .map_err(crate::store::StoreError::from)
-        })
-        .await?;
-    if failures >= state.settings.security.lockout_threshold {
-        let until = last.unwrap_or(now) + state.settings.security.lockout_secs * 1000;
-        if until > now {
-            record(state, Some(&client_id), &source, "refused", "locked_out").await;
-            tracing::warn!(client_id = %client_id, source = %source, failures, "token refused: locked out");
-            return Err(AuthError::LockedOut((until - now + 999) / 1000).into());
-        }
-    }
+    super::caller::refuse_if_locked_out(state, &client_id, &source).await?;
 
     let registry = state.registry.clone();
     let default_ttl = state.settings.auth.default_token_ttl_secs;

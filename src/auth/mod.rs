@@ -3,6 +3,7 @@
 //! the slow hash).
 
 pub mod limits;
+pub mod lockout;
 pub mod network;
 pub mod password;
 pub mod tls;

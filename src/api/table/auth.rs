@@ -88,14 +88,10 @@ async fn basic(state: &AppState, req: &HttpRequest) -> Result<Principal, TableEr
             // ago costs no extra statement, a guess always does.
             if !logins.is_known(&password, &cred.secret_hash) {
                 let now = crate::util::now_ms();
-                let since = now - sec.lockout_window_secs * 1000;
-                let (failures, last) =
-                    c.recent_failures(Some(&user2), &source2, since).map_err(crate::store::StoreError::from)?;
-                if failures >= sec.lockout_threshold {
-                    let until = last.unwrap_or(now) + sec.lockout_secs * 1000;
-                    if until > now {
-                        return Ok(Checked::LockedOut((until - now + 999) / 1000));
-                    }
+                let locked = crate::auth::lockout::remaining(c, sec, &user2, &source2, now)
+                    .map_err(crate::store::StoreError::from)?;
+                if let Some(secs) = locked {
+                    return Ok(Checked::LockedOut(secs));
                 }
             }
             Ok::<_, crate::store::StoreError>(

@@ -237,25 +237,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde
 }
 
 async fn locked_out(state: &AppState, id: &str, source: &str) -> Result<(), Refusal> {
-    let sec = state.settings.security.clone();
-    let (id2, src2) = (id.to_string(), source.to_string());
-    let now = now_ms();
-    let (failures, last) = state
-        .db
-        .read(move |c| {
-            c.recent_failures(Some(&id2), &src2, now - sec.lockout_window_secs * 1000)
-                .map_err(crate::store::StoreError::from)
-        })
-        .await
-        .map_err(ApiError::from)?;
-    if failures >= state.settings.security.lockout_threshold {
-        let until = last.unwrap_or(now) + state.settings.security.lockout_secs * 1000;
-        if until > now {
-            record_auth_event(state, Some(id.to_string()), source.to_string(), "refused", "locked_out").await;
-            return Err(ApiError::from(AuthError::LockedOut((until - now + 999) / 1000)).into());
-        }
-    }
-    Ok(())
+    Ok(crate::api::caller::refuse_if_locked_out(state, id, source).await?)
 }
 
 async fn verify(
