@@ -253,8 +253,8 @@ fn between(v: &str) -> Result<(&str, &str), String> {
     v.split_once('@').ok_or_else(|| format!("BETWEEN takes two values joined by @ (low@high), got `{v}`"))
 }
 
-/// LIKE patterns match the value literally (its `%`, `_` and `\` escaped), case-insensitively
-/// on both databases.
+/// LIKE patterns match the value literally (its `%`, `_` and `\` escaped); case is folded by
+/// the database (ASCII on SQLite, Unicode on PostgreSQL).
 fn like_pattern(op: Op, v: &str) -> String {
     let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     match op {
@@ -288,8 +288,9 @@ fn scalar_condition(
         }
         Op::Like | Op::StartsWith | Op::EndsWith | Op::NotLike => {
             let text = if numeric { format!("CAST({expr} AS TEXT)") } else { expr.to_string() };
-            let p = b.param(Bind::Text(like_pattern(op, value).to_ascii_lowercase()));
-            let like = format!("LOWER({text}) LIKE {p} ESCAPE '\\'");
+            // Both sides through the database's own LOWER, so they fold alike on each backend.
+            let p = b.param(Bind::Text(like_pattern(op, value)));
+            let like = format!("LOWER({text}) LIKE LOWER({p}) ESCAPE '\\'");
             match op {
                 Op::NotLike => format!("({expr} IS NULL OR NOT ({like}))"),
                 _ => like,
@@ -505,7 +506,7 @@ mod tests {
         assert!(!s.from_where.contains("'1'='1"), "{}", s.from_where);
         assert_eq!(s.binds.last(), Some(&Bind::Text("x' OR '1'='1".into())));
         let s = sql("short_descriptionLIKE100%_\\", Dialect::Postgres).unwrap();
-        assert!(s.from_where.contains("LOWER(t.short_description) LIKE $3 ESCAPE"), "{}", s.from_where);
+        assert!(s.from_where.contains("LOWER(t.short_description) LIKE LOWER($3) ESCAPE"), "{}", s.from_where);
         assert_eq!(s.binds[2], Bind::Text("%100\\%\\_\\\\%".into()));
     }
 

@@ -158,7 +158,8 @@ backend_test!(bad_input_gets_servicenow_errors, |app: TestApp| async move {
     let (s, b, _) = snow.get("/api/now/table/sys_user").await;
     assert_eq!((s, b["error"]["message"].as_str()), (400, Some("Invalid table sys_user")), "{b}");
     let (s, b, _) = snow.get("/api/now/table/incident/not-a-sys-id").await;
-    assert_eq!((s, b["status"].as_str()), (400, Some("failure")), "{b}");
+    assert_eq!((s, b["error"]["message"].as_str()), (404, Some("No Record found")), "{b}");
+    assert!(b["error"]["detail"].as_str().unwrap().contains("32 hexadecimal digits"), "{b}");
     let (s, b, _) = snow.get("/api/now/table/incident/0123456789abcdef0123456789abcdef").await;
     assert_eq!(s, 404, "{b}");
     assert_eq!(b["error"]["detail"], "Record doesn't exist or ACL restricts the record retrieval");

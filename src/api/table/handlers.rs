@@ -148,12 +148,12 @@ async fn find(
 
 fn sys_id(req: &Request) -> Result<String, TableError> {
     let id = req.sys_id.unwrap_or_default();
+    // No record has such an id: ServiceNow's 404 (PySNC's `get()` reads it as "not found"),
+    // saying why, without asking the database.
     if !is_sys_id(id) {
-        return Err(TableError::bad_request(
-            "bad-sys-id",
-            "Invalid sys_id",
-            format!("`{}` is not a sys_id: 32 hexadecimal digits", id.escape_debug()),
-        ));
+        let mut e = TableError::not_found();
+        e.detail = Some(format!("`{}` is not a sys_id: a sys_id is 32 hexadecimal digits", id.escape_debug()));
+        return Err(e);
     }
     Ok(id.to_ascii_lowercase())
 }
@@ -368,8 +368,15 @@ pub async fn delete(state: &AppState, caller: &Caller, req: &Request<'_>) -> Res
     let mut changes = crate::domain::Changeset::new();
     changes.insert("state".into(), Value::String("canceled".into()));
     let mapped = Mapped { changes, journal: Vec::new(), partner_ticket_id: None };
-    write(state, caller, req, table, WriteOp::Update { reference: reference(&current)? }, mapped).await?;
-    Ok(Reply { audited: true, ..done })
+    let (outcome, _) =
+        write(state, caller, req, table, WriteOp::Update { reference: reference(&current)? }, mapped).await?;
+    let mut reply = Reply { audited: true, ..done };
+    // Another party changed the state after the version this partner last saw: the cancel is
+    // held for an operator, and the answer says so (the clients expect 204).
+    if let Some(c) = &outcome.ticket.conflict {
+        reply.headers.push(("Ebond-Conflict".into(), format!("{}; status={}", c.id, c.status)));
+    }
+    Ok(reply)
 }
 
 /// An empty object for bodies that are not there (pysnow sends `Content-Type` with none).
