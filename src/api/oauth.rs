@@ -82,7 +82,10 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     }
 }
 
-async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<TokenResponse, ApiError> {
+/// A token request's form fields (RFC 6749 §3.2: `application/x-www-form-urlencoded`), each
+/// once, none holding a NUL: what both token endpoints (this one and the Table-API facade's)
+/// read.
+pub(crate) fn token_form(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, ApiError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(
@@ -99,6 +102,11 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
             return Err(AuthError::InvalidRequest(format!("parameter `{k}` is repeated")).into());
         }
     }
+    Ok(fields)
+}
+
+async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<TokenResponse, ApiError> {
+    let fields = token_form(req, body)?;
     match fields.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}
         Some(_) => return Err(AuthError::UnsupportedGrantType.into()),

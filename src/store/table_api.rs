@@ -2,7 +2,7 @@
 //! columns, every value a bound parameter) run as one page and one count.
 
 use super::models::TicketRow;
-use crate::facade::plan::{Bind, Dialect, Sql};
+use crate::facade::plan::{Bind, Sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
@@ -28,8 +28,6 @@ struct Count {
 }
 
 pub trait TableApiRepo {
-    /// How this connection's database writes parameters.
-    fn sql_dialect(&self) -> Dialect;
     /// One page of `sql`'s rows in its order.
     fn facade_page(&mut self, sql: &Sql, limit: i64, offset: i64) -> QueryResult<Vec<FacadeRow>>;
     /// How many rows `sql` selects in all (`X-Total-Count`).
@@ -51,12 +49,8 @@ macro_rules! bind_all {
 }
 
 macro_rules! impl_for_backends {
-    ($($conn:ty => $backend:ty, $dialect:expr);*) => {$(
+    ($($conn:ty => $backend:ty);*) => {$(
 impl TableApiRepo for $conn {
-    fn sql_dialect(&self) -> Dialect {
-        $dialect
-    }
-
     fn facade_page(&mut self, sql: &Sql, limit: i64, offset: i64) -> QueryResult<Vec<FacadeRow>> {
         // limit and offset are integers the facade parsed, not text of the caller's.
         let text = format!(
@@ -83,6 +77,6 @@ impl TableApiRepo for $conn {
 }
 
 impl_for_backends!(
-    diesel::SqliteConnection => diesel::sqlite::Sqlite, Dialect::Sqlite;
-    diesel::PgConnection => diesel::pg::Pg, Dialect::Postgres
+    diesel::SqliteConnection => diesel::sqlite::Sqlite;
+    diesel::PgConnection => diesel::pg::Pg
 );

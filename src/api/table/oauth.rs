@@ -6,7 +6,7 @@
 //! clients require (`access_token`, `refresh_token`, `scope`, `token_type`, `expires_in`).
 
 use crate::api::caller::record_auth_event;
-use crate::api::oauth::{basic_credentials, refuse_nul};
+use crate::api::oauth::{basic_credentials, token_form};
 use crate::api::problem::ApiError;
 use crate::api::AppState;
 use crate::auth::{tokens, AuthError, CredentialKind};
@@ -15,7 +15,6 @@ use crate::util::{now_ms, random_token, sha256_hex};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
-use std::collections::HashMap;
 
 /// Who a token is issued to.
 enum Holder {
@@ -80,20 +79,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::P
 
 async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde_json::Value, Refusal> {
     let bad = |d: String| Refusal::new(StatusCode::BAD_REQUEST, "invalid_request", d);
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(bad("send the token request as application/x-www-form-urlencoded".into()));
-    }
-    let form: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(body).map_err(|e| bad(format!("unreadable form body: {e}")))?;
-    let mut fields: HashMap<String, String> = HashMap::new();
-    for (k, v) in form {
-        refuse_nul(&k, &k)?;
-        refuse_nul(&k, &v)?;
-        if fields.insert(k.clone(), v).is_some() {
-            return Err(bad(format!("parameter `{k}` is repeated")));
-        }
-    }
+    let fields = token_form(req, body)?;
     let grant_type = fields.get("grant_type").cloned().unwrap_or_default();
     if !matches!(grant_type.as_str(), "password" | "refresh_token" | "client_credentials") {
         return Err(Refusal::new(

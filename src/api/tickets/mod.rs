@@ -186,9 +186,13 @@ pub(super) fn write_response(state: &AppState, outcome: WriteOutcome) -> HttpRes
 ///
 /// A failure is logged, not answered: the read itself succeeded, and a version not recorded
 /// as seen only makes a later write of the partner conflict where it need not.
-pub(crate) async fn mark_seen(state: &AppState, read: Vec<(crate::store::models::XrefRow, i64)>) {
-    let behind: Vec<(i64, i64)> =
-        read.into_iter().filter(|(x, version)| x.seen_version < *version).map(|(x, v)| (x.id, v)).collect();
+async fn mark_seen(state: &AppState, read: Vec<(crate::store::models::XrefRow, i64)>) {
+    let behind = read.into_iter().filter(|(x, version)| x.seen_version < *version).map(|(x, v)| (x.id, v));
+    record_seen(state, behind.collect()).await
+}
+
+/// [`mark_seen`] for cross-references already known to be behind: `(xref id, version)`.
+pub(crate) async fn record_seen(state: &AppState, behind: Vec<(i64, i64)>) {
     if behind.is_empty() {
         return;
     }
