@@ -172,8 +172,10 @@ async fn run(opts: Options) {
     let load = Load { http: http.clone(), base: base.clone(), token: token.clone(), numbers: Arc::new(numbers) };
     if !opts.outbound {
         let outbox_before = count(&db, "outbox");
+        let trips = RoundTrips::start(&db);
         let (cpu, own) = (server.cpu_ticks(), own_cpu_ticks());
         let max = load.run(&opts, None).await;
+        RoundTrips::print(&trips, &db, max.ok());
         let cores = server.cores_since(cpu, max.elapsed);
         let client_cores = (own_cpu_ticks() - own) as f64 / clock_ticks_per_second() / max.elapsed;
         let outbox_rows = count(&db, "outbox") - outbox_before;
@@ -207,9 +209,11 @@ async fn run(opts: Options) {
     } else {
         let cpu = server.cpu_ticks();
         let before = receipts.lock().expect("receipts").len();
+        let trips = RoundTrips::start(&db);
         let max = load.run(&opts, None).await;
         let cores = server.cores_since(cpu, max.elapsed);
         let delivered_in_window = receipts.lock().expect("receipts").len() - before;
+        RoundTrips::print(&trips, &db, max.ok());
         max.print("max (delivering)", cores);
         let drained = wait_for(&receipts, before + max.ok() as usize, Duration::from_secs(300)).await;
         let deliveries = delivered_in_window as f64 / max.elapsed;
@@ -453,6 +457,74 @@ fn count(db: &ebond::store::Db, table: &str) -> i64 {
     let mut conn = db.get().expect("conn");
     let sql = format!("SELECT COUNT(*) AS n FROM {table}");
     ebond::with_conn!(&mut conn, c => diesel::sql_query(&sql).get_result::<N>(c)).expect("count").n
+}
+
+/// PostgreSQL's own count of what the max phase cost it: transactions (`pg_stat_database`)
+/// and, where `pg_stat_statements` is loaded (`shared_preload_libraries`), statements by text,
+/// both divided by the accepted writes. Nothing on SQLite.
+struct RoundTrips {
+    commits: i64,
+    statements: bool,
+}
+
+#[derive(QueryableByName)]
+struct Calls {
+    #[diesel(sql_type = Text)]
+    query: String,
+    #[diesel(sql_type = BigInt)]
+    calls: i64,
+}
+
+impl RoundTrips {
+    fn start(db: &ebond::store::Db) -> Option<RoundTrips> {
+        let ebond::store::DbConn::Postgres(mut c) = db.get().expect("conn") else { return None };
+        let statements = c
+            .batch_execute(
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; \
+                 SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)",
+            )
+            .is_ok();
+        if !statements {
+            eprintln!("pg_stat_statements is not loaded (shared_preload_libraries): counting transactions only");
+        }
+        Some(RoundTrips { commits: xact_commits(&mut c), statements })
+    }
+
+    fn print(this: &Option<RoundTrips>, db: &ebond::store::Db, accepted: u64) {
+        let (Some(t), ebond::store::DbConn::Postgres(mut c)) = (this, db.get().expect("conn")) else { return };
+        let per = |n: i64| n as f64 / accepted.max(1) as f64;
+        let commits = xact_commits(&mut c) - t.commits;
+        println!("round trips per accepted write: {:.2} transactions", per(commits));
+        if !t.statements {
+            return;
+        }
+        let calls: Vec<Calls> = diesel::sql_query(
+            "SELECT query, calls FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY calls DESC",
+        )
+        .load(&mut *c)
+        .expect("pg_stat_statements");
+        let total: i64 = calls.iter().map(|q| q.calls).sum();
+        println!("round trips per accepted write: {:.2} statements (pg_stat_statements), of which:", per(total));
+        for q in calls.iter().filter(|q| per(q.calls) >= 0.05) {
+            let text: String = q.query.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(110).collect();
+            println!("  {:>5.2}  {text}", per(q.calls));
+        }
+    }
+}
+
+fn xact_commits(c: &mut PgConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    // The statistics snapshot is per transaction: clear it so the counter is read fresh.
+    let _ = c.batch_execute("SELECT pg_stat_clear_snapshot()");
+    diesel::sql_query("SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()")
+        .get_result::<N>(c)
+        .map(|n| n.n)
+        .unwrap_or(0)
 }
 
 /// The database alone: each of `concurrency` threads commits, one transaction per request,

@@ -77,8 +77,35 @@ pub fn describe_database(url: &str) -> String {
     }
 }
 
-/// Everything the HTTP server needs.
+/// Everything the HTTP server needs (for `ebond serve`: see [`state_for`]).
 pub fn state(settings: Settings) -> anyhow::Result<AppState> {
+    state_for(settings, "serve")
+}
+
+/// [`state`] for a process of `kind` (`serve` or `worker`), with its signal listener running.
+pub fn state_for(settings: Settings, kind: &'static str) -> anyhow::Result<AppState> {
+    let mut state = bare_state(settings)?;
+    let (tokens, wake) = (state.tokens.clone(), state.wake.clone());
+    let tokens2 = tokens.clone();
+    let listener = crate::store::listener::Listener::start(
+        crate::store::listener::ListenerSettings {
+            url: state.settings.effective_database_url(),
+            kind,
+            poll: std::time::Duration::from_millis(state.settings.database.signal_poll_ms.max(1)),
+            heartbeat: std::time::Duration::from_millis(state.settings.database.heartbeat_ms.max(10)),
+        },
+        crate::store::listener::Hooks {
+            revoked: Box::new(move || tokens.forget_all()),
+            listening: Box::new(move |on| tokens2.set_listening(on)),
+            outbox: Box::new(move || wake.notify_one()),
+        },
+    )?;
+    state.listener = Some(Arc::new(listener));
+    Ok(state)
+}
+
+/// The state without a listener.
+fn bare_state(settings: Settings) -> anyhow::Result<AppState> {
     let registry = load_contracts(&settings)?;
     let (db, _) = open_and_migrate(&settings)?;
     for c in registry.partners() {
@@ -180,7 +207,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 /// Runs only the outbox processor until SIGINT / SIGTERM (`ebond worker`).
 pub async fn work(settings: Settings) -> anyhow::Result<()> {
-    let state = state(settings)?;
+    let state = state_for(settings, "worker")?;
     let (stop, handle) = spawn_processor(&state)?;
     let scheduling = spawn_scheduler(&state);
     tracing::info!(database = state.db.backend_name(), "ebond worker running");

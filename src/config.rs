@@ -96,6 +96,9 @@ pub struct AuthSettings {
     pub basic_cache_secs: u64,
     /// Lifetime of the facade's OAuth refresh tokens.
     pub refresh_token_ttl_secs: i64,
+    /// How long a checked bearer token is taken from memory (0: ask the database on every
+    /// request). A revocation still takes effect at once in every process.
+    pub token_cache_secs: u64,
 }
 
 /// The outbox processor (delivery to partners).
@@ -295,6 +298,12 @@ pub struct DatabaseSettings {
     /// `synchronous_commit=off`); a crash of the machine can lose the last moments of
     /// acknowledged writes, never corrupt the database.
     pub durability: Durability,
+    /// How often each process reads the signals of the other processes sharing the database
+    /// (a revocation, the outbox nudge), in milliseconds: no round trip on PostgreSQL, one small
+    /// read on SQLite.
+    pub signal_poll_ms: u64,
+    /// How often each process tells the roll of live processes it is alive, in milliseconds.
+    pub heartbeat_ms: u64,
 }
 
 impl Default for Settings {
@@ -331,6 +340,7 @@ impl Default for AuthSettings {
             default_token_ttl_secs: 3600,
             basic_cache_secs: 300,
             refresh_token_ttl_secs: 8 * 3600,
+            token_cache_secs: 60,
         }
     }
 }
@@ -343,6 +353,8 @@ impl Default for DatabaseSettings {
             connect_timeout_ms: 10_000,
             max_batch: 256,
             durability: Durability::Full,
+            signal_poll_ms: 5,
+            heartbeat_ms: 2000,
         }
     }
 }

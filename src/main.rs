@@ -483,10 +483,27 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
                     client_id.map(|c| format!(" {c}")).unwrap_or_default()
                 );
             }
+            // Every running process remembers checked tokens: wait until each has heard.
+            let generation =
+                db.read_now(|c| ebond::store::signals::SignalRepo::revoked_generation(c).map_err(StoreError::from))?;
+            let heartbeat = std::time::Duration::from_millis(settings.database.heartbeat_ms.max(10));
+            let unheard = ebond::store::listener::await_revocation(
+                &db,
+                generation,
+                heartbeat,
+                std::time::Duration::from_secs(5),
+            )?;
             println!(
                 "revoked {n} credential{} of {partner}; their tokens no longer work",
                 if n == 1 { "" } else { "s" }
             );
+            if !unheard.is_empty() {
+                eprintln!(
+                    "warning: {} running process(es) did not confirm within 5 s that they forgot the revoked tokens: {}; each takes a token from memory for auth.token_cache_secs at most",
+                    unheard.len(),
+                    unheard.join(", ")
+                );
+            }
             Ok(())
         }
     }

@@ -11,10 +11,11 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 use std::sync::Arc;
 
-/// Authenticates the bearer token of `req`. Failures are recorded as authentication events.
+/// Authenticates the bearer token of `req` (from memory when it was checked recently: see
+/// [`crate::auth::token_cache`]). Failures are recorded as authentication events.
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ApiError> {
     let checked = match bearer_token(req) {
-        Ok(token) => state.db.read(move |c| tokens::check(c, &token)).await,
+        Ok(token) => lookup(state, &token).await,
         Err(e) => Err(e),
     };
     let e = match checked {
@@ -41,6 +42,19 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Princip
     // endpoint (lockout counts failed client authentications only).
     record_auth_event(state, None, source, "rejected", reason).await;
     Err(e.into())
+}
+
+/// The token's caller: from the cache, else from the store (and then remembered).
+async fn lookup(state: &AppState, token: &str) -> Result<Principal, AuthError> {
+    let hash = crate::util::sha256_hex(token.as_bytes());
+    let epoch = match state.tokens.get(&hash, crate::util::now_ms()) {
+        Ok(principal) => return Ok(principal),
+        Err(epoch) => epoch,
+    };
+    let h2 = hash.clone();
+    let (principal, expires_at) = state.db.read(move |c| tokens::lookup(c, &h2)).await?;
+    state.tokens.remember(hash, principal.clone(), expires_at, crate::util::now_ms(), epoch);
+    Ok(principal)
 }
 
 /// Refuses `id` (a client id or a facade login) calling from `source` while it is locked out
@@ -122,7 +136,11 @@ pub fn partner_of(
 /// Source network, client certificate pin and inbound rate limit of `contract`.
 pub fn check_partner_transport(state: &AppState, req: &HttpRequest, contract: &Contract) -> Result<(), ApiError> {
     check_partner_origin(state, req, contract)?;
-    if let Err(wait) = state.limiter.check(&contract.id, contract.inbound_rate_per_minute) {
+    // Each `serve` process on the database takes its share of the partner's limit (requests
+    // are spread across them by whatever balances the load).
+    let gateways = state.listener.as_ref().map_or(1, |l| l.gateways());
+    let share = (contract.inbound_rate_per_minute / u32::try_from(gateways).unwrap_or(1)).max(1);
+    if let Err(wait) = state.limiter.check(&contract.id, share) {
         return Err(AuthError::RateLimited {
             per_minute: contract.inbound_rate_per_minute,
             retry_after_secs: wait.as_secs().max(1),

@@ -55,6 +55,11 @@ pub struct AppState {
     pub sync: Arc<crate::pull::Engine>,
     /// Table-API facade logins proven recently (HTTP Basic sends the password every time).
     pub logins: crate::auth::verified::VerifiedSecrets,
+    /// Bearer tokens checked recently (emptied by every revocation, in every process).
+    pub tokens: Arc<crate::auth::token_cache::TokenCache>,
+    /// Hears the other processes' signals and keeps this one on their roll (none in tools that
+    /// build a state without serving).
+    pub listener: Option<Arc<crate::store::listener::Listener>>,
 }
 
 /// The OpenAPI documents the gateway serves, rendered once at start (by `app`, which knows how).
@@ -64,6 +69,17 @@ pub struct Documents {
 }
 
 impl AppState {
+    /// Something became due in the outbox: wake this process's processor and, when another
+    /// process delivers (`outbox.in_process` off), every processor on the database.
+    pub fn wake_outbox(&self) {
+        self.wake.notify_one();
+        if !self.settings.outbox.in_process {
+            if let Some(l) = &self.listener {
+                l.nudge_outbox();
+            }
+        }
+    }
+
     /// `trusted_proxies` are the settings' entries, already parsed (a bad one stops the start).
     pub fn new(
         db: Db,
@@ -87,6 +103,8 @@ impl AppState {
         let logins =
             crate::auth::verified::VerifiedSecrets::new(std::time::Duration::from_secs(settings.auth.basic_cache_secs));
         Ok(AppState {
+            tokens: Arc::new(crate::auth::token_cache::TokenCache::new(settings.auth.token_cache_secs)),
+            listener: None,
             logins,
             secrets,
             sync,

@@ -7,6 +7,7 @@ pub mod lockout;
 pub mod network;
 pub mod password;
 pub mod tls;
+pub mod token_cache;
 pub mod tokens;
 pub mod verified;
 

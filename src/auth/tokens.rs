@@ -156,9 +156,14 @@ pub fn issue_token<C: CredentialRepo + ?Sized>(
 
 /// Checks a bearer token: one indexed lookup by its SHA-256.
 pub fn check<C: CredentialRepo + ?Sized>(c: &mut C, token: &str) -> Result<Principal, AuthError> {
-    let row = c.live_token(&sha256_hex(token.as_bytes()), now_ms())?.ok_or(AuthError::InvalidToken)?;
+    lookup(c, &sha256_hex(token.as_bytes())).map(|(p, _)| p)
+}
+
+/// The caller of the token with this SHA-256, and when the token expires.
+pub fn lookup<C: CredentialRepo + ?Sized>(c: &mut C, token_hash: &str) -> Result<(Principal, i64), AuthError> {
+    let row = c.live_token(token_hash, now_ms())?.ok_or(AuthError::InvalidToken)?;
     let scope = Scope::parse(&row.scope).ok_or(AuthError::InvalidToken)?;
-    Ok(Principal { partner: row.partner, scope, credential_id: row.credential_id })
+    Ok((Principal { partner: row.partner, scope, credential_id: row.credential_id }, row.expires_at))
 }
 
 /// Gives the newest live credential of `partner` (or `client_id`) a new secret; the old secret

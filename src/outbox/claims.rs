@@ -70,7 +70,9 @@ impl Processor {
             .partners()
             .filter_map(|c| c.outbound.as_ref().map(|o| (c.id.to_string(), o.rate_limit_per_minute)))
             .collect();
-        let mut exclude = self.db.read(|c| c.paused_partners().map_err(StoreError::from)).await?;
+        // Paused partners, and those whose breaker another processor (or this one) opened.
+        let held_at = crate::util::now_ms();
+        let mut exclude = self.db.read(move |c| c.held_partners(held_at).map_err(StoreError::from)).await?;
         exclude.extend(self.health.blocked(&limits));
         let now = crate::util::now_ms();
         let lease_until = now + (self.settings.lease_secs as i64) * 1000;

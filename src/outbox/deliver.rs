@@ -71,7 +71,11 @@ impl Processor {
             return;
         }
         let success = !matches!(attempt.verdict, Verdict::Retry { .. });
+        let was = self.health.position(&row.partner, per_minute);
         let breaker = self.health.record(&row.partner, per_minute, success);
+        if breaker != was && (breaker == Breaker::Open || was != Breaker::Closed) {
+            self.share_breaker(&row.partner, breaker).await;
+        }
         self.metrics.deliveries.with_label_values(&[&row.partner, outcome]).inc();
         self.metrics.delivery_latency.with_label_values(&[&row.partner]).observe(duration.as_secs_f64());
         match status {
@@ -102,6 +106,20 @@ impl Processor {
                     }),
                 );
             }
+        }
+    }
+
+    /// Tells every processor on the database that this partner's breaker opened (none claims
+    /// its deliveries until the cool-down ends) or closed again.
+    async fn share_breaker(&self, partner: &str, breaker: Breaker) {
+        let now = crate::util::now_ms();
+        let open_until = (breaker == Breaker::Open)
+            .then(|| now + i64::try_from(self.health.cooldown().as_millis()).unwrap_or(i64::MAX / 2));
+        let p = partner.to_string();
+        let shared = self.db.write(move |c| c.set_breaker(&p, open_until, now).map_err(StoreError::from)).await;
+        if let Err(e) = shared {
+            // This process still holds its own breaker; the others learn at the next change.
+            tracing::warn!(error = %e, "could not share the breaker position");
         }
     }
 

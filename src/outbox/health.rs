@@ -122,6 +122,11 @@ impl PartnerHealth {
         })
     }
 
+    /// How long an open breaker stays open.
+    pub fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
     pub fn position(&self, partner: &str, per_minute: u32) -> Breaker {
         self.with(partner, per_minute, |st, now| match st.open_until {
             None => Breaker::Closed,

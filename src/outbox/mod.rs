@@ -42,7 +42,7 @@ use crate::ops::metrics::Metrics;
 use crate::store::models::{AttemptRow, OutboxRow};
 use crate::store::outbox::{OutboxStatus, Settle};
 use crate::store::{Db, StoreError};
-use health::PartnerHealth;
+use health::{Breaker, PartnerHealth};
 use partner_auth::TokenCache;
 use retry::Verdict;
 use serde_json::json;

@@ -21,7 +21,8 @@ pub trait CredentialRepo {
         previous_hash: &str,
         previous_valid_until: i64,
     ) -> QueryResult<()>;
-    /// Revokes the partner's credentials (or one by client id); returns how many.
+    /// Revokes the partner's credentials (or one by client id), and tells every process (see
+    /// [`super::signals`]); returns how many.
     fn revoke(&mut self, partner: &str, client_id: Option<&str>, now: i64) -> QueryResult<usize>;
     fn credential_by_id(&mut self, id: i64) -> QueryResult<Option<CredentialRow>>;
     fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> QueryResult<()>;
@@ -87,7 +88,12 @@ impl CredentialRepo for $conn {
         if let Some(id) = client_id {
             q = q.filter(credentials::client_id.eq(id));
         }
-        q.set(credentials::revoked_at.eq(Some(now))).execute(self)
+        let revoked = q.set(credentials::revoked_at.eq(Some(now))).execute(self)?;
+        // Every process remembers checked tokens for a while: tell them all, with the commit.
+        if revoked > 0 {
+            super::signals::SignalRepo::raise_revoked(self)?;
+        }
+        Ok(revoked)
     }
 
     fn credential_by_id(&mut self, id: i64) -> QueryResult<Option<CredentialRow>> {

@@ -10,10 +10,13 @@ pub mod audit;
 pub mod auth_events;
 pub mod conflicts;
 pub mod credentials;
+pub mod listener;
 pub mod models;
 pub mod outbox;
+pub mod pg_pool;
 pub mod schema;
 pub mod secrets;
+pub mod signals;
 pub mod sync;
 pub mod table_api;
 pub mod tickets;
@@ -77,12 +80,9 @@ impl From<diesel::result::Error> for StoreError {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
         match &e {
             E::DatabaseError(K::UniqueViolation, info) => StoreError::Conflict(info.message().to_string()),
-            E::DatabaseError(K::ClosedConnection, info) => StoreError::Unavailable(info.message().to_string()),
+            _ if connection_gone(&e) => StoreError::Unavailable(e.to_string()),
             E::DatabaseError(_, info) if info.message().contains("database is locked") => {
                 StoreError::Busy(info.message().to_string())
-            }
-            E::DatabaseError(_, info) if connection_lost(info.message()) => {
-                StoreError::Unavailable(info.message().to_string())
             }
             E::DatabaseError(K::SerializationFailure, info) => StoreError::Busy(info.message().to_string()),
             // PostgreSQL broke a lock cycle by aborting this transaction: retrying succeeds.
@@ -113,6 +113,17 @@ fn disk_trouble(message: &str) -> bool {
     TROUBLE.iter().any(|m| message.contains(m))
 }
 
+/// The error says the connection to the server is gone (closed, killed, the server shutting
+/// down): the connection is of no further use, and the pool drops it (see [`pg_pool`]).
+pub(crate) fn connection_gone(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::ClosedConnection, _) => true,
+        E::DatabaseError(_, info) => connection_lost(info.message()),
+        _ => false,
+    }
+}
+
 /// Messages libpq and PostgreSQL give when the server went away or ended the session
 /// (`pg_terminate_backend`, a restart, a network cut): diesel reports most as `Unknown`.
 fn connection_lost(message: &str) -> bool {
@@ -131,14 +142,14 @@ fn connection_lost(message: &str) -> bool {
 }
 
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
-type PgPool = Pool<ConnectionManager<PgConnection>>;
+type PgPool = Pool<pg_pool::PgManager>;
 
 /// A pooled connection of either backend, for tests and tools that run raw SQL through
 /// [`with_conn!`]. Gateway code never holds one: it hands closures to [`Db::read`] and
 /// [`Db::write`], which pass them a [`Repos`] already inside the right transaction.
 pub enum DbConn {
     Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
-    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+    Postgres(PooledConnection<pg_pool::PgManager>),
 }
 
 /// Runs `$body` with `$c` bound to the concrete `&mut` connection of either backend (tests,
@@ -172,6 +183,7 @@ pub trait Repos:
     + conflicts::ConflictRepo
     + sync::SyncRepo
     + table_api::TableApiRepo
+    + signals::SignalRepo
 {
 }
 
@@ -208,6 +220,24 @@ pub trait Dialect {
     /// Reads the ticket row and locks it for the rest of the transaction, in one statement
     /// (no lock on SQLite, where the immediate transaction already holds the write lock).
     fn ticket_locked(&mut self, ticket_id: i64) -> QueryResult<Option<models::TicketRow>>;
+    /// [`Dialect::ticket_locked`] with the ticket's cross-references (oldest first), in one
+    /// statement: what an update reads first. PostgreSQL locks the cross-reference rows too,
+    /// which only makes a delivery's settle of this ticket wait for the write's commit.
+    fn ticket_and_xrefs_locked(
+        &mut self,
+        ticket_id: i64,
+    ) -> QueryResult<Option<(models::TicketRow, Vec<models::XrefRow>)>>;
+    /// Appends journal entries in one statement (PostgreSQL; on SQLite, in process, one each).
+    fn insert_journals(&mut self, rows: &[models::NewJournal]) -> QueryResult<()>;
+}
+
+/// Splits the rows of a ticket joined with its cross-references.
+fn ticket_with_xrefs(
+    rows: Vec<(models::TicketRow, models::XrefRow)>,
+) -> Option<(models::TicketRow, Vec<models::XrefRow>)> {
+    let mut rows = rows.into_iter();
+    let (ticket, first) = rows.next()?;
+    Some((ticket, std::iter::once(first).chain(rows.map(|(_, x)| x)).collect()))
 }
 
 impl Dialect for SqliteConnection {
@@ -215,12 +245,52 @@ impl Dialect for SqliteConnection {
         use schema::tickets::dsl as t;
         t::tickets.find(ticket_id).select(models::TicketRow::as_select()).first(self).optional()
     }
+
+    fn ticket_and_xrefs_locked(
+        &mut self,
+        ticket_id: i64,
+    ) -> QueryResult<Option<(models::TicketRow, Vec<models::XrefRow>)>> {
+        use schema::{tickets, xrefs};
+        tickets::table
+            .inner_join(xrefs::table)
+            .filter(tickets::id.eq(ticket_id))
+            .order(xrefs::id)
+            .select((models::TicketRow::as_select(), models::XrefRow::as_select()))
+            .load(self)
+            .map(ticket_with_xrefs)
+    }
+
+    fn insert_journals(&mut self, rows: &[models::NewJournal]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(schema::journal::table).values(row).execute(self)?;
+        }
+        Ok(())
+    }
 }
 
 impl Dialect for PgConnection {
     fn ticket_locked(&mut self, ticket_id: i64) -> QueryResult<Option<models::TicketRow>> {
         use schema::tickets::dsl as t;
         t::tickets.find(ticket_id).select(models::TicketRow::as_select()).for_update().first(self).optional()
+    }
+
+    fn ticket_and_xrefs_locked(
+        &mut self,
+        ticket_id: i64,
+    ) -> QueryResult<Option<(models::TicketRow, Vec<models::XrefRow>)>> {
+        use schema::{tickets, xrefs};
+        tickets::table
+            .inner_join(xrefs::table)
+            .filter(tickets::id.eq(ticket_id))
+            .order(xrefs::id)
+            .select((models::TicketRow::as_select(), models::XrefRow::as_select()))
+            .for_update()
+            .load(self)
+            .map(ticket_with_xrefs)
+    }
+
+    fn insert_journals(&mut self, rows: &[models::NewJournal]) -> QueryResult<()> {
+        diesel::insert_into(schema::journal::table).values(rows).execute(self).map(|_| ())
     }
 }
 
@@ -319,7 +389,9 @@ impl Db {
                 .max_size(pool_size.max(1))
                 .connection_timeout(timeout)
                 .connection_customizer(Box::new(PgSession { durability: opts.durability }))
-                .build(ConnectionManager::<PgConnection>::new(url))
+                // Checked at check-out without a round trip (see `pg_pool`).
+                .test_on_check_out(true)
+                .build(pg_pool::PgManager::new(url))
                 .map_err(|e| StoreError::Connect(redact_url(&e.to_string(), url)))?;
             Ok(Db::Postgres(pool))
         } else {
@@ -343,8 +415,8 @@ impl Db {
                 .connection_timeout(timeout)
                 .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms, durability: opts.durability }))
                 // A local file connection does not go stale; the check-out ping (`SELECT 1`)
-                // would cost a statement per request. (Kept on PostgreSQL, where it catches
-                // connections a server restart killed.)
+                // would cost a statement per request. (PostgreSQL's is replaced by a check
+                // without a round trip: see `pg_pool`.)
                 .test_on_check_out(false)
                 .build(ConnectionManager::<SqliteConnection>::new(path))
                 .map_err(|e| StoreError::Connect(e.to_string()))?;

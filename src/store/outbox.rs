@@ -125,6 +125,12 @@ pub trait OutboxRepo {
     /// Every dead letter of `partner` → pending; returns how many.
     fn replay_partner(&mut self, partner: &str, now: i64) -> QueryResult<usize>;
     fn paused_partners(&mut self) -> QueryResult<Vec<String>>;
+    /// Partners nothing is claimed for at `now`: paused, or with a breaker some processor
+    /// opened (see [`OutboxRepo::set_breaker`]).
+    fn held_partners(&mut self, now: i64) -> QueryResult<Vec<String>>;
+    /// Shares a partner's circuit breaker with every processor: open until `open_until`, or
+    /// closed (`None`).
+    fn set_breaker(&mut self, partner: &str, open_until: Option<i64>, now: i64) -> QueryResult<()>;
     fn set_paused(&mut self, partner: &str, paused: bool, now: i64) -> QueryResult<()>;
     fn outbox_stats(&mut self) -> QueryResult<Vec<OutboxStat>>;
     fn failure_counts(&mut self, since: i64) -> QueryResult<Vec<FailureCount>>;
@@ -332,6 +338,28 @@ impl OutboxRepo for $conn {
 
     fn paused_partners(&mut self) -> QueryResult<Vec<String>> {
         partner_controls::table.filter(partner_controls::paused.eq(true)).select(partner_controls::partner).load(self)
+    }
+
+    fn held_partners(&mut self, now: i64) -> QueryResult<Vec<String>> {
+        partner_controls::table
+            .filter(partner_controls::paused.eq(true).or(partner_controls::breaker_open_until.gt(now)))
+            .select(partner_controls::partner)
+            .load(self)
+    }
+
+    fn set_breaker(&mut self, partner: &str, open_until: Option<i64>, now: i64) -> QueryResult<()> {
+        diesel::insert_into(partner_controls::table)
+            .values((
+                partner_controls::partner.eq(partner),
+                partner_controls::paused.eq(false),
+                partner_controls::updated_at.eq(now),
+                partner_controls::breaker_open_until.eq(open_until),
+            ))
+            .on_conflict(partner_controls::partner)
+            .do_update()
+            .set(partner_controls::breaker_open_until.eq(open_until))
+            .execute(self)
+            .map(|_| ())
     }
 
     fn set_paused(&mut self, partner: &str, paused: bool, now: i64) -> QueryResult<()> {

@@ -128,6 +128,7 @@ diesel::table! {
         partner -> Text,
         paused -> Bool,
         updated_at -> BigInt,
+        breaker_open_until -> Nullable<BigInt>,
     }
 }
 
@@ -286,6 +287,23 @@ diesel::table! {
         cause -> Text,
         action -> Text,
         at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signals (name) {
+        name -> Text,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    processes (id) {
+        id -> Text,
+        kind -> Text,
+        started_at -> BigInt,
+        seen_at -> BigInt,
+        revoked_heard -> BigInt,
     }
 }
 

@@ -212,6 +212,12 @@ pub(super) fn record_changes<C: Repos + ?Sized>(
     by: &str,
     now: i64,
 ) -> Result<(), SyncError> {
+    let entry = stamp_changes(before, after, by);
+    insert_entries(c, after.id, by, now, &[entry])
+}
+
+/// [`record_changes`] without the insert: stamps `after` and returns its field-change entry.
+fn stamp_changes(before: &Ticket, after: &mut Ticket, by: &str) -> Entry {
     let changed = changed_fields(&before.values, &after.values);
     let body: Map<String, Value> =
         changed.iter().map(|k| (k.to_string(), json!({"from": before.get(k), "to": after.get(k)}))).collect();
@@ -219,15 +225,46 @@ pub(super) fn record_changes<C: Repos + ?Sized>(
     for k in changed {
         after.stamps.insert(k.to_string(), stamp.clone());
     }
-    c.insert_journal(&NewJournal {
-        ticket_id: after.id,
-        kind: JournalKind::FieldChange.as_str(),
-        author_partner: by,
-        partner_entry_id: None,
-        body: &Value::Object(body).to_string(),
-        created_at: now,
-        version: Some(after.version),
-    })?;
+    Entry {
+        kind: JournalKind::FieldChange,
+        entry_id: None,
+        body: Value::Object(body).to_string(),
+        version: after.version,
+    }
+}
+
+/// A journal entry of the write, kept until the write's one journal statement.
+struct Entry {
+    kind: JournalKind,
+    entry_id: Option<String>,
+    body: String,
+    version: i64,
+}
+
+/// Appends the write's journal entries, in one statement.
+fn insert_entries<C: Repos + ?Sized>(
+    c: &mut C,
+    ticket_id: i64,
+    by: &str,
+    now: i64,
+    entries: &[Entry],
+) -> Result<(), SyncError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewJournal> = entries
+        .iter()
+        .map(|e| NewJournal {
+            ticket_id,
+            kind: e.kind.as_str(),
+            author_partner: by,
+            partner_entry_id: e.entry_id.as_deref(),
+            body: &e.body,
+            created_at: now,
+            version: Some(e.version),
+        })
+        .collect();
+    c.insert_journals(&rows)?;
     Ok(())
 }
 
@@ -293,7 +330,8 @@ fn create<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, S
         seen_version: 1,
     };
     c.insert_xref(&xref).map_err(|e| duplicate_or(e, pid.as_deref().unwrap_or_default(), &ticket.number))?;
-    let journal = write_journal(c, cmd, &ticket, 1, &cmd.mapped.journal)?;
+    let (journal, entries) = new_entries(c, cmd, &ticket, 1, &cmd.mapped.journal)?;
+    insert_entries(c, ticket.id, &contract.id, cmd.now, &entries)?;
     Ok(Applied {
         created: true,
         before: ticket.clone(),
@@ -312,10 +350,10 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     let workflow = &cmd.registry.workflow;
     let not_found = || SyncError::NotFound { reference: reference.to_string() };
     let resolved = resolve_xref(c, &contract.id, reference)?;
-    let before = c.ticket_locked(resolved.ticket_id)?.ok_or_else(not_found)?.into_ticket()?;
-    // Read under the lock (a recall or a bond may have committed since the reference was
-    // resolved); fan-out reuses them.
-    let xrefs = c.xrefs_of_ticket(before.id)?;
+    // The cross-references are read under the lock, in the same statement (a recall or a bond
+    // may have committed since the reference was resolved); fan-out reuses them.
+    let (row, xrefs) = c.ticket_and_xrefs_locked(resolved.ticket_id)?.ok_or_else(not_found)?;
+    let before = row.into_ticket()?;
     let xref = xrefs.iter().find(|x| x.partner == contract.id && x.active).cloned().ok_or_else(not_found)?;
     if let Some(given) = cmd.if_match {
         if given != before.version {
@@ -412,7 +450,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         }
     }
 
-    let journal = write_journal(c, cmd, &before, before.version + 1, &cmd.mapped.journal)?;
+    let (journal, mut entries) = new_entries(c, cmd, &before, before.version + 1, &cmd.mapped.journal)?;
     let fields_changed = values != before.values;
     let conflict = match detected.is_empty() {
         true => None,
@@ -430,6 +468,7 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     };
     let open_conflicts = before.open_conflicts + i64::from(held);
     if !fields_changed && journal.is_empty() {
+        // (No entries: nothing to insert.)
         if held {
             c.set_open_conflicts(before.id, open_conflicts)?;
         }
@@ -457,8 +496,10 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
         ..before.clone()
     };
     if fields_changed {
-        record_changes(c, &before, &mut after, &contract.id, cmd.now)?;
+        entries.push(stamp_changes(&before, &mut after, &contract.id));
     }
+    // The work notes first, then the field change: one statement for all.
+    insert_entries(c, after.id, &contract.id, cmd.now, &entries)?;
     // The queue is looked at only when the ticket has open records.
     let superseded = match before.open_conflicts > 0 && fields_changed {
         true => conflicts::supersede(c, &after, conflict.as_ref().map(|c| c.id), cmd.now)?,
@@ -480,33 +521,30 @@ fn update<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand, reference: &str) -> 
     })
 }
 
-/// Appends work notes and comments, dropping entries the partner already sent (same entry id).
-fn write_journal<C: Repos + ?Sized>(
+/// The work notes and comments to append, less entries the partner already sent (same entry
+/// id): what the answer and the events count, and the rows for [`insert_entries`].
+fn new_entries<C: Repos + ?Sized>(
     c: &mut C,
     cmd: &WriteCommand,
     ticket: &Ticket,
     version: i64,
     entries: &[JournalInput],
-) -> Result<Vec<JournalInput>, SyncError> {
+) -> Result<(Vec<JournalInput>, Vec<Entry>), SyncError> {
     let mut written = Vec::new();
+    let mut rows = Vec::new();
     for e in entries {
         if let Some(id) = &e.entry_id {
-            if c.journal_entry_exists(ticket.id, &cmd.contract.id, id)? {
+            // Sent before, or twice in this request.
+            if rows.iter().any(|r: &Entry| r.entry_id.as_ref() == Some(id))
+                || c.journal_entry_exists(ticket.id, &cmd.contract.id, id)?
+            {
                 continue;
             }
         }
-        c.insert_journal(&NewJournal {
-            ticket_id: ticket.id,
-            kind: e.kind.as_str(),
-            author_partner: &cmd.contract.id,
-            partner_entry_id: e.entry_id.as_deref(),
-            body: &e.body,
-            created_at: cmd.now,
-            version: Some(version),
-        })?;
+        rows.push(Entry { kind: e.kind, entry_id: e.entry_id.clone(), body: e.body.clone(), version });
         written.push(e.clone());
     }
-    Ok(written)
+    Ok((written, rows))
 }
 
 /// Priority follows impact × urgency unless the writer set it explicitly.

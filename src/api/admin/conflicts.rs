@@ -312,7 +312,7 @@ pub fn announce(state: &AppState, r: &Resolved) {
         );
     }
     if !r.fanned_out_to.is_empty() {
-        state.wake.notify_one();
+        state.wake_outbox();
     }
 }
 

@@ -133,7 +133,7 @@ async fn on_dead_letter(
 ) -> Result<HttpResponse, ApiError> {
     if state.db.write(move |c| action(c, id)).await? {
         tracing::info!(outbox_id = id, action = done, "dead letter handled by an operator");
-        state.wake.notify_one();
+        state.wake_outbox();
         Ok(HttpResponse::Ok().json(ReplayResult { replayed }))
     } else {
         Err(ApiError::NotFound(format!("no dead letter with id {id}")))
@@ -169,7 +169,7 @@ pub async fn replay_partner(
     let partner = q.partner.clone();
     let n = state.db.write(move |c| outbox_admin::replay_partner(c, &partner)).await?;
     tracing::info!(partner = %q.partner, replayed = n, "dead letters replayed");
-    state.wake.notify_one();
+    state.wake_outbox();
     Ok(HttpResponse::Ok().json(ReplayResult { replayed: n }))
 }
 
@@ -186,7 +186,7 @@ async fn set_paused(state: web::Data<AppState>, id: String, paused: bool) -> Res
     let p = id.clone();
     state.db.write(move |c| outbox_admin::set_paused(c, &p, paused)).await?;
     tracing::info!(partner = %id, paused, "partner delivery switch changed");
-    state.wake.notify_one();
+    state.wake_outbox();
     Ok(HttpResponse::Ok().json(PartnerControl { partner: id, paused }))
 }
 

@@ -151,7 +151,7 @@ pub(crate) fn committed(state: &AppState, outcome: &WriteOutcome) {
         );
     }
     if !outcome.fanned_out_to.is_empty() {
-        state.wake.notify_one();
+        state.wake_outbox();
     }
     if !outcome.replayed {
         announce_conflicts(state, outcome);

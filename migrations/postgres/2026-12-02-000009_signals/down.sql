@@ -1,0 +1,3 @@
+ALTER TABLE partner_controls DROP COLUMN breaker_open_until;
+DROP TABLE processes;
+DROP TABLE signals;

@@ -1,0 +1,267 @@
+//! One thread per process that hears the database's signals ([`super::signals`]) and keeps the
+//! process on the roll of live processes (table `processes`).
+//!
+//! What it hears: a revocation (the `revoked` hook, then an acknowledgement on the roll, which
+//! is what a revoking command waits for: see [`await_revocation`]) and, on PostgreSQL, the
+//! outbox nudge (the `outbox` hook). What it sends: the outbox nudge, at most once per poll,
+//! when [`Listener::nudge_outbox`] was called since (a write fanned out here, and another
+//! process delivers). PostgreSQL: `LISTEN` on a connection of its own, read every poll without
+//! a round trip; SQLite: the revocation counter, read every poll. When the database cannot be
+//! reached, the `listening(false)` hook runs and the thread reconnects.
+
+use super::signals::{SignalRepo, OUTBOX, REVOKED};
+use super::{Backend, StoreError};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the listener calls (on its own thread).
+pub struct Hooks {
+    /// A credential was revoked somewhere: forget what was remembered.
+    pub revoked: Box<dyn Fn() + Send>,
+    /// Revocations are heard (`true`) or may be missed (`false`).
+    pub listening: Box<dyn Fn(bool) + Send>,
+    /// Another process committed writes that fanned out.
+    pub outbox: Box<dyn Fn() + Send>,
+}
+
+/// How the listener runs.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    pub url: String,
+    /// `serve` or `worker`: on the roll.
+    pub kind: &'static str,
+    pub poll: Duration,
+    /// How often the roll is told this process is alive.
+    pub heartbeat: Duration,
+}
+
+/// The running listener; stops (and leaves the roll) when dropped.
+pub struct Listener {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    nudge: AtomicBool,
+    /// Live `serve` processes on the roll, this one included (at least 1).
+    gateways: AtomicUsize,
+}
+
+impl Listener {
+    pub fn start(settings: ListenerSettings, hooks: Hooks) -> Result<Listener, StoreError> {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            nudge: AtomicBool::new(false),
+            gateways: AtomicUsize::new(1),
+        });
+        let id = format!(
+            "{}-{}-{}",
+            settings.kind,
+            std::process::id(),
+            crate::util::random_token(6).map_err(|e| StoreError::Connect(e.to_string()))?
+        );
+        let s2 = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("ebond-listener".into())
+            .spawn(move || run(&settings, &id, &hooks, &s2))
+            .map_err(|e| StoreError::Connect(format!("cannot start the listener thread: {e}")))?;
+        Ok(Listener { shared, thread: Some(thread) })
+    }
+
+    /// Asks every outbox processor of the database to look for due rows now (coalesced: one
+    /// `NOTIFY` per poll at most; nothing on SQLite).
+    pub fn nudge_outbox(&self) {
+        self.shared.nudge.store(true, Ordering::Release);
+    }
+
+    /// Live `ebond serve` processes on this database, this one included.
+    pub fn gateways(&self) -> usize {
+        self.shared.gateways.load(Ordering::Acquire).max(1)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(settings: &ListenerSettings, id: &str, hooks: &Hooks, shared: &Shared) {
+    let mut warned = false;
+    while !shared.stop.load(Ordering::Acquire) {
+        let result = match Backend::of_url(&settings.url) {
+            Ok(Backend::Postgres) => PgConnection::establish(&settings.url)
+                .map_err(|e| StoreError::Connect(e.to_string()))
+                .and_then(|mut c| session(&mut c, settings, id, hooks, shared)),
+            Ok(Backend::Sqlite) => {
+                let path = settings.url.strip_prefix("sqlite://").unwrap_or(&settings.url);
+                SqliteConnection::establish(path).map_err(|e| StoreError::Connect(e.to_string())).and_then(|mut c| {
+                    c.batch_execute("PRAGMA busy_timeout = 5000;")?;
+                    session(&mut c, settings, id, hooks, shared)
+                })
+            }
+            Err(e) => Err(e),
+        };
+        (hooks.listening)(false);
+        match result {
+            Err(e) if !warned => {
+                tracing::warn!(error = %e, "the signal listener lost the database: tokens are checked against it on every request until it is back");
+                warned = true;
+            }
+            _ => {}
+        }
+        // Reconnect in a second, or stop.
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until && !shared.stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// What one poll heard.
+#[derive(Default)]
+struct Heard {
+    revoked: bool,
+    outbox: bool,
+}
+
+/// The per-backend half of a session.
+trait Hear: SignalRepo {
+    fn listen(&mut self) -> Result<(), StoreError>;
+    /// What arrived since the last poll; `generation` is the revocation counter last seen.
+    fn heard(&mut self, generation: i64) -> Result<Heard, StoreError>;
+    fn send_nudge(&mut self) -> Result<(), StoreError>;
+}
+
+impl Hear for PgConnection {
+    fn listen(&mut self) -> Result<(), StoreError> {
+        Ok(self.batch_execute(&format!("LISTEN {REVOKED}; LISTEN {OUTBOX};"))?)
+    }
+
+    /// No round trip: libpq reads what the server already sent.
+    fn heard(&mut self, _generation: i64) -> Result<Heard, StoreError> {
+        let mut heard = Heard::default();
+        for n in self.notifications_iter() {
+            match n?.channel.as_str() {
+                REVOKED => heard.revoked = true,
+                OUTBOX => heard.outbox = true,
+                _ => {}
+            }
+        }
+        Ok(heard)
+    }
+
+    fn send_nudge(&mut self) -> Result<(), StoreError> {
+        Ok(self.batch_execute(&format!("NOTIFY {OUTBOX}"))?)
+    }
+}
+
+impl Hear for SqliteConnection {
+    fn listen(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn heard(&mut self, generation: i64) -> Result<Heard, StoreError> {
+        Ok(Heard { revoked: self.revoked_generation()? != generation, outbox: false })
+    }
+
+    fn send_nudge(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// One connected session: on the roll and listening until the connection fails or the process
+/// stops (then off the roll).
+fn session<C: Hear>(
+    c: &mut C,
+    settings: &ListenerSettings,
+    id: &str,
+    hooks: &Hooks,
+    shared: &Shared,
+) -> Result<(), StoreError> {
+    c.listen()?;
+    // Listening first, then the counter: a revocation after this read is heard.
+    let mut generation = c.revoked_generation()?;
+    let heartbeat_ms = i64::try_from(settings.heartbeat.as_millis()).unwrap_or(i64::MAX);
+    let now = crate::util::now_ms();
+    c.join_roll(id, settings.kind, now, generation, now - 60 * heartbeat_ms)?;
+    // Anything remembered before now may have been revoked unheard.
+    (hooks.listening)(true);
+    let mut last_beat = Instant::now() - settings.heartbeat;
+    let result = loop {
+        if shared.stop.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        if let Err(e) = poll(c, settings, id, hooks, shared, &mut generation, &mut last_beat) {
+            break Err(e);
+        }
+        std::thread::sleep(settings.poll);
+    };
+    let _ = c.leave_roll(id);
+    result
+}
+
+fn poll<C: Hear>(
+    c: &mut C,
+    settings: &ListenerSettings,
+    id: &str,
+    hooks: &Hooks,
+    shared: &Shared,
+    generation: &mut i64,
+    last_beat: &mut Instant,
+) -> Result<(), StoreError> {
+    if shared.nudge.swap(false, Ordering::AcqRel) {
+        c.send_nudge()?;
+    }
+    let heard = c.heard(*generation)?;
+    if heard.revoked {
+        // Read the counter before forgetting: the acknowledgement then never claims more than
+        // was forgotten.
+        let now_at = c.revoked_generation()?;
+        (hooks.revoked)();
+        c.ack_revoked(id, now_at)?;
+        *generation = now_at;
+    }
+    if heard.outbox {
+        (hooks.outbox)();
+    }
+    if last_beat.elapsed() >= settings.heartbeat {
+        let now = crate::util::now_ms();
+        if !c.heartbeat(id, now)? {
+            c.join_roll(id, settings.kind, now, *generation, 0)?;
+        }
+        let since = now - 3 * i64::try_from(settings.heartbeat.as_millis()).unwrap_or(i64::MAX / 4);
+        let live = c.live_gateways(since)?;
+        shared.gateways.store(usize::try_from(live).unwrap_or(1).max(1), Ordering::Release);
+        *last_beat = Instant::now();
+    }
+    Ok(())
+}
+
+/// Waits until every live process has heard revocation `generation` (forgotten the tokens it
+/// remembered), up to `timeout`; returns the processes that have not.
+pub fn await_revocation(
+    db: &super::Db,
+    generation: i64,
+    heartbeat: Duration,
+    timeout: Duration,
+) -> Result<Vec<String>, StoreError> {
+    let deadline = Instant::now() + timeout;
+    let window = 3 * i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX / 4);
+    loop {
+        let since = crate::util::now_ms() - window;
+        let unheard = db.read_now(move |c| c.unheard(generation, since).map_err(StoreError::from))?;
+        if unheard.is_empty() || Instant::now() >= deadline {
+            return Ok(unheard);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
