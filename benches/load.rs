@@ -88,6 +88,19 @@ struct Options {
     /// Time the outbox claim before and after this many delivered rows join the history.
     #[arg(long, default_value_t = 0)]
     history: usize,
+    /// Several processes on one PostgreSQL database: this many `ebond serve` behind the load
+    /// generator (round robin, none delivering) …
+    #[arg(long, default_value_t = 1, value_parser = positive)]
+    gateways: usize,
+    /// … and this many `ebond worker`s delivering (implies `--outbound`).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+}
+
+impl Options {
+    fn several(&self) -> bool {
+        self.gateways > 1 || self.workers > 0
+    }
 }
 
 fn parse_db(v: &str) -> Result<String, String> {
@@ -111,7 +124,17 @@ fn parse_fraction(v: &str) -> Result<f64, String> {
 fn options() -> Options {
     use clap::Parser;
     // cargo passes `--bench` to every benchmark binary.
-    Options::parse_from(std::iter::once("load".to_string()).chain(std::env::args().skip(1).filter(|a| a != "--bench")))
+    let mut opts = Options::parse_from(
+        std::iter::once("load".to_string()).chain(std::env::args().skip(1).filter(|a| a != "--bench")),
+    );
+    if opts.several() {
+        if opts.db == "sqlite" {
+            eprintln!("--gateways / --workers need --db postgres://…: several processes share a PostgreSQL database");
+            std::process::exit(2);
+        }
+        opts.outbound = opts.outbound || opts.workers > 0;
+    }
+    opts
 }
 
 fn main() {
@@ -129,9 +152,20 @@ async fn run(opts: Options) {
     let receipts: Receipts = Arc::new(Mutex::new(HashMap::new()));
     let sink = if opts.outbound { Some(start_sink(receipts.clone()).await) } else { None };
     let contracts = bench_contracts(tmp.path(), sink.as_deref().unwrap_or("http://127.0.0.1:9")); // port 9: discard
-    let mut server = Server::start(&opts, &url, tmp.path(), &contracts).await;
+    let mut server = Server::start(&opts, &url, tmp.path(), &contracts, "serve", 0).await;
+    // Several processes: the other gateways and the workers (none of the gateways delivers).
+    let mut others = Vec::new();
+    for n in 1..opts.gateways {
+        others.push(Server::start(&opts, &url, tmp.path(), &contracts, "serve", n).await);
+    }
+    for n in 0..opts.workers {
+        others.push(Server::start(&opts, &url, tmp.path(), &contracts, "worker", n).await);
+    }
     let http = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build().expect("client");
     let base = server.base.clone();
+    let bases: Vec<String> = std::iter::once(base.clone())
+        .chain(others.iter().filter(|o| !o.base.is_empty()).map(|o| o.base.clone()))
+        .collect();
 
     // Provisioning: a credential, one ticket made through the API as a template, then N-1
     // copies of it inserted in bulk (making 1,000,000 tickets through HTTP would take longer
@@ -169,7 +203,15 @@ async fn run(opts: Options) {
     );
     println!("# machine: {}", machine());
     let writes_per_patch;
-    let load = Load { http: http.clone(), base: base.clone(), token: token.clone(), numbers: Arc::new(numbers) };
+    let load =
+        Load { http: http.clone(), bases: Arc::new(bases.clone()), token: token.clone(), numbers: Arc::new(numbers) };
+    if opts.several() {
+        wait_for_roll(&db, opts.gateways + opts.workers).await;
+        println!(
+            "# processes: {} ebond serve (round robin) + {} ebond worker on one database",
+            opts.gateways, opts.workers
+        );
+    }
     if !opts.outbound {
         let outbox_before = count(&db, "outbox");
         let trips = RoundTrips::start(&db);
@@ -223,6 +265,8 @@ async fn run(opts: Options) {
         );
         let order = order_violations(&receipts, &max.accepted);
         println!("per-ticket order violations: {order}");
+        let (same, different) = duplicates();
+        println!("changes delivered more than once: {same} with the same webhook-id, {different} with different ones");
         let rate = max.rate() * 0.5;
         let cpu = server.cpu_ticks();
         let paced = load.run(&opts, Some(rate)).await;
@@ -238,6 +282,10 @@ async fn run(opts: Options) {
             lags.len()
         );
         println!("server peak RSS: {:.1} MB", server.peak_rss_mb());
+        if opts.several() {
+            revocation_check(&http, &bases, &db, &url, tmp.path()).await;
+            rate_limit_check(&http, &bases, &db, ENOVIA_PER_MINUTE, 5).await;
+        }
         println!();
         println!("| backend | writes/s (delivering) | deliveries/s | ratio | order violations | write→receipt p50 / p99 at 50 % (ms) | peak RSS (MB) |");
         println!("|---|---|---|---|---|---|---|");
@@ -284,24 +332,38 @@ struct Server {
 }
 
 impl Server {
-    async fn start(opts: &Options, url: &str, tmp: &std::path::Path, contracts: &std::path::Path) -> Server {
+    /// `command` is `serve` or `worker`; the `n`th of its kind logs to its own file. With
+    /// several processes, only workers deliver.
+    async fn start(
+        opts: &Options,
+        url: &str,
+        tmp: &std::path::Path,
+        contracts: &std::path::Path,
+        command: &str,
+        n: usize,
+    ) -> Server {
         let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let log = std::fs::File::create(tmp.join("server.log")).expect("log file");
+        let name = if n == 0 && command == "serve" { "server.log".to_string() } else { format!("{command}-{n}.log") };
+        let log = std::fs::File::create(tmp.join(&name)).expect("log file");
+        let deliver = opts.outbound && !opts.several();
         let child = Command::new(env!("CARGO_BIN_EXE_ebond"))
-            .arg("serve")
+            .arg(command)
             .env("EBOND_DATABASE_URL", url)
             .env("EBOND_BIND", format!("127.0.0.1:{port}"))
             .env("EBOND_DATA_DIR", tmp.join("data"))
             .env("EBOND_CONTRACTS_DIR", contracts)
             .env("EBOND_DATABASE_DURABILITY", &opts.durability)
-            .env("EBOND_OUTBOX_IN_PROCESS", opts.outbound.to_string())
+            .env("EBOND_OUTBOX_IN_PROCESS", deliver.to_string())
             .env("EBOND_OUTBOX_CONCURRENCY", "256")
             .env("EBOND_OUTBOX_POLL_INTERVAL_MS", "50")
             .env("EBOND_LOG_FORMAT", "json")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("start ebond serve");
+            .expect("start ebond");
+        if command == "worker" {
+            return Server { child, base: String::new() };
+        }
         let base = format!("http://127.0.0.1:{port}/api/ebond/v1");
         let ready = format!("http://127.0.0.1:{port}/readyz");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -312,7 +374,7 @@ impl Server {
                 }
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(tmp.join("server.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(tmp.join(&name)).unwrap_or_default();
                 panic!("ebond serve did not become ready:\n{log}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -638,7 +700,8 @@ fn ceiling(db: &ebond::store::Db, url: &str, opts: &Options, outbox_rows: usize)
 
 struct Load {
     http: reqwest::Client,
-    base: String,
+    /// The gateways, taken in turn.
+    bases: Arc<Vec<String>>,
     token: String,
     numbers: Arc<Vec<String>>,
 }
@@ -686,8 +749,8 @@ impl Load {
         let deadline = started + Duration::from_secs(opts.seconds);
         let mut tasks = Vec::new();
         for worker in 0..concurrency {
-            let (http, token, base, numbers) =
-                (self.http.clone(), self.token.clone(), self.base.clone(), self.numbers.clone());
+            let (http, token, bases, numbers) =
+                (self.http.clone(), self.token.clone(), self.bases.clone(), self.numbers.clone());
             let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -721,6 +784,7 @@ impl Load {
                         body["state"] = json!("2");
                     }
                     let sent = if interval.is_some() { next } else { Instant::now() };
+                    let base = &bases[i as usize % bases.len()];
                     let resp = http.patch(format!("{base}/tickets/{n}")).bearer_auth(&token).json(&body).send().await;
                     let status = match resp {
                         Ok(r) => {
@@ -813,6 +877,140 @@ fn lags(receipts: &Receipts, accepted: &[(String, i64, String, Instant)]) -> Vec
     lags
 }
 
+/// ENOVIA's inbound limit in the benchmark's contracts (what `--gateways` checks).
+const ENOVIA_PER_MINUTE: u32 = 3000;
+
+/// Every `webhook-id` each change arrived with (more than one entry: delivered twice).
+static WEBHOOK_IDS: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
+
+/// Changes delivered more than once: (with the same `webhook-id`, with different ones).
+fn duplicates() -> (usize, usize) {
+    let ids = WEBHOOK_IDS.lock().expect("ids");
+    let twice = ids.values().filter(|v| v.len() > 1);
+    let (mut same, mut different) = (0, 0);
+    for v in twice {
+        if v.iter().all(|id| *id == v[0]) {
+            same += 1;
+        } else {
+            different += 1;
+        }
+    }
+    (same, different)
+}
+
+/// Waits until `n` processes are on the database's roll (each then knows how many gateways
+/// share the partners' rate limits).
+async fn wait_for_roll(db: &ebond::store::Db, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let live = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || count(&db, "processes")).await.expect("roll")
+        };
+        if live as usize >= n {
+            // One more heartbeat, so every process has read the roll.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the processes did not all join the roll");
+}
+
+/// A credential revoked while every gateway remembers its token: each must refuse it at once.
+async fn revocation_check(
+    http: &reqwest::Client,
+    bases: &[String],
+    db: &ebond::store::Db,
+    url: &str,
+    tmp: &std::path::Path,
+) {
+    let cred = {
+        let mut conn = db.get().expect("conn");
+        ebond::with_conn!(&mut conn, c => ebond::auth::tokens::issue_credential(c, Some("servicenow"), 1000))
+            .expect("credential")
+    };
+    let token = token(http, &bases[0], &cred).await;
+    for base in bases {
+        let s = http.get(format!("{base}/tickets?limit=1")).bearer_auth(&token).send().await.expect("get").status();
+        assert_eq!(s.as_u16(), 200, "the new token works at {base}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ebond"))
+        .args(["partner", "credentials", "revoke", "servicenow", "--client-id", &cred.client_id])
+        .env("EBOND_DATABASE_URL", url)
+        .env("EBOND_DATA_DIR", tmp.join("data"))
+        .output()
+        .expect("ebond partner credentials revoke");
+    assert!(out.status.success(), "revoke: {}", String::from_utf8_lossy(&out.stderr));
+    let mut refused = 0;
+    for base in bases {
+        let s = http.get(format!("{base}/tickets?limit=1")).bearer_auth(&token).send().await.expect("get").status();
+        refused += usize::from(s.as_u16() == 401);
+    }
+    println!(
+        "revocation: the revoked credential's token refused at once by {refused} of {} gateways{}",
+        bases.len(),
+        String::from_utf8_lossy(&out.stderr).trim().lines().map(|l| format!(" ({l})")).collect::<String>()
+    );
+}
+
+/// ENOVIA's inbound limit (`per_minute`), hit through every gateway in turn for `seconds`: the
+/// 200s must stay within 10 % of what one gateway alone would let through (a full bucket,
+/// then the refill).
+async fn rate_limit_check(
+    http: &reqwest::Client,
+    bases: &[String],
+    db: &ebond::store::Db,
+    per_minute: u32,
+    seconds: u64,
+) {
+    let cred = {
+        let mut conn = db.get().expect("conn");
+        ebond::with_conn!(&mut conn, c => ebond::auth::tokens::issue_credential(c, Some("enovia"), 1000))
+            .expect("credential")
+    };
+    let token = token(http, &bases[0], &cred).await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let seq = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (http, token, bases, seq) = (http.clone(), token.clone(), bases.to_vec(), seq.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut limited) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let i = seq.fetch_add(1, Ordering::Relaxed) as usize;
+                let base = &bases[i % bases.len()];
+                match http
+                    .get(format!("{base}/tickets?limit=1"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                {
+                    Ok(200) => ok += 1,
+                    Ok(429) => limited += 1,
+                    _ => {}
+                }
+            }
+            (ok, limited)
+        }));
+    }
+    let (mut ok, mut limited) = (0, 0);
+    for t in tasks {
+        let (o, l) = t.await.expect("client");
+        ok += o;
+        limited += l;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = f64::from(per_minute) * (1.0 + elapsed / 60.0);
+    println!(
+        "inbound rate limit {per_minute}/min across {} gateways: {ok} accepted and {limited} refused (429) in {elapsed:.1} s; one gateway alone would accept {allowed:.0}: {:+.1} %",
+        bases.len(),
+        (ok as f64 / allowed - 1.0) * 100.0
+    );
+}
+
 /// A subscribed partner on loopback: records when each change arrives and answers like an
 /// MSP's ticket API.
 async fn start_sink(receipts: Receipts) -> String {
@@ -830,6 +1028,8 @@ async fn start_sink(receipts: Receipts) -> String {
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 if let Some(s) = v["summary"].as_str() {
                     receipts.lock().expect("receipts").entry(s.to_string()).or_insert((now, seq));
+                    let id = req.headers().get("webhook-id").and_then(|h| h.to_str().ok()).unwrap_or_default();
+                    WEBHOOK_IDS.lock().expect("ids").entry(s.to_string()).or_default().push(id.to_string());
                 }
                 if req.method() == actix_web::http::Method::POST {
                     HttpResponse::Created().json(json!({"ticket_number": format!("ACME-{:07}", seq)}))
@@ -864,6 +1064,9 @@ fn bench_contracts(dir: &std::path::Path, sink: &str) -> std::path::PathBuf {
             .replace("rate_limit_per_minute = 60", "rate_limit_per_minute = 1000000")
             .replace("env:EBOND_ACME_SIGNING_SECRET", &format!("file:{}", secret.display()))
             .replace("env:EBOND_ACME_PASSWORD", &format!("file:{}", pw.display()));
+        if f == "enovia.toml" {
+            text = text.replacen("[auth]\n", &format!("[auth]\nrate_limit_per_minute = {ENOVIA_PER_MINUTE}\n"), 1);
+        }
         if f == "servicenow.toml" {
             // ServiceNow's inbound limit (default 600/min) would turn the load into 429s.
             text = text.replacen("[auth]\n", "[auth]\nrate_limit_per_minute = 1000000\n", 1);

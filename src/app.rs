@@ -91,6 +91,7 @@ pub fn state_for(settings: Settings, kind: &'static str) -> anyhow::Result<AppSt
         crate::store::listener::ListenerSettings {
             url: state.settings.effective_database_url(),
             kind,
+            delivers: kind == "worker" || state.settings.outbox.in_process,
             poll: std::time::Duration::from_millis(state.settings.database.signal_poll_ms.max(1)),
             heartbeat: std::time::Duration::from_millis(state.settings.database.heartbeat_ms.max(10)),
         },

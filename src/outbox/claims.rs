@@ -8,6 +8,10 @@ impl Processor {
     /// Delivers until `shutdown` turns true, then waits (bounded) for deliveries in flight.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.worker, concurrency = self.settings.concurrency, "outbox processor started");
+        let jobs = self.settle_jobs.lock().ok().and_then(|mut j| j.take());
+        if let Some(jobs) = jobs {
+            tokio::spawn(super::settles::run(self.db.clone(), jobs));
+        }
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
         let mut housekeeping = tokio::time::interval(Duration::from_secs(self.settings.alert_interval_secs.max(1)));
         let mut retention = tokio::time::interval(Duration::from_secs(self.settings.retention_interval_secs.max(1)));

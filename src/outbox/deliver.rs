@@ -132,6 +132,18 @@ impl Processor {
         created_id: Option<String>,
         seen: Option<i64>,
     ) -> Result<(), StoreError> {
+        if created_id.is_none() {
+            // The common case joins the next batch of settles (see `settles`).
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let job =
+                super::settles::SettleJob { row: row.clone(), owner: claim.to_string(), settle, record, seen, done };
+            let gone = || StoreError::Unavailable("the settle writer has stopped".into());
+            self.settler.send(job).map_err(|_| gone())?;
+            if !answer.await.map_err(|_| gone())?? {
+                tracing::warn!("lease lost to another worker before the attempt was recorded");
+            }
+            return Ok(());
+        }
         let (row2, owner) = (row.clone(), claim.to_string());
         let (s2, r2, id2) = (settle.clone(), record.clone(), created_id.clone());
         let first = self

@@ -33,6 +33,7 @@ pub mod health;
 pub mod partner_auth;
 pub mod request;
 pub mod retry;
+mod settles;
 
 use crate::config::OutboxSettings;
 use crate::contract::{Contract, OutboundAuth, Registry};
@@ -66,6 +67,10 @@ pub struct Processor {
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
     claims: std::sync::atomic::AtomicU64,
+    /// Where deliveries hand their settles (written in batches: see `settles`).
+    settler: settles::Settler,
+    /// The batch writer's end, taken when the processor starts.
+    settle_jobs: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<settles::SettleJob>>>,
 }
 
 impl std::fmt::Debug for Processor {
@@ -96,7 +101,10 @@ impl Processor {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let (settler, settle_jobs) = settles::channel();
         Ok(Processor {
+            settler,
+            settle_jobs: std::sync::Mutex::new(Some(settle_jobs)),
             tokens: TokenCache::new(Duration::from_millis(settings.request_timeout_ms))?,
             health: PartnerHealth::new(settings.breaker_threshold, Duration::from_millis(settings.breaker_cooldown_ms)),
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),

@@ -9,7 +9,7 @@
 //! a round trip; SQLite: the revocation counter, read every poll. When the database cannot be
 //! reached, the `listening(false)` hook runs and the thread reconnects.
 
-use super::signals::{SignalRepo, OUTBOX, REVOKED};
+use super::signals::{Member, SignalRepo, OUTBOX, REVOKED};
 use super::{Backend, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -34,6 +34,8 @@ pub struct ListenerSettings {
     pub url: String,
     /// `serve` or `worker`: on the roll.
     pub kind: &'static str,
+    /// The process runs an outbox processor.
+    pub delivers: bool,
     pub poll: Duration,
     /// How often the roll is told this process is alive.
     pub heartbeat: Duration,
@@ -50,6 +52,8 @@ struct Shared {
     nudge: AtomicBool,
     /// Live `serve` processes on the roll, this one included (at least 1).
     gateways: AtomicUsize,
+    /// Live processes besides this one that deliver (nudging them is pointless when none).
+    deliverers_elsewhere: AtomicUsize,
 }
 
 impl Listener {
@@ -58,6 +62,8 @@ impl Listener {
             stop: AtomicBool::new(false),
             nudge: AtomicBool::new(false),
             gateways: AtomicUsize::new(1),
+            // Until the roll is read: assume someone listens.
+            deliverers_elsewhere: AtomicUsize::new(1),
         });
         let id = format!(
             "{}-{}-{}",
@@ -76,7 +82,9 @@ impl Listener {
     /// Asks every outbox processor of the database to look for due rows now (coalesced: one
     /// `NOTIFY` per poll at most; nothing on SQLite).
     pub fn nudge_outbox(&self) {
-        self.shared.nudge.store(true, Ordering::Release);
+        if self.shared.deliverers_elsewhere.load(Ordering::Acquire) > 0 {
+            self.shared.nudge.store(true, Ordering::Release);
+        }
     }
 
     /// Live `ebond serve` processes on this database, this one included.
@@ -192,7 +200,8 @@ fn session<C: Hear>(
     let mut generation = c.revoked_generation()?;
     let heartbeat_ms = i64::try_from(settings.heartbeat.as_millis()).unwrap_or(i64::MAX);
     let now = crate::util::now_ms();
-    c.join_roll(id, settings.kind, now, generation, now - 60 * heartbeat_ms)?;
+    let member = Member { id: id.to_string(), kind: settings.kind, delivers: settings.delivers };
+    c.join_roll(&member, now, generation, now - 60 * heartbeat_ms)?;
     // Anything remembered before now may have been revoked unheard.
     (hooks.listening)(true);
     let mut last_beat = Instant::now() - settings.heartbeat;
@@ -236,11 +245,14 @@ fn poll<C: Hear>(
     if last_beat.elapsed() >= settings.heartbeat {
         let now = crate::util::now_ms();
         if !c.heartbeat(id, now)? {
-            c.join_roll(id, settings.kind, now, *generation, 0)?;
+            let member = Member { id: id.to_string(), kind: settings.kind, delivers: settings.delivers };
+            c.join_roll(&member, now, *generation, 0)?;
         }
         let since = now - 3 * i64::try_from(settings.heartbeat.as_millis()).unwrap_or(i64::MAX / 4);
         let live = c.live_gateways(since)?;
         shared.gateways.store(usize::try_from(live).unwrap_or(1).max(1), Ordering::Release);
+        let others = c.live_deliverers_besides(id, since)?;
+        shared.deliverers_elsewhere.store(usize::try_from(others).unwrap_or(1), Ordering::Release);
         *last_beat = Instant::now();
     }
     Ok(())

@@ -301,6 +301,7 @@ diesel::table! {
     processes (id) {
         id -> Text,
         kind -> Text,
+        delivers -> Bool,
         started_at -> BigInt,
         seen_at -> BigInt,
         revoked_heard -> BigInt,

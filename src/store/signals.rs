@@ -24,7 +24,7 @@ pub trait SignalRepo {
     /// How many revocations were raised so far.
     fn revoked_generation(&mut self) -> QueryResult<i64>;
     /// Puts a process on the roll (and drops rows of processes not seen for `stale_before`).
-    fn join_roll(&mut self, id: &str, kind: &str, now: i64, heard: i64, stale_before: i64) -> QueryResult<()>;
+    fn join_roll(&mut self, member: &Member, now: i64, heard: i64, stale_before: i64) -> QueryResult<()>;
     /// The process is alive; `false` when its row is gone (then it joins again).
     fn heartbeat(&mut self, id: &str, now: i64) -> QueryResult<bool>;
     /// The process has forgotten every token remembered before revocation `generation`.
@@ -32,8 +32,20 @@ pub trait SignalRepo {
     fn leave_roll(&mut self, id: &str) -> QueryResult<()>;
     /// `serve` processes seen since `since`.
     fn live_gateways(&mut self, since: i64) -> QueryResult<i64>;
+    /// Processes other than `id` seen since `since` that run an outbox processor.
+    fn live_deliverers_besides(&mut self, id: &str, since: i64) -> QueryResult<i64>;
     /// Processes seen since `since` that have not yet heard revocation `generation`.
     fn unheard(&mut self, generation: i64, since: i64) -> QueryResult<Vec<String>>;
+}
+
+/// A process on the roll.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    /// `serve` or `worker`.
+    pub kind: &'static str,
+    /// It runs an outbox processor.
+    pub delivers: bool,
 }
 
 #[derive(QueryableByName)]
@@ -61,13 +73,14 @@ impl SignalRepo for $conn {
         diesel::sql_query("SELECT generation AS n FROM signals WHERE name = 'revoked'").get_result::<Number>(self).map(|g| g.n)
     }
 
-    fn join_roll(&mut self, id: &str, kind: &str, now: i64, heard: i64, stale_before: i64) -> QueryResult<()> {
+    fn join_roll(&mut self, member: &Member, now: i64, heard: i64, stale_before: i64) -> QueryResult<()> {
         diesel::sql_query("DELETE FROM processes WHERE seen_at < $1").bind::<BigInt, _>(stale_before).execute(self)?;
         diesel::sql_query(
-            "INSERT INTO processes (id, kind, started_at, seen_at, revoked_heard) VALUES ($1, $2, $3, $3, $4)",
+            "INSERT INTO processes (id, kind, delivers, started_at, seen_at, revoked_heard) VALUES ($1, $2, $3, $4, $4, $5)",
         )
-        .bind::<Text, _>(id)
-        .bind::<Text, _>(kind)
+        .bind::<Text, _>(&member.id)
+        .bind::<Text, _>(member.kind)
+        .bind::<diesel::sql_types::Bool, _>(member.delivers)
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(heard)
         .execute(self)
@@ -96,6 +109,14 @@ impl SignalRepo for $conn {
 
     fn live_gateways(&mut self, since: i64) -> QueryResult<i64> {
         diesel::sql_query("SELECT COUNT(*) AS n FROM processes WHERE kind = 'serve' AND seen_at >= $1")
+            .bind::<BigInt, _>(since)
+            .get_result::<Number>(self)
+            .map(|n| n.n)
+    }
+
+    fn live_deliverers_besides(&mut self, id: &str, since: i64) -> QueryResult<i64> {
+        diesel::sql_query("SELECT COUNT(*) AS n FROM processes WHERE delivers AND id <> $1 AND seen_at >= $2")
+            .bind::<Text, _>(id)
             .bind::<BigInt, _>(since)
             .get_result::<Number>(self)
             .map(|n| n.n)

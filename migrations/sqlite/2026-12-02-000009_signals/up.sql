@@ -10,10 +10,12 @@ INSERT INTO signals (name, generation) VALUES ('revoked', 0);
 
 -- The roll of live gateway processes (`serve`, `worker`): each says it is alive every few
 -- seconds and which revocation it has heard (what a revoking command waits for); the live
--- `serve` count is what each divides a partner's inbound rate limit by.
+-- `serve` count is what each divides a partner's inbound rate limit by, and a process nudges
+-- the outbox processors only when one runs elsewhere (`delivers`).
 CREATE TABLE processes (
     id            TEXT PRIMARY KEY NOT NULL,
     kind          TEXT NOT NULL,
+    delivers      BOOLEAN NOT NULL,
     started_at    BIGINT NOT NULL,
     seen_at       BIGINT NOT NULL,
     revoked_heard BIGINT NOT NULL
