@@ -237,3 +237,79 @@ async fn two_workers_on_postgres_never_deliver_twice() {
     }
     assert_eq!(workers.len(), 2, "{workers:?}");
 }
+
+/// Two `ebond serve` processes on one database, each remembering a token it checked: a
+/// revocation through the CLI is refused by both at once (the command waits until every live
+/// process has heard it), and each takes its share of the partner's inbound rate limit.
+async fn two_gateways_case(backend: Backend) {
+    let partners = Partners::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let contracts = tmp.path().join("contracts");
+    partners.write_contracts(&contracts, "[\"200ms\"]");
+    let _pg;
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", tmp.path().join("ebond.db").display()),
+        Backend::Postgres => {
+            let admin = std::env::var("EBOND_TEST_DATABASE_URL").unwrap();
+            let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin)).await.unwrap();
+            _pg = guard;
+            url
+        }
+    };
+    let http = reqwest::Client::new();
+    let mut gateways = Vec::new();
+    let mut bases = Vec::new();
+    let mut env = HashMap::new();
+    for _ in 0..2 {
+        let port = free_port();
+        env = gateway_env(&contracts, &tmp.path().join("data"), &database_url, port);
+        env.insert("EBOND_OUTBOX_IN_PROCESS".into(), "false".into());
+        env.insert("EBOND_DATABASE_HEARTBEAT_MS".into(), "200".into());
+        gateways.push(Proc(ebond(&["serve"], &env).spawn().unwrap()));
+        let base = format!("http://127.0.0.1:{port}");
+        wait_healthy(&http, &base).await;
+        bases.push(base);
+    }
+    let out = ebond(&["partner", "credentials", "issue", "servicenow", "--json"], &env).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cred: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token: Value = http
+        .post(format!("{}/api/ebond/v1/oauth/token", bases[0]))
+        .basic_auth(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let get = |base: &str| http.get(format!("{base}/api/ebond/v1/tickets?limit=1")).bearer_auth(&token).send();
+    // Both gateways have checked (and now remember) the token.
+    for base in &bases {
+        assert_eq!(get(base).await.unwrap().status(), 200);
+        assert_eq!(get(base).await.unwrap().status(), 200);
+    }
+    // Both are on the roll (a few heartbeats): each takes half of ServiceNow's limit.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut accepted = 0;
+    for i in 0..700 {
+        match get(&bases[i % 2]).await.unwrap().status().as_u16() {
+            200 => accepted += 1,
+            429 => {}
+            s => panic!("unexpected {s}"),
+        }
+    }
+    // A full bucket of 300 each (less what was spent above), plus a little refill.
+    assert!((590..=640).contains(&accepted), "{accepted} accepted of 600/min across two gateways");
+
+    let out = ebond(&["partner", "credentials", "revoke", "servicenow"], &env).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "every process confirmed: {}", String::from_utf8_lossy(&out.stderr));
+    for base in &bases {
+        assert_eq!(get(base).await.unwrap().status(), 401, "{base} refuses the revoked token at once");
+    }
+    drop(gateways);
+}
+
+crate::per_backend!(two_gateways_share_revocations_and_rate_limits, super::two_gateways_case);
