@@ -92,8 +92,8 @@ pub fn state_for(settings: Settings, kind: &'static str) -> anyhow::Result<AppSt
             url: state.settings.effective_database_url(),
             kind,
             delivers: kind == "worker" || state.settings.outbox.in_process,
-            poll: std::time::Duration::from_millis(state.settings.database.signal_poll_ms.max(1)),
-            heartbeat: std::time::Duration::from_millis(state.settings.database.heartbeat_ms.max(10)),
+            poll: state.settings.database.signal_poll(),
+            heartbeat: state.settings.database.heartbeat(),
         },
         crate::store::listener::Hooks {
             revoked: Box::new(move || tokens.forget_all()),

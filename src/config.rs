@@ -345,6 +345,18 @@ impl Default for AuthSettings {
     }
 }
 
+impl DatabaseSettings {
+    /// [`DatabaseSettings::signal_poll_ms`], at least 1 ms.
+    pub fn signal_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.signal_poll_ms.max(1))
+    }
+
+    /// [`DatabaseSettings::heartbeat_ms`], at least 10 ms.
+    pub fn heartbeat(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.heartbeat_ms.max(10))
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {

@@ -486,11 +486,10 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
             // Every running process remembers checked tokens: wait until each has heard.
             let generation =
                 db.read_now(|c| ebond::store::signals::SignalRepo::revoked_generation(c).map_err(StoreError::from))?;
-            let heartbeat = std::time::Duration::from_millis(settings.database.heartbeat_ms.max(10));
             let unheard = ebond::store::listener::await_revocation(
                 &db,
                 generation,
-                heartbeat,
+                settings.database.heartbeat(),
                 std::time::Duration::from_secs(5),
             )?;
             println!(

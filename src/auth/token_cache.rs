@@ -3,7 +3,7 @@
 //!
 //! Keyed by the token's SHA-256 (what the store keeps; the token itself is not held). A
 //! revocation empties the cache of every process at once: the revoking transaction raises a
-//! signal ([`crate::store::signals`]) that each process's listener ([`crate::signals`]) turns
+//! signal ([`crate::store::signals`]) that each process's listener ([`crate::store::listener`]) turns
 //! into [`TokenCache::forget_all`]. While a process cannot hear those signals (its listener
 //! lost the database), it takes nothing from memory. An entry never outlives its token.
 

@@ -154,12 +154,7 @@ pub fn issue_token<C: CredentialRepo + ?Sized>(
     Ok(IssuedToken { access_token, expires_in: ttl_secs, scope: client.scope, partner: client.partner })
 }
 
-/// Checks a bearer token: one indexed lookup by its SHA-256.
-pub fn check<C: CredentialRepo + ?Sized>(c: &mut C, token: &str) -> Result<Principal, AuthError> {
-    lookup(c, &sha256_hex(token.as_bytes())).map(|(p, _)| p)
-}
-
-/// The caller of the token with this SHA-256, and when the token expires.
+/// Checks a bearer token by its SHA-256 (one indexed lookup): its caller, and when it expires.
 pub fn lookup<C: CredentialRepo + ?Sized>(c: &mut C, token_hash: &str) -> Result<(Principal, i64), AuthError> {
     let row = c.live_token(token_hash, now_ms())?.ok_or(AuthError::InvalidToken)?;
     let scope = Scope::parse(&row.scope).ok_or(AuthError::InvalidToken)?;

@@ -135,8 +135,8 @@ impl Processor {
         if created_id.is_none() {
             // The common case joins the next batch of settles (see `settles`).
             let (done, answer) = tokio::sync::oneshot::channel();
-            let job =
-                super::settles::SettleJob { row: row.clone(), owner: claim.to_string(), settle, record, seen, done };
+            let work = super::settles::Work { row: row.clone(), owner: claim.to_string(), settle, record, seen };
+            let job = super::settles::SettleJob { work, done };
             let gone = || StoreError::Unavailable("the settle writer has stopped".into());
             self.settler.send(job).map_err(|_| gone())?;
             if !answer.await.map_err(|_| gone())?? {

@@ -12,12 +12,7 @@ const MAX_BATCH: usize = 256;
 
 /// One delivery's settle, waiting for its batch.
 pub(super) struct SettleJob {
-    pub row: OutboxRow,
-    pub owner: String,
-    pub settle: Settle,
-    pub record: AttemptRow,
-    /// The version the partner has now seen (a delivered push).
-    pub seen: Option<i64>,
+    pub work: Work,
     /// Whether the lease was still this delivery's (false: another worker re-claimed it).
     pub done: oneshot::Sender<Result<bool, StoreError>>,
 }
@@ -39,24 +34,25 @@ pub(super) async fn run(db: Db, mut jobs: mpsc::UnboundedReceiver<SettleJob>) {
                 Err(_) => break,
             }
         }
-        let work: Vec<Work> = batch.iter().map(Work::of).collect();
-        let retry = (batch.len() > 1).then(|| work.clone());
-        let written = db.write(move |c| work.iter().map(|w| w.apply(c)).collect::<Result<Vec<bool>, _>>()).await;
-        match (written, retry) {
-            (Ok(held), _) => {
-                for (job, held) in batch.into_iter().zip(held) {
-                    let _ = job.done.send(Ok(held));
+        let (work, done): (Vec<Work>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.done)).unzip();
+        // Shared with the transaction, so a failed batch can be settled again one by one.
+        let work = Arc::new(work);
+        let w2 = work.clone();
+        let written = db.write(move |c| w2.iter().map(|w| w.apply(c)).collect::<Result<Vec<bool>, _>>()).await;
+        match written {
+            Ok(held) => {
+                for (done, held) in done.into_iter().zip(held) {
+                    let _ = done.send(Ok(held));
                 }
             }
-            (Err(e), None) => {
-                if let Some(job) = batch.pop() {
-                    let _ = job.done.send(Err(e));
-                }
+            Err(e) if done.len() == 1 => {
+                let _ = done.into_iter().next().map(|d| d.send(Err(e)));
             }
-            (Err(e), Some(work)) => {
-                tracing::warn!(error = %e, settles = batch.len(), "a batch of settles failed; settling them one by one");
-                for (job, w) in batch.into_iter().zip(work) {
-                    let _ = job.done.send(db.write(move |c| w.apply(c)).await);
+            Err(e) => {
+                tracing::warn!(error = %e, settles = done.len(), "a batch of settles failed; settling them one by one");
+                for (i, done) in done.into_iter().enumerate() {
+                    let w = work.clone();
+                    let _ = done.send(db.write(move |c| w[i].apply(c)).await);
                 }
             }
         }
@@ -64,26 +60,16 @@ pub(super) async fn run(db: Db, mut jobs: mpsc::UnboundedReceiver<SettleJob>) {
 }
 
 /// What a batch writes for one delivery.
-#[derive(Clone)]
-struct Work {
-    row: OutboxRow,
-    owner: String,
-    settle: Settle,
-    record: AttemptRow,
-    seen: Option<i64>,
+pub(super) struct Work {
+    pub row: OutboxRow,
+    pub owner: String,
+    pub settle: Settle,
+    pub record: AttemptRow,
+    /// The version the partner has now seen (a delivered push).
+    pub seen: Option<i64>,
 }
 
 impl Work {
-    fn of(job: &SettleJob) -> Work {
-        Work {
-            row: job.row.clone(),
-            owner: job.owner.clone(),
-            settle: job.settle.clone(),
-            record: job.record.clone(),
-            seen: job.seen,
-        }
-    }
-
     fn apply(&self, c: &mut dyn Repos) -> Result<bool, StoreError> {
         let held = c.settle(&self.row, &self.owner, &self.settle, &self.record)?;
         if let (true, Some(version)) = (held, self.seen) {

@@ -198,13 +198,13 @@ fn session<C: Hear>(
     c.listen()?;
     // Listening first, then the counter: a revocation after this read is heard.
     let mut generation = c.revoked_generation()?;
-    let heartbeat_ms = i64::try_from(settings.heartbeat.as_millis()).unwrap_or(i64::MAX);
     let now = crate::util::now_ms();
     let member = Member { id: id.to_string(), kind: settings.kind, delivers: settings.delivers };
-    c.join_roll(&member, now, generation, now - 60 * heartbeat_ms)?;
+    // Rows of processes silent for twenty liveness windows are gone for good.
+    c.join_roll(&member, now, generation, now.saturating_sub(live_window(settings.heartbeat).saturating_mul(20)))?;
     // Anything remembered before now may have been revoked unheard.
     (hooks.listening)(true);
-    let mut last_beat = Instant::now() - settings.heartbeat;
+    let mut last_beat: Option<Instant> = None;
     let result = loop {
         if shared.stop.load(Ordering::Acquire) {
             break Ok(());
@@ -225,7 +225,7 @@ fn poll<C: Hear>(
     hooks: &Hooks,
     shared: &Shared,
     generation: &mut i64,
-    last_beat: &mut Instant,
+    last_beat: &mut Option<Instant>,
 ) -> Result<(), StoreError> {
     if shared.nudge.swap(false, Ordering::AcqRel) {
         c.send_nudge()?;
@@ -242,20 +242,25 @@ fn poll<C: Hear>(
     if heard.outbox {
         (hooks.outbox)();
     }
-    if last_beat.elapsed() >= settings.heartbeat {
+    if last_beat.is_none_or(|at| at.elapsed() >= settings.heartbeat) {
         let now = crate::util::now_ms();
         if !c.heartbeat(id, now)? {
             let member = Member { id: id.to_string(), kind: settings.kind, delivers: settings.delivers };
             c.join_roll(&member, now, *generation, 0)?;
         }
-        let since = now - 3 * i64::try_from(settings.heartbeat.as_millis()).unwrap_or(i64::MAX / 4);
+        let since = now.saturating_sub(live_window(settings.heartbeat));
         let live = c.live_gateways(since)?;
         shared.gateways.store(usize::try_from(live).unwrap_or(1).max(1), Ordering::Release);
         let others = c.live_deliverers_besides(id, since)?;
         shared.deliverers_elsewhere.store(usize::try_from(others).unwrap_or(1), Ordering::Release);
-        *last_beat = Instant::now();
+        *last_beat = Some(Instant::now());
     }
     Ok(())
+}
+
+/// How long a process counts as live after its last heartbeat: three heartbeats, in ms.
+fn live_window(heartbeat: Duration) -> i64 {
+    i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX).saturating_mul(3)
 }
 
 /// Waits until every live process has heard revocation `generation` (forgotten the tokens it
@@ -267,9 +272,8 @@ pub fn await_revocation(
     timeout: Duration,
 ) -> Result<Vec<String>, StoreError> {
     let deadline = Instant::now() + timeout;
-    let window = 3 * i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX / 4);
     loop {
-        let since = crate::util::now_ms() - window;
+        let since = crate::util::now_ms().saturating_sub(live_window(heartbeat));
         let unheard = db.read_now(move |c| c.unheard(generation, since).map_err(StoreError::from))?;
         if unheard.is_empty() || Instant::now() >= deadline {
             return Ok(unheard);

@@ -36,12 +36,7 @@ impl ManageConnection for PgManager {
     /// No round trip: reads what the server already sent (a notice of termination, the end of
     /// the stream), without waiting.
     fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
-        if lost(conn) {
-            return Err(diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
-                "the connection was lost".into(),
-            )));
-        }
-        // The pool's connections never LISTEN, so there is no notification to lose here; the
+        // (A connection marked lost never comes back to the pool: see `has_broken`.) The pool's connections never LISTEN, so there is no notification to lose here; the
         // call is what makes libpq read the socket.
         match conn.notifications_iter().find_map(Result::err) {
             Some(e) => Err(diesel::r2d2::Error::QueryError(e)),

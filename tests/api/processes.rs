@@ -63,6 +63,34 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
     panic!("gateway at {base} never became ready");
 }
 
+/// A fresh database of `backend` (a file in `dir`, or a PostgreSQL database dropped with the
+/// guard).
+async fn database(backend: Backend, dir: &Path) -> (String, Option<crate::helpers::PgTestDb>) {
+    match backend {
+        Backend::Sqlite => (format!("sqlite://{}", dir.join("ebond.db").display()), None),
+        Backend::Postgres => {
+            let admin = std::env::var("EBOND_TEST_DATABASE_URL").unwrap();
+            let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin)).await.unwrap();
+            (url, Some(guard))
+        }
+    }
+}
+
+/// A token for the credential the CLI printed (`--json`), from the gateway at `base`.
+async fn token_of(http: &reqwest::Client, base: &str, cred: &Value) -> String {
+    let token: Value = http
+        .post(format!("{base}/api/ebond/v1/oauth/token"))
+        .basic_auth(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_string()
+}
+
 /// Collapses immediate repeats of one webhook-id (a redelivery) into one entry.
 fn collapse(list: &[Received]) -> Vec<Received> {
     let mut out: Vec<Received> = Vec::new();
@@ -79,16 +107,7 @@ async fn crash_case(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let contracts = tmp.path().join("contracts");
     partners.write_contracts(&contracts, "[\"200ms\", \"200ms\", \"200ms\", \"200ms\"]");
-    let _pg;
-    let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", tmp.path().join("ebond.db").display()),
-        Backend::Postgres => {
-            let admin = std::env::var("EBOND_TEST_DATABASE_URL").unwrap();
-            let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin)).await.unwrap();
-            _pg = guard;
-            url
-        }
-    };
+    let (database_url, _pg) = database(backend, tmp.path()).await;
     let port = free_port();
     let env = gateway_env(&contracts, &tmp.path().join("data"), &database_url, port);
     let base = format!("http://127.0.0.1:{port}");
@@ -100,17 +119,7 @@ async fn crash_case(backend: Backend) {
     let out = ebond(&["partner", "credentials", "issue", "servicenow", "--json"], &env).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cred: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let token: Value = http
-        .post(format!("{base}/api/ebond/v1/oauth/token"))
-        .basic_auth(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = token_of(&http, &base, &cred).await;
 
     // Acme answers slowly, so a delivery is in flight when the gateway dies.
     partners.acme.script(
@@ -246,16 +255,7 @@ async fn two_gateways_case(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let contracts = tmp.path().join("contracts");
     partners.write_contracts(&contracts, "[\"200ms\"]");
-    let _pg;
-    let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", tmp.path().join("ebond.db").display()),
-        Backend::Postgres => {
-            let admin = std::env::var("EBOND_TEST_DATABASE_URL").unwrap();
-            let (url, guard) = tokio::task::spawn_blocking(move || pg_database(&admin)).await.unwrap();
-            _pg = guard;
-            url
-        }
-    };
+    let (database_url, _pg) = database(backend, tmp.path()).await;
     let http = reqwest::Client::new();
     let mut gateways = Vec::new();
     let mut bases = Vec::new();
@@ -273,17 +273,7 @@ async fn two_gateways_case(backend: Backend) {
     let out = ebond(&["partner", "credentials", "issue", "servicenow", "--json"], &env).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cred: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let token: Value = http
-        .post(format!("{}/api/ebond/v1/oauth/token", bases[0]))
-        .basic_auth(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = token_of(&http, &bases[0], &cred).await;
     let get = |base: &str| http.get(format!("{base}/api/ebond/v1/tickets?limit=1")).bearer_auth(&token).send();
     // Both gateways have checked (and now remember) the token.
     for base in &bases {
