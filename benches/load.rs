@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -285,6 +285,7 @@ async fn run(opts: Options) {
         if opts.several() {
             revocation_check(&http, &bases, &db, &url, tmp.path()).await;
             rate_limit_check(&http, &bases, &db, ENOVIA_PER_MINUTE, 5).await;
+            breaker_check(&http, &bases, &db, &token, &load.numbers).await;
         }
         println!();
         println!("| backend | writes/s (delivering) | deliveries/s | ratio | order violations | write→receipt p50 / p99 at 50 % (ms) | peak RSS (MB) |");
@@ -357,6 +358,11 @@ impl Server {
             .env("EBOND_OUTBOX_CONCURRENCY", "256")
             .env("EBOND_OUTBOX_POLL_INTERVAL_MS", "50")
             .env("EBOND_LOG_FORMAT", "json")
+            // Several processes on one server: 16 connections each would pass PostgreSQL's
+            // default max_connections (100) with the listeners and the bench's own.
+            // Short enough for the breaker check to watch a whole cool-down.
+            .env("EBOND_OUTBOX_BREAKER_COOLDOWN_MS", BREAKER_COOLDOWN_MS.to_string())
+            .env("EBOND_DATABASE_POOL_SIZE", if opts.several() { "8" } else { "16" })
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -1011,6 +1017,109 @@ async fn rate_limit_check(
     );
 }
 
+/// The workers' breaker cool-down in the benchmark (the default, 30 s, would outlast it).
+const BREAKER_COOLDOWN_MS: i64 = 3000;
+
+/// While set, the fake partner answers every push with 503.
+static SINK_FAILING: AtomicBool = AtomicBool::new(false);
+
+/// The fake partner goes down while changes keep coming through every gateway. Once a
+/// worker's breaker opens it is shared through the database: during its cool-down no worker
+/// may attempt a delivery to that partner (attempts already on the wire when it opened
+/// excepted: those that started within 250 ms of it are not counted).
+async fn breaker_check(
+    http: &reqwest::Client,
+    bases: &[String],
+    db: &ebond::store::Db,
+    token: &str,
+    numbers: &[String],
+) {
+    SINK_FAILING.store(true, Ordering::SeqCst);
+    let started = ebond::util::now_ms();
+    let mut opened = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0usize;
+    while opened.is_none() && Instant::now() < deadline {
+        // A change to a fresh ticket each time, so no ticket's order holds the next one back.
+        let (base, n) = (&bases[i % bases.len()], &numbers[(i * 104_729 + 17) % numbers.len()]);
+        i += 1;
+        let body = json!({"short_description": format!("while the partner is down {i}")});
+        let _ = http.patch(format!("{base}/tickets/{n}")).bearer_auth(token).json(&body).send().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        opened = sql_i64(db, "SELECT breaker_open_until AS v FROM partner_controls WHERE partner = 'acme-msp' AND breaker_open_until IS NOT NULL");
+    }
+    let Some(open_until) = opened else {
+        SINK_FAILING.store(false, Ordering::SeqCst);
+        println!("breaker: never opened in 30 s of failures (FAILED)");
+        return;
+    };
+    let opened_at = open_until - BREAKER_COOLDOWN_MS;
+    // Keep writing through the cool-down: every worker has work it must hold back.
+    while ebond::util::now_ms() < open_until - 200 {
+        let (base, n) = (&bases[i % bases.len()], &numbers[(i * 104_729 + 17) % numbers.len()]);
+        i += 1;
+        let body = json!({"short_description": format!("while the breaker is open {i}")});
+        let _ = http.patch(format!("{base}/tickets/{n}")).bearer_auth(token).json(&body).send().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    SINK_FAILING.store(false, Ordering::SeqCst);
+    let by_worker = |from: i64, to: i64| -> String {
+        let sql = format!(
+            "SELECT worker, COUNT(*) AS n FROM delivery_attempts WHERE partner = 'acme-msp' \
+             AND started_at >= {from} AND started_at < {to} AND outcome <> 'delivered' GROUP BY worker ORDER BY worker"
+        );
+        let rows = sql_rows(db, &sql);
+        if rows.is_empty() {
+            "none".to_string()
+        } else {
+            rows.join(", ")
+        }
+    };
+    let during = sql_i64(
+        db,
+        &format!(
+            "SELECT COUNT(*) AS v FROM delivery_attempts WHERE partner = 'acme-msp' AND started_at >= {} AND started_at < {}",
+            opened_at + 250,
+            open_until - 200
+        ),
+    )
+    .unwrap_or(-1);
+    println!(
+        "breaker: opened {} ms after the partner went down (failed attempts before by worker: {}); attempts by any worker during its {BREAKER_COOLDOWN_MS} ms cool-down: {during}{}",
+        opened_at - started,
+        by_worker(started, opened_at + 250),
+        if during == 0 { "" } else { " (FAILED: a worker did not see the open breaker)" }
+    );
+}
+
+/// One BIGINT column `v` of the first row, if any.
+fn sql_i64(db: &ebond::store::Db, sql: &str) -> Option<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct V {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        v: i64,
+    }
+    let mut conn = db.get().expect("conn");
+    ebond::with_conn!(&mut conn, c => diesel::sql_query(sql).load::<V>(c)).expect("query").first().map(|r| r.v)
+}
+
+/// `worker: n` for each row of a (worker, n) query.
+fn sql_rows(db: &ebond::store::Db, sql: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct W {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        worker: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = db.get().expect("conn");
+    ebond::with_conn!(&mut conn, c => diesel::sql_query(sql).load::<W>(c))
+        .expect("query")
+        .into_iter()
+        .map(|r| format!("{}: {}", r.worker, r.n))
+        .collect()
+}
+
 /// A subscribed partner on loopback: records when each change arrives and answers like an
 /// MSP's ticket API.
 async fn start_sink(receipts: Receipts) -> String {
@@ -1025,6 +1134,9 @@ async fn start_sink(receipts: Receipts) -> String {
             async move {
                 let now = Instant::now();
                 let seq = counter.fetch_add(1, Ordering::Relaxed);
+                if SINK_FAILING.load(Ordering::SeqCst) {
+                    return HttpResponse::ServiceUnavailable().finish();
+                }
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 if let Some(s) = v["summary"].as_str() {
                     receipts.lock().expect("receipts").entry(s.to_string()).or_insert((now, seq));
@@ -1098,7 +1210,7 @@ fn claim_cost_with_history(db: &ebond::store::Db, history: usize) {
             assert!(!rows.is_empty(), "nothing to claim");
             transaction!(conn, c => {
                 for r in &rows {
-                    c.release(r.id, "bench")?;
+                    c.release(r.outbox.id, "bench")?;
                 }
                 Ok::<_, diesel::result::Error>(())
             })

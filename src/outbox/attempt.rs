@@ -30,8 +30,13 @@ impl Attempt {
 }
 
 impl Processor {
-    /// Makes one HTTP attempt for `row`.
-    pub(super) async fn attempt(&self, row: &OutboxRow, payload: Result<OutboxPayload, String>) -> Attempt {
+    /// Makes one HTTP attempt for `row`; `pid` is the partner's id for its ticket, if bonded.
+    pub(super) async fn attempt(
+        &self,
+        row: &OutboxRow,
+        pid: Option<String>,
+        payload: Result<OutboxPayload, String>,
+    ) -> Attempt {
         let Some(contract) = self.registry.get(&row.partner).cloned() else {
             return Attempt::failed(
                 Verdict::Permanent { class: "unknown_partner" },
@@ -47,11 +52,6 @@ impl Processor {
         let payload = match payload {
             Ok(v) => v,
             Err(e) => return Attempt::failed(Verdict::Permanent { class: "bad_payload" }, e),
-        };
-        let (partner, ticket_id) = (row.partner.clone(), row.ticket_id);
-        let pid = match self.db.read(move |c| c.xref_for(&partner, ticket_id).map_err(StoreError::from)).await {
-            Ok(x) => x.and_then(|x| x.partner_ticket_id),
-            Err(e) => return Attempt::failed(Verdict::Retry { class: "database", retry_after: None }, e.to_string()),
         };
         if row.event == "recalled" && pid.is_none() {
             return Attempt {

@@ -89,7 +89,7 @@ impl Processor {
             .write(move |c| c.claim_due(now, lease_until, &owner, &exclude, free as i64).map_err(StoreError::from))
             .await?;
         let n = rows.len();
-        for row in rows {
+        for Claimed { outbox: row, partner_ticket_id } in rows {
             let per_minute = limits.get(&row.partner).copied().unwrap_or(60);
             let permit = match self.slots.clone().try_acquire_owned() {
                 Ok(p) if self.health.admit(&row.partner, per_minute) => p,
@@ -109,7 +109,7 @@ impl Processor {
             let span = tracing::info_span!("delivery", partner = %row.partner, delivery_id = %row.delivery_id, event = %row.event, ticket = tracing::field::Empty);
             tokio::spawn(
                 async move {
-                    this.deliver(row, per_minute, claim).await;
+                    this.deliver(row, partner_ticket_id, per_minute, claim).await;
                     drop(permit);
                     this.wake.notify_one();
                 }

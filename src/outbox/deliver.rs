@@ -5,7 +5,8 @@
 use super::*;
 
 impl Processor {
-    pub(super) async fn deliver(&self, row: OutboxRow, per_minute: u32, claim: String) {
+    /// `pid` is the partner's own id for the ticket, as the claim read it.
+    pub(super) async fn deliver(&self, row: OutboxRow, pid: Option<String>, per_minute: u32, claim: String) {
         let started_at = crate::util::now_ms();
         let clock = Instant::now();
         // Parsed once: the attempt maps it, logs and alerts name its ticket.
@@ -15,7 +16,7 @@ impl Processor {
         if let Some(n) = &ticket {
             tracing::Span::current().record("ticket", n.as_str());
         }
-        let attempt = self.attempt(&row, payload).await;
+        let attempt = self.attempt(&row, pid, payload).await;
         let duration = clock.elapsed();
         let attempts_done = row.attempts as usize + 1;
         let now = crate::util::now_ms();

@@ -41,7 +41,7 @@ use crate::domain::payload::OutboxPayload;
 use crate::ops::alerts::Alerts;
 use crate::ops::metrics::Metrics;
 use crate::store::models::{AttemptRow, OutboxRow};
-use crate::store::outbox::{OutboxStatus, Settle};
+use crate::store::outbox::{Claimed, OutboxStatus, Settle};
 use crate::store::{Db, StoreError};
 use health::{Breaker, PartnerHealth};
 use partner_auth::TokenCache;

@@ -63,6 +63,29 @@ pub struct Settle {
     pub now: i64,
 }
 
+/// A row leased by a claim, with the partner's own id for its ticket read by the same
+/// statement (the attempt addresses the partner's ticket by it; no read of its own).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    #[diesel(embed)]
+    // Not `row`: the derive names its own variable so.
+    pub outbox: OutboxRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub partner_ticket_id: Option<String>,
+}
+
+/// One delivery's settle within a batch (see [`OutboxRepo::settle_many`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SettleOf<'a> {
+    pub row: &'a OutboxRow,
+    /// The lease it was claimed under: a row re-claimed since is left alone.
+    pub owner: &'a str,
+    pub settle: &'a Settle,
+    pub attempt: &'a AttemptRow,
+    /// The ticket version the partner has now seen (a delivered push), recorded on its xref.
+    pub seen: Option<i64>,
+}
+
 /// Filters for listing outbox rows.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFilter {
@@ -109,12 +132,16 @@ pub trait OutboxRepo {
         owner: &str,
         exclude: &[String],
         limit: i64,
-    ) -> QueryResult<Vec<OutboxRow>>;
+    ) -> QueryResult<Vec<Claimed>>;
     /// Gives a claimed row back untouched (no attempt counted).
     fn release(&mut self, id: i64, owner: &str) -> QueryResult<()>;
     /// Ends a claim: new state plus one attempt row. False when the lease was lost to another
     /// worker (the attempt is still recorded).
     fn settle(&mut self, row: &OutboxRow, owner: &str, settle: &Settle, attempt: &AttemptRow) -> QueryResult<bool>;
+    /// Settles many deliveries in three statements, whatever their number: the rows (each only
+    /// if still leased by its claim), their attempt rows, and the versions the partners have
+    /// now seen. Returns, in order, whether each row's lease was still held.
+    fn settle_many(&mut self, batch: &[SettleOf<'_>]) -> QueryResult<Vec<bool>>;
     fn outbox_row(&mut self, id: i64) -> QueryResult<Option<OutboxRow>>;
     fn list_outbox(&mut self, filter: &OutboxFilter) -> QueryResult<Vec<OutboxRow>>;
     fn attempts_of(&mut self, outbox_id: i64) -> QueryResult<Vec<AttemptRow>>;
@@ -177,7 +204,8 @@ macro_rules! claim_sql {
             "6",
             $lock,
             ") \
-            RETURNING *"
+            RETURNING *, (SELECT x.partner_ticket_id FROM xrefs x \
+                          WHERE x.partner = outbox.partner AND x.ticket_id = outbox.ticket_id) AS partner_ticket_id"
         )
     };
 }
@@ -235,12 +263,81 @@ const FAILURES_PG: &str = "SELECT partner, COUNT(*) AS attempts, \
     SUM(CASE WHEN outcome = 'delivered' THEN 0 ELSE 1 END)::BIGINT AS failures \
     FROM delivery_attempts WHERE started_at >= $1 GROUP BY partner";
 
+/// `count` rows of `width` placeholders for a VALUES list (`$n` numbered on PostgreSQL).
+fn values_list(count: usize, width: usize, numbered: bool) -> String {
+    let mut out = String::with_capacity(count * width * 5);
+    for r in 0..count {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            if numbered {
+                out.push_str(&format!("${}", r * width + c + 1));
+            } else {
+                out.push('?');
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+// VALUES columns are column1, column2, … on both backends (SQLite cannot name them).
+fn settle_many_sql(count: usize, numbered: bool) -> String {
+    format!(
+        "UPDATE outbox SET status = v.column3, attempts = outbox.attempts + 1, next_attempt_at = v.column4, \
+         lease_until = NULL, lease_owner = NULL, last_status = v.column5, last_response = v.column6, \
+         last_error = v.column7, delivered_at = v.column8, updated_at = v.column9 \
+         FROM (VALUES {}) AS v \
+         WHERE outbox.id = v.column1 AND outbox.lease_owner = v.column2 AND outbox.status = 'in_flight' \
+         RETURNING outbox.id AS id",
+        values_list(count, 9, numbered)
+    )
+}
+
+fn seen_many_sql(count: usize, numbered: bool) -> String {
+    format!(
+        "UPDATE xrefs SET seen_version = v.column3 FROM (VALUES {}) AS v \
+         WHERE xrefs.partner = v.column1 AND xrefs.ticket_id = v.column2 AND xrefs.seen_version < v.column3",
+        values_list(count, 3, numbered)
+    )
+}
+
+#[derive(QueryableByName)]
+struct IdOnly {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Inserts attempt rows: one multi-row statement on PostgreSQL; one each on SQLite, where a
+/// statement is a call into the library rather than a round trip (and diesel's batch insert
+/// there wants every column given).
+trait InsertAttempts {
+    fn insert_attempts(&mut self, rows: &[AttemptRow]) -> QueryResult<()>;
+}
+
+impl InsertAttempts for diesel::SqliteConnection {
+    fn insert_attempts(&mut self, rows: &[AttemptRow]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(delivery_attempts::table).values(row).execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+impl InsertAttempts for diesel::PgConnection {
+    fn insert_attempts(&mut self, rows: &[AttemptRow]) -> QueryResult<()> {
+        diesel::insert_into(delivery_attempts::table).values(rows).execute(self).map(|_| ())
+    }
+}
+
 macro_rules! impl_for_backends {
-    ($($conn:ty => ($claim:expr, $failures:expr)),*) => {$(
+    ($($conn:ty => ($claim:expr, $failures:expr, $numbered:expr)),*) => {$(
 impl OutboxRepo for $conn {
-    fn claim_due(&mut self, now: i64, lease_until: i64, owner: &str, exclude: &[String], limit: i64) -> QueryResult<Vec<OutboxRow>> {
+    fn claim_due(&mut self, now: i64, lease_until: i64, owner: &str, exclude: &[String], limit: i64) -> QueryResult<Vec<Claimed>> {
         let exclude = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
-        let mut rows: Vec<OutboxRow> = Vec::new();
+        let mut rows: Vec<Claimed> = Vec::new();
         for sql in $claim {
             let left = limit - rows.len() as i64;
             if left <= 0 {
@@ -254,10 +351,10 @@ impl OutboxRepo for $conn {
                     .bind::<BigInt, _>(now)
                     .bind::<Text, _>(&exclude)
                     .bind::<BigInt, _>(left)
-                    .load::<OutboxRow>(self)?,
+                    .load::<Claimed>(self)?,
             );
         }
-        rows.sort_by_key(|r| r.id);
+        rows.sort_by_key(|r| r.outbox.id);
         Ok(rows)
     }
 
@@ -285,6 +382,49 @@ impl OutboxRepo for $conn {
             .execute(self)?;
         diesel::insert_into(delivery_attempts::table).values(attempt).execute(self)?;
         Ok(updated == 1)
+    }
+
+    fn settle_many(&mut self, batch: &[SettleOf<'_>]) -> QueryResult<Vec<bool>> {
+        use diesel::sql_types::{Integer, Nullable};
+        type Backend = <$conn as diesel::Connection>::Backend;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let numbered = $numbered;
+        let mut update = diesel::sql_query(settle_many_sql(batch.len(), numbered)).into_boxed::<Backend>();
+        for b in batch {
+            let s = b.settle;
+            update = update
+                .bind::<BigInt, _>(b.row.id)
+                .bind::<Text, _>(b.owner)
+                .bind::<Text, _>(s.status.as_str())
+                .bind::<BigInt, _>(s.next_attempt_at)
+                .bind::<Nullable<Integer>, _>(s.last_status)
+                .bind::<Nullable<Text>, _>(s.last_response.as_deref())
+                .bind::<Nullable<Text>, _>(s.last_error.as_deref())
+                .bind::<Nullable<BigInt>, _>((s.status == OutboxStatus::Delivered).then_some(s.now))
+                .bind::<BigInt, _>(s.now);
+        }
+        let held: std::collections::HashSet<i64> = update.load::<IdOnly>(self)?.into_iter().map(|r| r.id).collect();
+        let attempts: Vec<AttemptRow> = batch.iter().map(|b| b.attempt.clone()).collect();
+        self.insert_attempts(&attempts)?;
+        let mut seen: Vec<(&str, i64, i64)> = batch
+            .iter()
+            .filter(|b| held.contains(&b.row.id))
+            .filter_map(|b| b.seen.map(|v| (b.row.partner.as_str(), b.row.ticket_id, v)))
+            .collect();
+        // One row per xref, its highest version: an UPDATE … FROM with two matches for a row
+        // applies either one.
+        seen.sort_unstable_by(|a, b| (a.0, a.1, b.2).cmp(&(b.0, b.1, a.2)));
+        seen.dedup_by(|later, first| (later.0, later.1) == (first.0, first.1));
+        if !seen.is_empty() {
+            let mut q = diesel::sql_query(seen_many_sql(seen.len(), numbered)).into_boxed::<Backend>();
+            for (partner, ticket, version) in seen {
+                q = q.bind::<Text, _>(partner).bind::<BigInt, _>(ticket).bind::<BigInt, _>(version);
+            }
+            q.execute(self)?;
+        }
+        Ok(batch.iter().map(|b| held.contains(&b.row.id)).collect())
     }
 
     fn outbox_row(&mut self, id: i64) -> QueryResult<Option<OutboxRow>> {
@@ -399,6 +539,6 @@ impl OutboxRepo for $conn {
 }
 
 impl_for_backends!(
-    diesel::SqliteConnection => ([SQLITE_CLAIM_EXPIRED, SQLITE_CLAIM_DUE], FAILURES_SQLITE),
-    diesel::PgConnection => ([PG_CLAIM_EXPIRED, PG_CLAIM_DUE], FAILURES_PG)
+    diesel::SqliteConnection => ([SQLITE_CLAIM_EXPIRED, SQLITE_CLAIM_DUE], FAILURES_SQLITE, false),
+    diesel::PgConnection => ([PG_CLAIM_EXPIRED, PG_CLAIM_DUE], FAILURES_PG, true)
 );

@@ -264,7 +264,9 @@ async fn two_gateways_case(backend: Backend) {
         let port = free_port();
         env = gateway_env(&contracts, &tmp.path().join("data"), &database_url, port);
         env.insert("EBOND_OUTBOX_IN_PROCESS".into(), "false".into());
-        env.insert("EBOND_DATABASE_HEARTBEAT_MS".into(), "200".into());
+        // Short, so both are on the roll soon; long enough that a loaded machine does not
+        // drop one from it (three heartbeats missed).
+        env.insert("EBOND_DATABASE_HEARTBEAT_MS".into(), "400".into());
         gateways.push(Proc(ebond(&["serve"], &env).spawn().unwrap()));
         let base = format!("http://127.0.0.1:{port}");
         wait_healthy(&http, &base).await;
@@ -281,8 +283,9 @@ async fn two_gateways_case(backend: Backend) {
         assert_eq!(get(base).await.unwrap().status(), 200);
     }
     // Both are on the roll (a few heartbeats): each takes half of ServiceNow's limit.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut accepted = 0;
+    let burst = std::time::Instant::now();
     for i in 0..700 {
         match get(&bases[i % 2]).await.unwrap().status().as_u16() {
             200 => accepted += 1,
@@ -290,8 +293,14 @@ async fn two_gateways_case(backend: Backend) {
             s => panic!("unexpected {s}"),
         }
     }
-    // A full bucket of 300 each (less what was spent above), plus a little refill.
-    assert!((590..=640).contains(&accepted), "{accepted} accepted of 600/min across two gateways");
+    // A full bucket of 300 each (less the 4 spent above), plus the refill of 10/s in all while
+    // the burst lasted (long on a loaded machine), within 10 %.
+    let allowed = 596.0 + 10.0 * burst.elapsed().as_secs_f64();
+    assert!(
+        (accepted as f64) >= allowed * 0.9 && (accepted as f64) <= allowed * 1.1,
+        "{accepted} accepted of 600/min across two gateways, {allowed:.0} allowed in {:?}",
+        burst.elapsed()
+    );
 
     let out = ebond(&["partner", "credentials", "revoke", "servicenow"], &env).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
