@@ -61,8 +61,7 @@ crate::per_backend!(durability, super::durable_by_default_fast_on_request);
 /// its cross-reference for the held rows only.
 async fn claims_and_settles_in_batches(backend: Backend) {
     use ebond::store::models::AttemptRow;
-    use ebond::store::outbox::{OutboxRepo, OutboxStatus, Settle, SettleOf};
-    use ebond::store::tickets::TicketRepo;
+    use ebond::store::outbox::{OutboxStatus, Settle, SettleOf};
     use ebond::store::StoreError;
     let app = TestApp::spawn(backend).await;
     let token = app.token(Some("servicenow")).await;
