@@ -617,7 +617,7 @@ fn ceiling(db: &ebond::store::Db, url: &str, opts: &Options, outbox_rows: usize)
     };
     // Its own pool, sized for the threads, with the gateway's connection settings.
     let pool_db = ebond::store::Db::connect(url, &settings).expect("ceiling pool");
-    let pg = matches!(pool_db, ebond::store::Db::Postgres(_));
+    let pg = matches!(pool_db, ebond::store::Db::Postgres(..));
     let ph = |i: usize| if pg { format!("${i}") } else { "?".to_string() };
     let update = format!(
         "UPDATE tickets SET short_description = {}, urgency = {}, priority = {}, state = {}, hold_reason = {}, version = version + 1, updated_at = {}, updated_by = 'servicenow' WHERE id = {}",

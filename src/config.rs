@@ -292,6 +292,10 @@ pub struct DatabaseSettings {
     pub connect_timeout_ms: u64,
     /// Most SQLite writes committed together by the group-commit writer.
     pub max_batch: usize,
+    /// PostgreSQL: group-commit writer threads, each on one connection committing batches of
+    /// up to `max_batch` writes (a savepoint each). 0: each write is its own transaction on a
+    /// pooled connection. Default 2 (see the README's Performance section for why).
+    pub pg_writers: usize,
     /// `full` (default): an acknowledged write survives a power cut (SQLite
     /// `synchronous=FULL`, PostgreSQL `synchronous_commit=on`). `fast`: commits are not
     /// flushed to disk before the answer (SQLite `synchronous=NORMAL`, PostgreSQL
@@ -364,6 +368,7 @@ impl Default for DatabaseSettings {
             busy_timeout_ms: 5000,
             connect_timeout_ms: 10_000,
             max_batch: 256,
+            pg_writers: 2,
             durability: Durability::Full,
             signal_poll_ms: 5,
             heartbeat_ms: 2000,

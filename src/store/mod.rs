@@ -1,6 +1,6 @@
 //! Storage: diesel over an r2d2 pool, SQLite (embedded default) or PostgreSQL.
 //!
-//! The store owns transactions: [`Db::write`] opens one (on the SQLite group-commit writer, a
+//! The store owns transactions: [`Db::write`] opens one (on a group-commit writer, a
 //! savepoint of the batch) and hands its closure a [`Repos`] already inside it; [`Db::read`]
 //! hands one outside any. Repositories ([`tickets`], [`audit`], [`outbox`], [`credentials`])
 //! are written once for both backends; the few statements that differ per backend live behind
@@ -338,15 +338,16 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
 /// [`Db::write`] go through the group-commit [`writer::Writer`].
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool, writer::Writer),
-    Postgres(PgPool),
+    Sqlite(SqlitePool, writer::Writer<SqliteConnection>),
+    /// With `database.pg_writers` > 0, writes go through that many group-commit writers.
+    Postgres(PgPool, writer::Writers<PgConnection>),
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Db::Sqlite(..) => "Db::Sqlite",
-            Db::Postgres(_) => "Db::Postgres",
+            Db::Postgres(..) => "Db::Postgres",
         })
     }
 }
@@ -393,7 +394,10 @@ impl Db {
                 .test_on_check_out(true)
                 .build(pg_pool::PgManager::new(url))
                 .map_err(|e| StoreError::Connect(redact_url(&e.to_string(), url)))?;
-            Ok(Db::Postgres(pool))
+            let writers = (0..opts.pg_writers)
+                .map(|n| writer::Writer::start(pool.clone(), opts.max_batch, &format!("ebond-pg-writer-{n}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Db::Postgres(pool, writer::Writers::new(writers)))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
             if let Some(dir) = std::path::Path::new(path).parent() {
@@ -420,7 +424,7 @@ impl Db {
                 .test_on_check_out(false)
                 .build(ConnectionManager::<SqliteConnection>::new(path))
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
-            let writer = writer::Writer::start(pool.clone(), opts.max_batch)?;
+            let writer = writer::Writer::start_sqlite(pool.clone(), opts.max_batch)?;
             Ok(Db::Sqlite(pool, writer))
         }
     }
@@ -428,7 +432,7 @@ impl Db {
     pub fn backend_name(&self) -> &'static str {
         match self {
             Db::Sqlite(..) => "sqlite",
-            Db::Postgres(_) => "postgres",
+            Db::Postgres(..) => "postgres",
         }
     }
 
@@ -436,7 +440,7 @@ impl Db {
     pub fn get(&self) -> Result<DbConn, StoreError> {
         Ok(match self {
             Db::Sqlite(p, _) => DbConn::Sqlite(p.get()?),
-            Db::Postgres(p) => DbConn::Postgres(p.get()?),
+            Db::Postgres(p, _) => DbConn::Postgres(p.get()?),
         })
     }
 
@@ -490,9 +494,13 @@ impl Db {
     }
 
     /// Runs `f` as one write transaction, committed when `f` returns `Ok` and undone when it
-    /// returns `Err`. On SQLite it joins the group-commit writer's next batch behind its own
-    /// savepoint (answered after that batch commits); on PostgreSQL it is a transaction on a
-    /// pooled connection, where concurrent transactions already share WAL flushes.
+    /// returns `Err`. It joins a group-commit writer's next batch behind its own savepoint
+    /// (answered after that batch commits): SQLite's one writer, or PostgreSQL's writers in
+    /// turn (`database.pg_writers`; with 0, a transaction of its own on a pooled connection).
+    ///
+    /// On PostgreSQL two writers' batches can lock the same rows in opposite orders; the
+    /// server then breaks the cycle after `deadlock_timeout` by failing one write, which
+    /// answers 503 and is undone alone (its savepoint).
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -501,7 +509,8 @@ impl Db {
     {
         match self {
             Db::Sqlite(_, writer) => writer.submit(f).await,
-            Db::Postgres(pool) => {
+            Db::Postgres(_, writers) if !writers.is_empty() => writers.next().submit(f).await,
+            Db::Postgres(pool, _) => {
                 let pool = pool.clone();
                 let span = tracing::Span::current();
                 tokio::task::spawn_blocking(move || span.in_scope(|| postgres_write(&pool, f)))
@@ -521,16 +530,19 @@ impl Db {
     {
         match self {
             Db::Sqlite(_, writer) => writer.submit_now(f),
-            Db::Postgres(pool) => postgres_write(pool, f),
+            Db::Postgres(_, writers) if !writers.is_empty() => writers.next().submit_now(f),
+            Db::Postgres(pool, _) => postgres_write(pool, f),
         }
     }
 
     /// Readiness probe: a trivial query round trip.
     pub fn ping(&self) -> Result<(), StoreError> {
-        if let Db::Sqlite(_, writer) = self {
-            if !writer.is_running() {
-                return Err(StoreError::Unavailable("the SQLite writer has stopped".into()));
-            }
+        let writers_running = match self {
+            Db::Sqlite(_, writer) => writer.is_running(),
+            Db::Postgres(_, writers) => writers.all_running(),
+        };
+        if !writers_running {
+            return Err(StoreError::Unavailable("a database writer thread has stopped".into()));
         }
         let mut conn = self.get()?;
         with_conn!(&mut conn, c => diesel::sql_query("SELECT 1").execute(c))?;

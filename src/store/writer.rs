@@ -1,6 +1,7 @@
-//! Group commit for SQLite: one thread owns the write connection and applies whatever writes
-//! are queued in one transaction, each behind its own savepoint, then answers every caller
-//! after the single commit.
+//! Group commit: one thread owns a write connection and applies whatever writes are queued
+//! in one transaction, each behind its own savepoint, then answers every caller after the
+//! single commit. SQLite always writes so; PostgreSQL only when `database.pg_writers` asks
+//! for writer threads (a trial: see the README's Performance section for what it measured).
 //!
 //! SQLite has one writer at a time and a durable commit costs an fsync, so one commit per
 //! request caps throughput at the disk's fsync rate. Queued requests share the commit instead:
@@ -10,44 +11,88 @@
 
 use super::{in_transaction, Repos, StoreError};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
-use diesel::SqliteConnection;
+use diesel::r2d2::{ConnectionManager, ManageConnection, Pool, PooledConnection};
+use diesel::{PgConnection, SqliteConnection};
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{mpsc, oneshot};
+
+/// A connection the writer can batch on.
+pub trait BatchConnection:
+    diesel::Connection<TransactionManager = AnsiTransactionManager> + Repos + Send + 'static
+{
+    /// Opens the batch's transaction.
+    const BEGIN: &'static str;
+    /// Run once on the connection the writer takes from the pool.
+    fn prepare(&mut self) -> diesel::QueryResult<()> {
+        Ok(())
+    }
+}
+
+impl BatchConnection for SqliteConnection {
+    // Takes the write lock at once: a batch never fails half-way for want of it.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    fn prepare(&mut self) -> diesel::QueryResult<()> {
+        // Checkpoints are the checkpoint thread's job (see `checkpoint`); the automatic one
+        // stays as a backstop for a WAL that grows past 10,000 pages anyway.
+        diesel::connection::SimpleConnection::batch_execute(self, "PRAGMA wal_autocheckpoint = 10000")
+    }
+}
+
+impl BatchConnection for PgConnection {
+    const BEGIN: &'static str = "BEGIN";
+}
 
 /// Runs one queued write on the batch's connection (or, given the reason there is none,
 /// fails it) and returns what to tell its caller once the batch's commit is known (`Ok` =
 /// committed, `Err` = the commit's error).
-type Job = Box<dyn FnOnce(Result<&mut SqliteConnection, &str>) -> Reply + Send>;
+type Job<C> = Box<dyn FnOnce(Result<&mut C, &str>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
-/// Handle to the writer thread (cheap to clone). The thread stops when every handle is gone.
-#[derive(Clone)]
-pub struct Writer {
-    queue: mpsc::Sender<Job>,
-    /// The checkpointer runs while any handle holds this.
+/// Handle to a writer thread (cheap to clone). The thread stops when every handle is gone.
+pub struct Writer<C: BatchConnection> {
+    queue: mpsc::Sender<Job<C>>,
+    /// The SQLite checkpointer runs while any handle holds this.
     _alive: std::sync::Arc<()>,
+}
+
+impl<C: BatchConnection> Clone for Writer<C> {
+    fn clone(&self) -> Self {
+        Writer { queue: self.queue.clone(), _alive: self._alive.clone() }
+    }
 }
 
 /// How often the checkpointer copies committed WAL frames into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-impl Writer {
-    /// Starts the writer thread. `max_batch` bounds how many writes share one commit.
-    pub fn start(pool: Pool<ConnectionManager<SqliteConnection>>, max_batch: usize) -> Result<Writer, StoreError> {
-        let (queue, rx) = mpsc::channel::<Job>(max_batch.max(1) * 8);
-        let writer_pool = pool.clone();
-        std::thread::Builder::new()
-            .name("ebond-sqlite-writer".into())
-            .spawn(move || run(writer_pool, rx, max_batch.max(1)))
-            .map_err(|e| StoreError::Connect(format!("cannot start the SQLite writer thread: {e}")))?;
-        let alive = std::sync::Arc::new(());
-        let watch = std::sync::Arc::downgrade(&alive);
+impl Writer<SqliteConnection> {
+    /// Starts the SQLite writer thread and its checkpointer. `max_batch` bounds how many
+    /// writes share one commit.
+    pub fn start_sqlite(
+        pool: Pool<ConnectionManager<SqliteConnection>>,
+        max_batch: usize,
+    ) -> Result<Writer<SqliteConnection>, StoreError> {
+        let writer = Writer::start(pool.clone(), max_batch, "ebond-sqlite-writer")?;
+        let watch = std::sync::Arc::downgrade(&writer._alive);
         std::thread::Builder::new()
             .name("ebond-sqlite-checkpoint".into())
             .spawn(move || checkpoint(pool, watch))
             .map_err(|e| StoreError::Connect(format!("cannot start the SQLite checkpoint thread: {e}")))?;
-        Ok(Writer { queue, _alive: alive })
+        Ok(writer)
+    }
+}
+
+impl<C: BatchConnection> Writer<C> {
+    /// Starts a writer thread named `name` on a connection of `pool`.
+    pub fn start<M>(pool: Pool<M>, max_batch: usize, name: &str) -> Result<Writer<C>, StoreError>
+    where
+        M: ManageConnection<Connection = C>,
+    {
+        let (queue, rx) = mpsc::channel::<Job<C>>(max_batch.max(1) * 8);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run(pool, rx, max_batch.max(1)))
+            .map_err(|e| StoreError::Connect(format!("cannot start the writer thread {name}: {e}")))?;
+        Ok(Writer { queue, _alive: std::sync::Arc::new(()) })
     }
 
     /// Queues `f` and waits for the commit that holds its effects. `f` runs inside the batch's
@@ -58,7 +103,7 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
     {
-        let (job, rx) = job(f);
+        let (job, rx) = job::<C, T, E, F>(f);
         self.queue.send(job).await.map_err(|_| stopped::<E>())?;
         rx.await.map_err(|_| panicked::<E>())?
     }
@@ -70,7 +115,7 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
     {
-        let (job, rx) = job(f);
+        let (job, rx) = job::<C, T, E, F>(f);
         self.queue.blocking_send(job).map_err(|_| stopped::<E>())?;
         rx.blocking_recv().map_err(|_| panicked::<E>())?
     }
@@ -81,9 +126,42 @@ impl Writer {
     }
 }
 
+/// Writer threads that take writes in turn.
+pub struct Writers<C: BatchConnection> {
+    all: std::sync::Arc<Vec<Writer<C>>>,
+    turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<C: BatchConnection> Clone for Writers<C> {
+    fn clone(&self) -> Self {
+        Writers { all: self.all.clone(), turn: self.turn.clone() }
+    }
+}
+
+impl<C: BatchConnection> Writers<C> {
+    pub fn new(all: Vec<Writer<C>>) -> Writers<C> {
+        Writers { all: std::sync::Arc::new(all), turn: Default::default() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// False once any of the writer threads has stopped (readiness reports it).
+    pub fn all_running(&self) -> bool {
+        self.all.iter().all(Writer::is_running)
+    }
+
+    /// The writer whose turn it is (there must be one: see [`Writers::is_empty`]).
+    pub fn next(&self) -> &Writer<C> {
+        let n = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.all[n % self.all.len()]
+    }
+}
+
 /// The queue is closed: the writer thread is gone.
 fn stopped<E: From<StoreError>>() -> E {
-    E::from(StoreError::Unavailable("the SQLite writer has stopped".into()))
+    E::from(StoreError::Unavailable("the database writer has stopped".into()))
 }
 
 /// The job's answer was dropped unsent: the write panicked (its savepoint was undone).
@@ -92,8 +170,9 @@ fn panicked<E: From<StoreError>>() -> E {
 }
 
 /// Wraps `f` as a job for the writer thread, and the receiver of its answer.
-fn job<T, E, F>(f: F) -> (Job, oneshot::Receiver<Result<T, E>>)
+fn job<C, T, E, F>(f: F) -> (Job<C>, oneshot::Receiver<Result<T, E>>)
 where
+    C: BatchConnection,
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
     F: FnOnce(&mut dyn Repos) -> Result<T, E> + Send + 'static,
@@ -101,7 +180,7 @@ where
     let (tx, rx) = oneshot::channel::<Result<T, E>>();
     // The request's span (request id, partner, ticket) follows the write onto the thread.
     let span = tracing::Span::current();
-    let job: Job = Box::new(move |conn| {
+    let job: Job<C> = Box::new(move |conn: Result<&mut C, &str>| {
         let result = match conn {
             // Inside the batch's transaction, this is the write's own savepoint.
             Ok(conn) => span.in_scope(|| in_transaction(conn, f)),
@@ -121,7 +200,7 @@ where
 }
 
 /// The batch connection's transaction depth (0 = none); `None` when diesel cannot tell.
-fn depth(c: &mut SqliteConnection) -> Option<u32> {
+fn depth<C: BatchConnection>(c: &mut C) -> Option<u32> {
     match AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth() {
         Ok(d) => Some(d.map_or(0, |d| d.get())),
         Err(_) => None,
@@ -148,9 +227,13 @@ fn checkpoint(pool: Pool<ConnectionManager<SqliteConnection>>, alive: std::sync:
     }
 }
 
-fn run(pool: Pool<ConnectionManager<SqliteConnection>>, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
-    let mut conn: Option<PooledConnection<ConnectionManager<SqliteConnection>>> = None;
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+fn run<M, C>(pool: Pool<M>, mut rx: mpsc::Receiver<Job<C>>, max_batch: usize)
+where
+    M: ManageConnection<Connection = C>,
+    C: BatchConnection,
+{
+    let mut conn: Option<PooledConnection<M>> = None;
+    let mut batch: Vec<Job<C>> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -162,12 +245,8 @@ fn run(pool: Pool<ConnectionManager<SqliteConnection>>, mut rx: mpsc::Receiver<J
         let mut pooled = match conn.take() {
             Some(c) => c,
             None => match pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
-                // Checkpoints are the checkpoint thread's job (see `checkpoint`); the automatic
-                // one stays as a backstop for a WAL that grows past 10,000 pages anyway.
-                let raw: &mut SqliteConnection = &mut c;
-                diesel::connection::SimpleConnection::batch_execute(raw, "PRAGMA wal_autocheckpoint = 10000")
-                    .map(|_| c)
-                    .map_err(|e| e.to_string())
+                let raw: &mut C = &mut c;
+                raw.prepare().map(|_| c).map_err(|e| e.to_string())
             }) {
                 Ok(c) => c,
                 Err(e) => {
@@ -177,7 +256,7 @@ fn run(pool: Pool<ConnectionManager<SqliteConnection>>, mut rx: mpsc::Receiver<J
             },
         };
         let size = batch.len();
-        let (outcome, healthy) = apply_batch(&mut pooled, &mut batch);
+        let (outcome, healthy) = apply_batch::<C>(&mut pooled, &mut batch);
         if healthy {
             conn = Some(pooled);
         }
@@ -202,8 +281,8 @@ type BatchError = (Vec<Reply>, String);
 
 /// One transaction for the whole batch. Returns the replies, or the replies plus the error
 /// that rolled everything back; `false` when the connection should not be reused.
-fn apply_batch(c: &mut SqliteConnection, batch: &mut Vec<Job>) -> (Result<Vec<Reply>, BatchError>, bool) {
-    let begun = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
+fn apply_batch<C: BatchConnection>(c: &mut C, batch: &mut Vec<Job<C>>) -> (Result<Vec<Reply>, BatchError>, bool) {
+    let begun = AnsiTransactionManager::begin_transaction_sql(c, C::BEGIN).map_err(|e| e.to_string());
     if let Err(e) = begun {
         let msg = format!("could not begin the write transaction: {e}");
         fail_unrun(batch, &msg);
@@ -231,7 +310,7 @@ fn apply_batch(c: &mut SqliteConnection, batch: &mut Vec<Job>) -> (Result<Vec<Re
         // full, I/O error): later writes would then commit one by one, outside the batch.
         if depth_now != Some(1) {
             let msg = "the batch transaction was lost; every write in it was rolled back".to_string();
-            let mut rest: Vec<Job> = jobs.collect();
+            let mut rest: Vec<Job<C>> = jobs.collect();
             fail_unrun(&mut rest, &msg);
             roll_back_to(c, 0);
             return (Err((replies, msg)), false);
@@ -253,7 +332,7 @@ fn apply_batch(c: &mut SqliteConnection, batch: &mut Vec<Job>) -> (Result<Vec<Re
 }
 
 /// Rolls back savepoints (and, for `target` 0, the transaction) until the depth is `target`.
-fn roll_back_to(c: &mut SqliteConnection, target: u32) {
+fn roll_back_to<C: BatchConnection>(c: &mut C, target: u32) {
     while depth(c).is_some_and(|d| d > target) {
         if AnsiTransactionManager::rollback_transaction(c).is_err() {
             break;
@@ -262,7 +341,7 @@ fn roll_back_to(c: &mut SqliteConnection, target: u32) {
 }
 
 /// Answers jobs that never ran: each gets the error without touching the database.
-fn fail_unrun(batch: &mut Vec<Job>, msg: &str) {
+fn fail_unrun<C>(batch: &mut Vec<Job<C>>, msg: &str) {
     if batch.is_empty() {
         return;
     }

@@ -103,7 +103,7 @@ fn table(name: &str) -> Result<Table, TableError> {
 fn dialect(state: &AppState) -> Dialect {
     match state.db {
         crate::store::Db::Sqlite(..) => Dialect::Sqlite,
-        crate::store::Db::Postgres(_) => Dialect::Postgres,
+        crate::store::Db::Postgres(..) => Dialect::Postgres,
     }
 }
 
