@@ -290,7 +290,7 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u32,
     /// How long a request waits for a pooled connection, in milliseconds.
     pub connect_timeout_ms: u64,
-    /// Most SQLite writes committed together by the group-commit writer.
+    /// Most writes committed together by a group-commit writer.
     pub max_batch: usize,
     /// PostgreSQL: group-commit writer threads, each on one connection committing batches of
     /// up to `max_batch` writes (a savepoint each). 0: each write is its own transaction on a

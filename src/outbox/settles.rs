@@ -1,7 +1,7 @@
 //! Settles in batches: deliveries that finish while a settle is being written join the next
 //! one, so many deliveries cost one transaction (one commit, one WAL flush) and three
-//! statements instead of a transaction and three statements each. A batch that fails as a whole is settled again one delivery at a time, so one bad
-//! row never holds back the others.
+//! statements instead of a transaction and three statements each. A batch that fails as a
+//! whole is settled again one delivery at a time, so one bad row never holds back the others.
 
 use super::*;
 use crate::store::outbox::SettleOf;

@@ -387,7 +387,8 @@ impl Db {
         let (pool_size, busy_timeout_ms) = (opts.pool_size, opts.busy_timeout_ms);
         if Backend::of_url(url)? == Backend::Postgres {
             let pool = Pool::builder()
-                .max_size(pool_size.max(1))
+                // Each writer keeps a connection of its own, on top of `pool_size` for the rest.
+                .max_size(pool_size.max(1).saturating_add(u32::try_from(opts.pg_writers).unwrap_or(u32::MAX)))
                 .connection_timeout(timeout)
                 .connection_customizer(Box::new(PgSession { durability: opts.durability }))
                 // Checked at check-out without a round trip (see `pg_pool`).
@@ -509,14 +510,16 @@ impl Db {
     {
         match self {
             Db::Sqlite(_, writer) => writer.submit(f).await,
-            Db::Postgres(_, writers) if !writers.is_empty() => writers.next().submit(f).await,
-            Db::Postgres(pool, _) => {
-                let pool = pool.clone();
-                let span = tracing::Span::current();
-                tokio::task::spawn_blocking(move || span.in_scope(|| postgres_write(&pool, f)))
-                    .await
-                    .map_err(|e| E::from(StoreError::Join(e.to_string())))?
-            }
+            Db::Postgres(pool, writers) => match writers.next() {
+                Some(writer) => writer.submit(f).await,
+                None => {
+                    let pool = pool.clone();
+                    let span = tracing::Span::current();
+                    tokio::task::spawn_blocking(move || span.in_scope(|| postgres_write(&pool, f)))
+                        .await
+                        .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+                }
+            },
         }
     }
 
@@ -530,8 +533,10 @@ impl Db {
     {
         match self {
             Db::Sqlite(_, writer) => writer.submit_now(f),
-            Db::Postgres(_, writers) if !writers.is_empty() => writers.next().submit_now(f),
-            Db::Postgres(pool, _) => postgres_write(pool, f),
+            Db::Postgres(pool, writers) => match writers.next() {
+                Some(writer) => writer.submit_now(f),
+                None => postgres_write(pool, f),
+            },
         }
     }
 

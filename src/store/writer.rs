@@ -1,7 +1,7 @@
 //! Group commit: one thread owns a write connection and applies whatever writes are queued
 //! in one transaction, each behind its own savepoint, then answers every caller after the
-//! single commit. SQLite always writes so; PostgreSQL only when `database.pg_writers` asks
-//! for writer threads (a trial: see the README's Performance section for what it measured).
+//! single commit. SQLite always writes so; PostgreSQL through `database.pg_writers` writers
+//! taking writes in turn (2 by default: the README's Performance section says why).
 //!
 //! SQLite has one writer at a time and a durable commit costs an fsync, so one commit per
 //! request caps throughput at the disk's fsync rate. Queued requests share the commit instead:
@@ -143,19 +143,15 @@ impl<C: BatchConnection> Writers<C> {
         Writers { all: std::sync::Arc::new(all), turn: Default::default() }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.all.is_empty()
-    }
-
     /// False once any of the writer threads has stopped (readiness reports it).
     pub fn all_running(&self) -> bool {
         self.all.iter().all(Writer::is_running)
     }
 
-    /// The writer whose turn it is (there must be one: see [`Writers::is_empty`]).
-    pub fn next(&self) -> &Writer<C> {
+    /// The writer whose turn it is; `None` when there are none.
+    pub fn next(&self) -> Option<&Writer<C>> {
         let n = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        &self.all[n % self.all.len()]
+        self.all.get(n.checked_rem(self.all.len())?)
     }
 }
 
