@@ -232,6 +232,7 @@ async fn run(opts: Options) {
         );
         println!("ebond / ceiling: {ratio:.2}");
         let rate = max.rate() * opts.paced_at;
+        settle(&db).await;
         let cpu = server.cpu_ticks();
         let paced = load.run(&opts, Some(rate)).await;
         let cores = server.cores_since(cpu, paced.elapsed);
@@ -514,6 +515,20 @@ fn seed(db: &ebond::store::Db, n: usize) {
         ),
     };
     ebond::with_conn!(&mut conn, c => c.batch_execute(&sql)).expect("seed tickets");
+}
+
+/// Lets the database write out what the phases before left dirty (a checkpoint, then a
+/// pause), so the paced phase measures the gateway's latency rather than a checkpoint that
+/// the max and ceiling phases' hundreds of thousands of rows forced into it.
+async fn settle(db: &ebond::store::Db) {
+    let sql =
+        if matches!(db, ebond::store::Db::Postgres(..)) { "CHECKPOINT" } else { "PRAGMA wal_checkpoint(TRUNCATE)" };
+    let mut conn = db.get().expect("conn");
+    if let Err(e) = ebond::with_conn!(&mut conn, c => diesel::sql_query(sql).execute(c)) {
+        eprintln!("checkpoint before the paced phase: {e}");
+    }
+    drop(conn);
+    tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
 fn count(db: &ebond::store::Db, table: &str) -> i64 {

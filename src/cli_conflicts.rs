@@ -25,12 +25,14 @@ pub enum ConflictsCommand {
         /// Hub ticket number.
         #[arg(long)]
         ticket: Option<String>,
+        /// At most this many records.
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
     /// Show one record: base, proposed and current value of each field, canonical and in each
     /// side's vocabulary.
     Show {
+        /// The conflict id (see `conflicts list`).
         id: i64,
         /// Print the record as JSON (as the admin API answers it).
         #[arg(long)]
@@ -54,8 +56,10 @@ pub enum ConflictsCommand {
         /// Resolve every open conflict that matches --partner / --ticket with --choice.
         #[arg(long)]
         all: bool,
+        /// With --all: only conflicts of this partner's writes.
         #[arg(long, requires = "all")]
         partner: Option<String>,
+        /// With --all: only conflicts on this hub ticket number.
         #[arg(long, requires = "all")]
         ticket: Option<String>,
         /// With --all: only count the conflicts that would be resolved.

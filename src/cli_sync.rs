@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub enum SyncCommand {
     /// Pull one partner's changed records now and apply them (progress on stderr).
     Run {
+        /// The partner id (its contract has a [pull] section).
         partner: String,
         /// Print the finished run as JSON.
         #[arg(long)]
@@ -26,8 +27,10 @@ pub enum SyncCommand {
     Status,
     /// Pull runs, newest first, with counts and refused records.
     Runs {
+        /// Only this partner's runs.
         #[arg(long)]
         partner: Option<String>,
+        /// At most this many runs.
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
@@ -54,7 +57,8 @@ pub struct ReconcileArgs {
 }
 
 fn engine(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
-    let registry = Arc::new(ebond::app::load_contracts(settings)?);
+    let registry =
+        Arc::new(ebond::contract::live::Live::new(&settings.contracts_dir, ebond::app::load_contracts(settings)?));
     let db = ebond::app::open_database(settings)?;
     let metrics = ebond::ops::metrics::Metrics::new();
     let alerts = Arc::new(ebond::ops::alerts::Alerts::new(&settings.alerts, metrics)?);
@@ -115,7 +119,7 @@ pub fn run(settings: &Settings, command: SyncCommand) -> anyhow::Result<ExitCode
             }
             SyncCommand::Status => {
                 let partners: Vec<String> =
-                    engine.registry.partners().filter(|c| c.pull.is_some()).map(|c| c.id.to_string()).collect();
+                    engine.registry().partners().filter(|c| c.pull.is_some()).map(|c| c.id.to_string()).collect();
                 let now = ebond::util::now_ms();
                 println!("{:<16} {:<26} {:>10} {:<8} LAST RUN", "PARTNER", "WATERMARK", "LAG (s)", "RUNNING");
                 for p in partners {

@@ -256,6 +256,16 @@ pub struct SecuritySettings {
     /// Master key file for secrets stored in the database (created 0600 on first use).
     /// Empty: `<data_dir>/master.key`. `EBOND_MASTER_KEY` (base64, 32 bytes) takes precedence.
     pub master_key_file: Option<PathBuf>,
+    /// `/metrics` answers only with an operator (admin) token (Prometheus: `authorization` with
+    /// a bearer token, or its `oauth2` block against `/api/ebond/v1/oauth/token`).
+    pub metrics_require_token: bool,
+    /// The partner OpenAPI documents answer only with that partner's token or an operator's
+    /// (without it anyone may list which partners are connected).
+    pub documents_require_token: bool,
+    /// Networks (CIDRs) from which `/metrics` and the OpenAPI documents answer; empty: any.
+    /// In the environment: comma-separated.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub ops_networks: Vec<String>,
 }
 
 impl Default for SecuritySettings {
@@ -268,6 +278,9 @@ impl Default for SecuritySettings {
             max_json_depth: 32,
             webhook_tolerance_secs: 300,
             master_key_file: None,
+            metrics_require_token: false,
+            documents_require_token: false,
+            ops_networks: Vec::new(),
         }
     }
 }

@@ -38,7 +38,7 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
-    /// Check contract files.
+    /// Check contract files, and reload them in every running gateway process.
     Contracts {
         #[command(subcommand)]
         command: ContractsCommand,
@@ -79,30 +79,51 @@ enum Command {
 #[derive(Subcommand)]
 enum ContractsCommand {
     /// Load every contract in DIR (default: the configured contracts folder) and list all errors.
-    Check { dir: Option<PathBuf> },
+    Check {
+        /// The folder (default: the configured contracts folder).
+        dir: Option<PathBuf>,
+    },
+    /// Check the configured contracts folder, then have every gateway process on the database
+    /// (`serve`, `worker`) load it anew, without a restart; shows what each process enforces.
+    Reload {
+        /// Seconds to wait for every process to act on the reload.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
 }
 
 #[derive(Subcommand)]
 enum OutboxCommand {
-    /// List outbox rows (dead letters by default).
+    /// List outbox rows, oldest first (by default what is not delivered yet: pending, in
+    /// flight and dead letters).
     List {
+        /// Only this partner's rows.
         #[arg(long)]
         partner: Option<String>,
-        /// pending, in_flight, delivered, dead, discarded or all.
-        #[arg(long, default_value = "dead")]
+        /// undelivered (pending, in_flight and dead), pending, in_flight, delivered, dead,
+        /// discarded or all.
+        #[arg(long, default_value = "undelivered")]
         status: String,
+        /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
     /// Show one row with its payload and every attempt.
-    Show { id: i64 },
+    Show {
+        /// The outbox row's id (see `outbox list`).
+        id: i64,
+    },
     /// Give up on a dead letter: it is never delivered, and its ticket's later changes flow.
-    Discard { id: i64 },
+    Discard {
+        /// The dead letter's outbox id.
+        id: i64,
+    },
     /// Queue a dead letter again (ID), or every dead letter of a partner, in order (--partner).
     Replay {
         /// The dead letter's outbox id (or use --partner).
         #[arg(required_unless_present = "partner", conflicts_with = "partner")]
         id: Option<i64>,
+        /// Replay every dead letter of this partner, oldest first.
         #[arg(long)]
         partner: Option<String>,
     },
@@ -113,9 +134,15 @@ enum PartnerCommand {
     /// List the partners whose contracts are loaded.
     List,
     /// Stop deliveries to a partner (its backlog waits).
-    Pause { partner: String },
+    Pause {
+        /// The partner id (its contract's `id`).
+        partner: String,
+    },
     /// Resume deliveries to a partner.
-    Resume { partner: String },
+    Resume {
+        /// The partner id.
+        partner: String,
+    },
     /// Secrets stored encrypted in the database.
     Secret {
         #[command(subcommand)]
@@ -132,6 +159,7 @@ enum PartnerCommand {
 enum CredentialsCommand {
     /// Issue a client id and secret for PARTNER (the secret is shown once).
     Issue {
+        /// The partner id (its contract's `id`).
         partner: String,
         /// Print {"client_id": …, "client_secret": …}.
         #[arg(long)]
@@ -147,6 +175,7 @@ enum CredentialsCommand {
     },
     /// Give PARTNER's newest credential a new secret; the old one works for the overlap.
     Rotate {
+        /// The partner id (its contract's `id`).
         partner: String,
         /// How long the old secret keeps working, e.g. 24h, 30m, 0s.
         #[arg(long, default_value = "24h")]
@@ -157,14 +186,26 @@ enum CredentialsCommand {
         /// Rotate even while an earlier rotation's overlap runs (that previous secret stops).
         #[arg(long)]
         force: bool,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke PARTNER's credentials (or one): every token they issued stops at once.
     Revoke {
+        /// The partner id (its contract's `id`).
         partner: String,
+        /// Revoke only this credential (see `list`).
         #[arg(long)]
         client_id: Option<String>,
+    },
+    /// List PARTNER's credentials: client id, kind, scope, creation, revocation and until when
+    /// a rotated-out secret still works.
+    List {
+        /// The partner id (its contract's `id`).
+        partner: String,
+        /// Print them as JSON lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -172,7 +213,12 @@ enum CredentialsCommand {
 enum SecretCommand {
     /// Store a secret for PARTNER under NAME, read from standard input, encrypted with the
     /// master key; contracts refer to it as `db:NAME`.
-    Set { partner: String, name: String },
+    Set {
+        /// The partner id.
+        partner: String,
+        /// The secret's name, as the contract refers to it (`db:NAME`).
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,14 +228,45 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AdminCredentialsCommand,
     },
+    /// Lockouts after repeated failed authentications.
+    Lockout {
+        #[command(subcommand)]
+        command: LockoutCommand,
+    },
 }
 
 #[derive(Subcommand)]
 enum AdminCredentialsCommand {
     /// Issue an operator client id and secret (admin scope; the secret is shown once).
     Issue {
+        /// Print {"client_id": …, "client_secret": …}.
         #[arg(long)]
         json: bool,
+    },
+    /// List operator credentials: client id, scope, creation and revocation.
+    List {
+        /// Print them as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one operator credential: its tokens stop at once in every process.
+    Revoke {
+        /// The operator credential's client id (see `admin credentials list`).
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LockoutCommand {
+    /// Clear a lockout now: the failures so far stop counting (the clearing is logged as an
+    /// authentication event).
+    Clear {
+        /// The locked-out client id.
+        #[arg(long, required_unless_present = "source")]
+        client_id: Option<String>,
+        /// The locked-out source address (as `GET /admin/auth-events` shows it).
+        #[arg(long)]
+        source: Option<String>,
     },
 }
 
@@ -274,6 +351,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Contracts { command: ContractsCommand::Reload { wait } } => return reload_contracts(&settings, wait),
         Command::Openapi { check, dir } => {
             let registry = app::load_contracts(&settings)?;
             if check {
@@ -315,6 +393,25 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Partner { command: PartnerCommand::Credentials { command } } => credentials(&settings, command)?,
         Command::Partner { command: PartnerCommand::Secret { command: SecretCommand::Set { partner, name } } } => {
             set_secret(&settings, &partner, &name)?
+        }
+        Command::Admin { command: AdminCommand::Credentials { command: AdminCredentialsCommand::List { json } } } => {
+            list_credentials(&settings, None, json)?
+        }
+        Command::Admin {
+            command: AdminCommand::Credentials { command: AdminCredentialsCommand::Revoke { client_id } },
+        } => revoke(&settings, None, Some(client_id))?,
+        Command::Admin { command: AdminCommand::Lockout { command: LockoutCommand::Clear { client_id, source } } } => {
+            let db = app::open_database(&settings)?;
+            let clear = ebond::api::admin::LockoutClear { client_id, source };
+            let who = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "operator".into()));
+            let now = ebond::util::now_ms();
+            let shown = [clear.client_id.clone(), clear.source.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" from ");
+            db.write_now(move |c| ebond::api::admin::clear_lockout(c, &clear, &who, now))?;
+            println!("lockout of {shown} cleared: earlier failures no longer count");
         }
         Command::Admin { command: AdminCommand::Credentials { command: AdminCredentialsCommand::Issue { json } } } => {
             issue(&settings, None, json)?;
@@ -358,13 +455,16 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
     match command {
         OutboxCommand::List { partner, status, limit } => {
-            let status = match status.as_str() {
-                "all" => None,
-                s => Some(OutboxStatus::parse(s).ok_or_else(|| {
-                    anyhow::anyhow!("--status `{s}`: use pending, in_flight, delivered, dead, discarded or all")
-                })?),
+            let statuses = match status.as_str() {
+                "all" => Vec::new(),
+                "undelivered" => vec![OutboxStatus::Pending, OutboxStatus::InFlight, OutboxStatus::Dead],
+                s => vec![OutboxStatus::parse(s).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--status `{s}`: use undelivered, pending, in_flight, delivered, dead, discarded or all"
+                    )
+                })?],
             };
-            let filter = OutboxFilter { partner, status, ticket_id: None, after_id: None, limit };
+            let filter = OutboxFilter { partner, statuses, ticket_id: None, after_id: None, limit };
             let rows = db.read_now(|c| outbox_admin::list(c, &filter))?;
             println!(
                 "{:>8} {:<12} {:<11} {:<16} {:<10} {:>8} {:>6}  LAST ERROR",
@@ -383,7 +483,7 @@ fn outbox(settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
                     r.last_error.as_deref().unwrap_or("")
                 );
             }
-            eprintln!("{} row{}", rows.len(), if rows.len() == 1 { "" } else { "s" });
+            eprintln!("{} row{} ({status})", rows.len(), if rows.len() == 1 { "" } else { "s" });
         }
         OutboxCommand::Show { id } => match db.read_now(|c| outbox_admin::show(c, id))? {
             Some(d) => println!("{}", serde_json::to_string_pretty(&d)?),
@@ -472,40 +572,94 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
             }
             Ok(())
         }
-        CredentialsCommand::Revoke { partner, client_id } => {
-            let db = app::open_database(settings)?;
-            let now = ebond::util::now_ms();
-            let (p, id) = (partner.clone(), client_id.clone());
-            let n = db.write_now(move |c| c.revoke(&p, id.as_deref(), now).map_err(StoreError::from))?;
-            if n == 0 {
-                anyhow::bail!(
-                    "{partner} has no live credential{} to revoke",
-                    client_id.map(|c| format!(" {c}")).unwrap_or_default()
-                );
-            }
-            // Every running process remembers checked tokens: wait until each has heard.
-            let generation =
-                db.read_now(|c| ebond::store::signals::SignalRepo::revoked_generation(c).map_err(StoreError::from))?;
-            let unheard = ebond::store::listener::await_revocation(
-                &db,
-                generation,
-                settings.database.heartbeat(),
-                std::time::Duration::from_secs(5),
-            )?;
-            println!(
-                "revoked {n} credential{} of {partner}; their tokens no longer work",
-                if n == 1 { "" } else { "s" }
-            );
-            if !unheard.is_empty() {
-                eprintln!(
-                    "warning: {} running process(es) did not confirm within 5 s that they forgot the revoked tokens: {}; each takes a token from memory for auth.token_cache_secs at most",
-                    unheard.len(),
-                    unheard.join(", ")
-                );
-            }
-            Ok(())
+        CredentialsCommand::Revoke { partner, client_id } => revoke(settings, Some(partner), client_id),
+        CredentialsCommand::List { partner, json } => {
+            known_partner(settings, &partner)?;
+            list_credentials(settings, Some(&partner), json)
         }
     }
+}
+
+/// Revokes a partner's credentials (or one), or one operator credential (`partner` `None`), and
+/// waits until every running process has forgotten the tokens it remembered.
+fn revoke(settings: &Settings, partner: Option<String>, client_id: Option<String>) -> anyhow::Result<()> {
+    let db = app::open_database(settings)?;
+    let now = ebond::util::now_ms();
+    let (p, id) = (partner.clone(), client_id.clone());
+    let n = db.write_now(move |c| c.revoke(p.as_deref(), id.as_deref(), now).map_err(StoreError::from))?;
+    let whose = partner.clone().unwrap_or_else(|| "the operators".into());
+    if n == 0 {
+        anyhow::bail!(
+            "{whose} {} no live credential{} to revoke",
+            if partner.is_some() { "has" } else { "have" },
+            client_id.map(|c| format!(" {c}")).unwrap_or_default()
+        );
+    }
+    // Every running process remembers checked tokens: wait until each has heard.
+    let generation =
+        db.read_now(|c| ebond::store::signals::SignalRepo::revoked_generation(c).map_err(StoreError::from))?;
+    let unheard = ebond::store::listener::await_revocation(
+        &db,
+        generation,
+        settings.database.heartbeat(),
+        std::time::Duration::from_secs(5),
+    )?;
+    println!("revoked {n} credential{} of {whose}; their tokens no longer work", if n == 1 { "" } else { "s" });
+    if !unheard.is_empty() {
+        eprintln!(
+            "warning: {} running process(es) did not confirm within 5 s that they forgot the revoked tokens: {}; each takes a token from memory for auth.token_cache_secs at most",
+            unheard.len(),
+            unheard.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Lists a partner's credentials, or the operators' (`None`); never a secret or its hash.
+fn list_credentials(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let db = app::open_database(settings)?;
+    let rows: Vec<_> = db
+        .read_now(|c| c.list_credentials().map_err(StoreError::from))?
+        .into_iter()
+        .filter(|r| r.partner.as_deref() == partner)
+        .collect();
+    let at = |ms: Option<i64>| ms.map(ebond::util::ms_to_rfc3339).unwrap_or_else(|| "-".into());
+    if !json {
+        println!(
+            "{:<30} {:<7} {:<14} {:<25} {:<25} PREVIOUS SECRET UNTIL",
+            "CLIENT ID", "KIND", "SCOPE", "CREATED", "REVOKED"
+        );
+    }
+    let now = ebond::util::now_ms();
+    for r in &rows {
+        // A rotated-out secret that stopped working is not worth showing.
+        let previous = r.previous_valid_until.filter(|u| *u > now);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "client_id": r.client_id, "kind": r.kind, "scope": r.scope,
+                    "created_at": at(Some(r.created_at)), "revoked_at": r.revoked_at.map(ebond::util::ms_to_rfc3339),
+                    "previous_secret_valid_until": previous.map(ebond::util::ms_to_rfc3339),
+                })
+            );
+        } else {
+            println!(
+                "{:<30} {:<7} {:<14} {:<25} {:<25} {}",
+                r.client_id,
+                r.kind,
+                r.scope,
+                at(Some(r.created_at)),
+                at(r.revoked_at),
+                at(previous)
+            );
+        }
+    }
+    if !json {
+        let live = rows.iter().filter(|r| r.revoked_at.is_none()).count();
+        eprintln!("{} credential{} ({live} live)", rows.len(), if rows.len() == 1 { "" } else { "s" });
+    }
+    Ok(())
 }
 
 fn set_secret(settings: &Settings, partner: &str, name: &str) -> anyhow::Result<()> {
@@ -525,4 +679,97 @@ fn set_secret(settings: &Settings, partner: &str, name: &str) -> anyhow::Result<
     secrets.store(partner, name, value)?;
     println!("stored secret `{name}` for {partner} (AES-256-GCM); refer to it as db:{name}");
     Ok(())
+}
+
+/// `ebond contracts reload`: the folder is checked here first (a broken one is refused before any
+/// process sees it), then every process on the roll is told through the database and the
+/// command waits until each has acted, showing the digest each enforces.
+fn reload_contracts(settings: &Settings, wait: u64) -> anyhow::Result<ExitCode> {
+    let registry = match ebond::contract::load_dir(&settings.contracts_dir) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{} error{} found: nothing was reloaded; the running gateways keep the contracts they enforce",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let db = app::open_database(settings)?;
+    let generation =
+        db.write_now(|c| ebond::store::signals::SignalRepo::raise_contracts(c).map_err(StoreError::from))?;
+    let roll = ebond::store::listener::await_contracts(
+        &db,
+        generation,
+        settings.database.heartbeat(),
+        std::time::Duration::from_secs(wait),
+    )?;
+    println!(
+        "{}: workflow and {} partner contract{} OK (sha256 {})",
+        settings.contracts_dir.display(),
+        registry.partners().count(),
+        if registry.partners().count() == 1 { "" } else { "s" },
+        &registry.sha256[..12]
+    );
+    if roll.is_empty() {
+        println!("no gateway process is running on this database: the contracts take effect when one starts");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut behind = 0;
+    println!("{:<36} {:<7} CONTRACTS", "PROCESS", "KIND");
+    for p in &roll {
+        let state = if p.contracts_heard < generation {
+            behind += 1;
+            format!("did not answer within {wait} s")
+        } else if p.contracts_sha256 == registry.sha256 {
+            format!("reloaded: {}", &p.contracts_sha256[..12.min(p.contracts_sha256.len())])
+        } else {
+            behind += 1;
+            format!(
+                "enforces {} instead (its folder differs or has errors: see its log)",
+                &p.contracts_sha256[..12.min(p.contracts_sha256.len())]
+            )
+        };
+        println!("{:<36} {:<7} {state}", p.id, p.kind);
+    }
+    if behind > 0 {
+        eprintln!("{behind} of {} process(es) do not enforce this folder's contracts", roll.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every argument says what it is in `--help`.
+    #[test]
+    fn help_describes_every_command_and_argument() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("{here}: the command"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{here}: {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+    }
 }

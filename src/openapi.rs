@@ -28,8 +28,11 @@ use utoipa::{Modify, OpenApi};
         tickets::list::list,
         events::receive,
         admin::auth_events,
+        admin::lockout_clear,
         admin::transactions,
         admin::partners,
+        admin::contracts::show,
+        admin::contracts::reload,
         delivery::outbox_list,
         delivery::outbox_show,
         delivery::replay_one,
@@ -146,6 +149,7 @@ pub fn generic_document() -> Value {
 /// The generic document with the ticket schemas replaced by `contract`'s.
 pub fn partner_document(generic: &Value, contract: &Contract, workflow: &Workflow) -> Value {
     let mut doc = generic.clone();
+    leave_out_operator_paths(&mut doc);
     doc["info"]["title"] = json!(format!("ebond API for {} ({})", contract.name, contract.id));
     doc["info"]["version"] = json!(contract.version);
     doc["info"]["description"] = json!(describe(contract, workflow));
@@ -174,6 +178,47 @@ pub fn partner_document(generic: &Value, contract: &Contract, workflow: &Workflo
     read["description"] = json!(format!("The fields {} may read.", contract.name));
     schemas["TicketFields"] = read;
     doc
+}
+
+/// A partner's document shows what a partner may call: the operator paths (`/admin`), their
+/// tag and the schemas only they use are left out.
+fn leave_out_operator_paths(doc: &mut Value) {
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.retain(|p, _| !p.starts_with("/api/ebond/v1/admin"));
+    }
+    if let Some(tags) = doc["tags"].as_array_mut() {
+        tags.retain(|t| t["name"] != "admin");
+    }
+    // The schemas still reachable from the paths, following references inside schemas.
+    let mut reachable = std::collections::BTreeSet::new();
+    let mut todo = vec![doc["paths"].clone()];
+    while let Some(v) = todo.pop() {
+        let mut refs = Vec::new();
+        collect_refs(&v, &mut refs);
+        for name in refs {
+            if reachable.insert(name.clone()) {
+                todo.push(doc["components"]["schemas"][&name].clone());
+            }
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.retain(|name, _| reachable.contains(name));
+    }
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref") {
+                if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                    out.push(name.to_string());
+                }
+            }
+            m.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
 }
 
 fn describe(contract: &Contract, workflow: &Workflow) -> String {

@@ -127,7 +127,7 @@ pub fn partner_of(
         Scope::Admin => return Err(ApiError::PartnerOnly),
     }
     let id = principal.partner.as_deref().ok_or(ApiError::PartnerOnly)?;
-    let contract = state.registry.get(id).cloned().ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
+    let contract = state.registry().get(id).cloned().ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
     record_partner(req, &contract.id);
     check_partner_transport(state, req, &contract)?;
     Ok(contract)

@@ -89,7 +89,7 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: Body) -
         }
         _ => (WriteOp::Create, contract.map_inbound(&json, Op::Create)?),
     };
-    let registry = state.registry.clone();
+    let registry = state.registry();
     let audit = request_facts(&req);
     let outcome = state
         .db
@@ -121,7 +121,7 @@ async fn signer(state: &AppState, id: &str, ts: i64, body: &[u8], header: &str) 
     // A secret the database could not hand over may be the one that verifies: then the answer
     // is "retry later", never a permanent-looking 401.
     let mut store_failed = None;
-    for contract in state.registry.partners() {
+    for contract in state.registry().partners() {
         let Some(secret_ref) = &contract.webhook_secret else { continue };
         if store_failed.is_some() && matches!(secret_ref, crate::contract::SecretRef::Db(_)) {
             continue; // the same database would keep this one waiting too

@@ -1,6 +1,7 @@
 //! Liveness (`/healthz`), readiness (`/readyz`: database reachable, contracts loaded) and the
 //! Prometheus scrape (`/metrics`).
 
+use super::problem::Problem;
 use super::AppState;
 use crate::store::StoreError;
 use actix_web::{web, HttpResponse};
@@ -29,7 +30,7 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db = state.db.clone();
     let ping = tokio::task::spawn_blocking(move || db.ping()).await;
-    let mut checks = vec![format!("contracts: {} partners", state.registry.partners().count())];
+    let mut checks = vec![format!("contracts: {} partners", state.registry().partners().count())];
     let ok = match ping {
         Ok(Ok(())) => {
             checks.push(format!("database: {} reachable", state.db.backend_name()));
@@ -51,9 +52,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text exposition (outbox gauges refreshed at each scrape).
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let partners: Vec<String> = state.registry.partners().map(|c| c.id.to_string()).collect();
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+    (status = 401, description = "security.metrics_require_token is on and no operator token was sent", body = Problem, content_type = "application/problem+json"),
+    (status = 403, description = "Not an operator token, or not from security.ops_networks", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    if let Err(refused) = super::ops_access::check(&state, &req, super::ops_access::Needs::Metrics).await {
+        return actix_web::ResponseError::error_response(&refused);
+    }
+    let partners: Vec<String> = state.registry().partners().map(|c| c.id.to_string()).collect();
     let figures = state
         .db
         .read(|c| {

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod health;
 pub mod json;
 pub mod oauth;
+pub mod ops_access;
 pub mod problem;
 pub mod table;
 pub mod tickets;
@@ -35,12 +36,15 @@ pub const BASE: &str = "/api/ebond/v1";
 /// What every handler can reach.
 pub struct AppState {
     pub db: Db,
-    pub registry: Arc<Registry>,
+    /// The contracts in force (swapped whole by a reload): take [`AppState::registry`] once per
+    /// request.
+    pub contracts: Arc<crate::contract::live::Live>,
     pub settings: Arc<Settings>,
     /// The generic OpenAPI document, rendered once.
     pub openapi: serde_json::Value,
-    /// Each partner's document, rendered once from its contract.
-    pub partner_openapi: HashMap<String, serde_json::Value>,
+    /// Each partner's document, rendered from the registry whose digest it carries (again
+    /// after a reload, at the first request for one).
+    partner_openapi: arc_swap::ArcSwap<PartnerDocuments>,
     pub metrics: Metrics,
     /// Wakes the in-process outbox processor after a write that fanned out.
     pub wake: Arc<Notify>,
@@ -49,6 +53,9 @@ pub struct AppState {
     pub limiter: crate::auth::limits::RateLimiter,
     /// Who may set `X-Forwarded-For`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where `/metrics` and the OpenAPI documents answer from (`security.ops_networks`; empty:
+    /// anywhere).
+    pub ops_networks: Vec<ipnet::IpNet>,
     /// The operational webhook (conflicts here; the outbox processor shares it).
     pub alerts: Arc<crate::ops::alerts::Alerts>,
     /// Pull sync and reconciliation (runs started from the admin API; the scheduler shares it).
@@ -62,13 +69,42 @@ pub struct AppState {
     pub listener: Option<Arc<crate::store::listener::Listener>>,
 }
 
-/// The OpenAPI documents the gateway serves, rendered once at start (by `app`, which knows how).
-pub struct Documents {
-    pub generic: serde_json::Value,
-    pub partners: HashMap<String, serde_json::Value>,
+/// The partner OpenAPI documents of one registry.
+struct PartnerDocuments {
+    registry_sha256: String,
+    documents: HashMap<String, Arc<serde_json::Value>>,
+}
+
+impl PartnerDocuments {
+    fn of(generic: &serde_json::Value, registry: &Registry) -> PartnerDocuments {
+        PartnerDocuments {
+            registry_sha256: registry.sha256.clone(),
+            documents: registry
+                .partners()
+                .map(|c| (c.id.to_string(), Arc::new(crate::openapi::partner_document(generic, c, &registry.workflow))))
+                .collect(),
+        }
+    }
 }
 
 impl AppState {
+    /// The contracts in force now: one snapshot per request or unit of work.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.contracts.current()
+    }
+
+    /// `partner`'s OpenAPI document under the contracts in force.
+    pub fn partner_document(&self, partner: &str) -> Option<Arc<serde_json::Value>> {
+        let registry = self.registry();
+        let mut docs = self.partner_openapi.load_full();
+        if docs.registry_sha256 != registry.sha256 {
+            let fresh = Arc::new(PartnerDocuments::of(&self.openapi, &registry));
+            self.partner_openapi.store(fresh.clone());
+            docs = fresh;
+        }
+        docs.documents.get(partner).cloned()
+    }
+
     /// Something became due in the outbox: wake this process's processor and, when another
     /// process delivers (`outbox.in_process` off), every processor on the database.
     pub fn wake_outbox(&self) {
@@ -83,9 +119,9 @@ impl AppState {
     /// `trusted_proxies` are the settings' entries, already parsed (a bad one stops the start).
     pub fn new(
         db: Db,
-        registry: Arc<Registry>,
+        contracts: Arc<crate::contract::live::Live>,
         settings: Arc<Settings>,
-        documents: Documents,
+        openapi: serde_json::Value,
         trusted_proxies: Vec<ipnet::IpNet>,
     ) -> Result<AppState, crate::ops::alerts::AlertsError> {
         let metrics = Metrics::new();
@@ -94,7 +130,7 @@ impl AppState {
         let wake = Arc::new(Notify::new());
         let sync = Arc::new(crate::pull::Engine::new(
             db.clone(),
-            registry.clone(),
+            contracts.clone(),
             &settings,
             secrets.clone(),
             alerts.clone(),
@@ -108,15 +144,16 @@ impl AppState {
             logins,
             secrets,
             sync,
-            partner_openapi: documents.partners,
-            openapi: documents.generic,
+            partner_openapi: arc_swap::ArcSwap::from_pointee(PartnerDocuments::of(&openapi, &contracts.current())),
+            openapi,
             db,
-            registry,
+            contracts,
             settings,
             metrics,
             wake,
             limiter: crate::auth::limits::RateLimiter::default(),
             trusted_proxies,
+            ops_networks: Vec::new(),
             alerts,
         })
     }
@@ -125,9 +162,13 @@ impl AppState {
 /// Starts serving on `listener` (already bound): HTTPS when `tls` has a certificate, else
 /// plain HTTP. The returned server runs when awaited.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    server_with(web::Data::new(state), listener)
+}
+
+/// [`server`] over a state the caller shares (with a signal handler, say).
+pub fn server_with(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.settings.workers;
     let tls = crate::auth::tls::acceptor(&state.settings.tls).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -199,8 +240,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .wrap(audited()),
                 )
                 .service(resource("/admin/auth-events", "GET").route(web::get().to(admin::auth_events)))
+                .service(
+                    resource("/admin/lockouts/clear", "POST")
+                        .route(web::post().to(admin::lockout_clear))
+                        .wrap(audited()),
+                )
                 .service(resource("/admin/transactions", "GET").route(web::get().to(admin::transactions)))
                 .service(resource("/admin/partners", "GET").route(web::get().to(admin::partners)))
+                .service(resource("/admin/contracts", "GET").route(web::get().to(admin::contracts::show)))
+                .service(
+                    resource("/admin/contracts/reload", "POST")
+                        .route(web::post().to(admin::contracts::reload))
+                        .wrap(audited()),
+                )
                 .service(resource("/admin/partners/{id}/pause", "POST").route(web::post().to(admin::delivery::pause)))
                 .service(resource("/admin/partners/{id}/resume", "POST").route(web::post().to(admin::delivery::resume)))
                 .service(resource("/admin/outbox", "GET").route(web::get().to(admin::delivery::outbox_list)))
@@ -267,13 +319,19 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::NotFound(format!("no endpoint at {} {}", req.method(), req.path())).error_response()
 }
 
-async fn openapi_generic(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(&state.openapi)
+async fn openapi_generic(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    ops_access::check(&state, &req, ops_access::Needs::Network).await?;
+    Ok(HttpResponse::Ok().json(&state.openapi))
 }
 
-async fn openapi_partner(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    match state.partner_openapi.get(path.as_str()) {
-        Some(doc) => HttpResponse::Ok().json(doc),
-        None => ApiError::NotFound(format!("no partner `{path}` has a contract here")).error_response(),
+async fn openapi_partner(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    ops_access::check(&state, &req, ops_access::Needs::Document(path.as_str())).await?;
+    match state.partner_document(path.as_str()) {
+        Some(doc) => Ok(HttpResponse::Ok().json(&*doc)),
+        None => Err(ApiError::NotFound(format!("no partner `{path}` has a contract here"))),
     }
 }

@@ -27,13 +27,17 @@ pub struct TokenResponse {
 /// RFC 6749 §5.2, with RFC 9457 members alongside.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthError {
-    /// invalid_request, invalid_client, unsupported_grant_type, invalid_scope.
+    /// invalid_request, invalid_client, unsupported_grant_type, invalid_scope,
+    /// unauthorized_client (403: not from this network or certificate), temporarily_unavailable
+    /// (429 locked out, 503: retry after `Retry-After`).
     pub error: String,
     pub error_description: String,
     #[serde(rename = "type")]
     pub type_: String,
     pub title: String,
     pub status: u16,
+    /// ebond's own code (the last segment of `type`), as in every problem document.
+    pub code: String,
 }
 
 /// The only grant this endpoint serves.
@@ -63,7 +67,9 @@ pub struct TokenRequest {
         (status = 200, description = "Access token", body = TokenResponse),
         (status = 400, description = "Bad request (invalid_request, unsupported_grant_type, invalid_scope)", body = OAuthError),
         (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthError),
+        (status = 403, description = "The client may not have a token from this network or certificate (unauthorized_client)", body = OAuthError),
         (status = 413, description = "Body too large (invalid_request)", body = OAuthError),
+        (status = 429, description = "Locked out after failed attempts (temporarily_unavailable); retry after `Retry-After` seconds", body = OAuthError),
         (status = 503, description = "Database unavailable (temporarily_unavailable); retry after `Retry-After` seconds", body = OAuthError),
     )
 )]
@@ -138,7 +144,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
 
     super::caller::refuse_if_locked_out(state, &client_id, &source).await?;
 
-    let registry = state.registry.clone();
+    let registry = state.registry();
     let default_ttl = state.settings.auth.default_token_ttl_secs;
     let iterations = state.settings.auth.pbkdf2_iterations;
     let id = client_id.clone();
@@ -246,6 +252,13 @@ fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
         e if e.status_code() == StatusCode::SERVICE_UNAVAILABLE => {
             (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
         }
+        // A client that authenticated but may not have a token from here (source network,
+        // client certificate): RFC 6749's closest code.
+        e if e.status_code() == StatusCode::FORBIDDEN => (StatusCode::FORBIDDEN, "unauthorized_client"),
+        // Locked out or rate limited: try again after `Retry-After`.
+        e if e.status_code() == StatusCode::TOO_MANY_REQUESTS => {
+            (StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable")
+        }
         other => return other.error_response(),
     };
     let problem = e.problem();
@@ -255,6 +268,7 @@ fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
         type_: problem.type_,
         title: problem.title,
         status: status.as_u16(),
+        code: problem.code,
     };
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CACHE_CONTROL, "no-store"));
@@ -267,8 +281,10 @@ fn oauth_error(req: &HttpRequest, e: ApiError) -> HttpResponse {
         let challenge = if used_basic { "Basic realm=\"ebond\"" } else { "Basic realm=\"ebond\", charset=\"UTF-8\"" };
         resp.insert_header((header::WWW_AUTHENTICATE, challenge));
     }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.insert_header((header::RETRY_AFTER, "1"));
+    // The wait the problem rendering would send (1 s when unavailable, the lockout's or the
+    // limit's own otherwise).
+    if let Some(wait) = e.error_response().headers().get(header::RETRY_AFTER) {
+        resp.insert_header((header::RETRY_AFTER, wait.clone()));
     }
     resp.json(body)
 }

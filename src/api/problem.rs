@@ -72,6 +72,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("the contracts folder has errors")]
+    ContractsRefused(Vec<crate::contract::ContractError>),
     #[error("internal error")]
     Internal(String),
 }
@@ -189,6 +191,9 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            ApiError::ContractsRefused(_) => {
+                (S::UNPROCESSABLE_ENTITY, "contracts-invalid", "The contracts folder has errors")
+            }
             ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -232,6 +237,18 @@ impl ApiError {
             ApiError::PayloadTooLarge { limit } => {
                 extra.insert("limit_bytes".into(), json!(limit));
                 self.to_string()
+            }
+            ApiError::ContractsRefused(list) => {
+                let items: Vec<Value> = list
+                    .iter()
+                    .map(|e| json!({"file": e.file.display().to_string(), "line": e.line, "column": e.column, "detail": e.message}))
+                    .collect();
+                extra.insert("errors".into(), Value::Array(items));
+                let n = list.len();
+                format!(
+                    "{n} error{} in the contracts folder (each in `errors`, with file, line and column); nothing was reloaded and the contracts in force stay",
+                    if n == 1 { "" } else { "s" }
+                )
             }
             ApiError::Sync(s) => sync_detail(s, &mut extra),
             ApiError::Pull(crate::pull::PullError::Running { run, .. }) => {

@@ -7,6 +7,7 @@
 mod compile;
 pub use compile::parse_duration;
 pub mod inbound;
+pub mod live;
 pub mod pointer;
 mod raw;
 pub mod render;
@@ -42,6 +43,9 @@ impl std::fmt::Display for ContractError {
 pub struct Registry {
     pub workflow: Workflow,
     partners: BTreeMap<String, Arc<Contract>>,
+    /// SHA-256 over every file loaded (names and contents): two processes with the same
+    /// digest enforce the same contracts.
+    pub sha256: String,
 }
 
 impl Registry {
@@ -102,6 +106,8 @@ pub struct Contract {
     pub pull: Option<Pull>,
     /// `Some` when the partner may use the ServiceNow Table-API facade (`/api/now`).
     pub table_api: Option<TableApi>,
+    /// SHA-256 of the file's text, as loaded.
+    pub file_sha256: String,
 }
 
 /// `[table_api]`: the partner reads and writes through the ServiceNow Table-API facade. Its

@@ -37,7 +37,7 @@ impl Processor {
         pid: Option<String>,
         payload: Result<OutboxPayload, String>,
     ) -> Attempt {
-        let Some(contract) = self.registry.get(&row.partner).cloned() else {
+        let Some(contract) = self.registry().get(&row.partner).cloned() else {
             return Attempt::failed(
                 Verdict::Permanent { class: "unknown_partner" },
                 "no contract loaded for this partner",

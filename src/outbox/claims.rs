@@ -45,7 +45,7 @@ impl Processor {
                     }
                 }
                 _ = housekeeping.tick() => {
-                    if let Err(e) = self.alerts.evaluate(&self.db, &self.registry, self.settings.alert_min_attempts).await {
+                    if let Err(e) = self.alerts.evaluate(&self.db, &self.registry(), self.settings.alert_min_attempts).await {
                         tracing::error!(error = %e, "alert evaluation failed");
                     }
                 }
@@ -70,7 +70,7 @@ impl Processor {
             return Ok(0);
         }
         let limits: HashMap<String, u32> = self
-            .registry
+            .registry()
             .partners()
             .filter_map(|c| c.outbound.as_ref().map(|o| (c.id.to_string(), o.rate_limit_per_minute)))
             .collect();

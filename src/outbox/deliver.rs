@@ -25,7 +25,7 @@ impl Processor {
             Verdict::Permanent { .. } => (OutboxStatus::Dead, now, "dead"),
             Verdict::Retry { retry_after, .. } => {
                 let schedule = self
-                    .registry
+                    .registry()
                     .get(&row.partner)
                     .and_then(|c| c.outbound.as_ref())
                     .map(|o| o.retry_schedule.clone())

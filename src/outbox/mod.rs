@@ -55,7 +55,7 @@ use tracing::Instrument;
 
 pub struct Processor {
     db: Db,
-    registry: Arc<Registry>,
+    contracts: Arc<crate::contract::live::Live>,
     settings: OutboxSettings,
     worker: String,
     http: reqwest::Client,
@@ -80,9 +80,14 @@ impl std::fmt::Debug for Processor {
 }
 
 impl Processor {
+    /// The contracts in force now: one snapshot per unit of work.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.contracts.current()
+    }
+
     pub fn new(
         db: Db,
-        registry: Arc<Registry>,
+        contracts: Arc<crate::contract::live::Live>,
         settings: OutboxSettings,
         metrics: Metrics,
         alerts: Arc<Alerts>,
@@ -109,7 +114,7 @@ impl Processor {
             health: PartnerHealth::new(settings.breaker_threshold, Duration::from_millis(settings.breaker_cooldown_ms)),
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             db,
-            registry,
+            contracts,
             settings,
             worker,
             http,

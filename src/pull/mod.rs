@@ -69,7 +69,7 @@ pub use crate::store::models::SyncRunRow as RunRow;
 /// and the process's identity for leases.
 pub struct Engine {
     pub db: Db,
-    pub registry: Arc<Registry>,
+    pub contracts: Arc<crate::contract::live::Live>,
     pub settings: SyncSettings,
     pub reader: Reader,
     pub alerts: Arc<Alerts>,
@@ -114,9 +114,14 @@ impl Drop for Lease {
 }
 
 impl Engine {
+    /// The contracts in force now: one snapshot per unit of work.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.contracts.current()
+    }
+
     pub fn new(
         db: Db,
-        registry: Arc<Registry>,
+        contracts: Arc<crate::contract::live::Live>,
         settings: &crate::config::Settings,
         secrets: crate::secrets::Secrets,
         alerts: Arc<Alerts>,
@@ -131,7 +136,7 @@ impl Engine {
         Ok(Engine {
             reader: Reader::new(secrets, &settings.outbox)?,
             db,
-            registry,
+            contracts,
             settings: settings.sync.clone(),
             alerts,
             wake,
@@ -142,7 +147,7 @@ impl Engine {
     /// Partners whose contract has a `read_url`: what reconciliation reaches when no partner is
     /// named.
     pub fn readable_partners(&self) -> Vec<String> {
-        self.registry
+        self.registry()
             .partners()
             .filter(|c| c.outbound.as_ref().is_some_and(|o| o.read_url.is_some()))
             .map(|c| c.id.to_string())

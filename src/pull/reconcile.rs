@@ -112,7 +112,8 @@ impl Engine {
 
     /// Takes the partner's reconciliation lease and records the run.
     pub async fn begin_reconcile(&self, partner: &str, options: &ReconcileOptions) -> Result<Started, PullError> {
-        let contract = self.registry.get(partner).cloned().ok_or_else(|| PullError::UnknownPartner(partner.into()))?;
+        let contract =
+            self.registry().get(partner).cloned().ok_or_else(|| PullError::UnknownPartner(partner.into()))?;
         if contract.outbound.as_ref().and_then(|o| o.read_url.as_ref()).is_none() {
             return Err(PullError::NoReader(partner.into()));
         }
@@ -226,7 +227,7 @@ impl Engine {
         let mut last_error = None;
         let mut failing = 0;
         let lease = self.keep(key);
-        let workflow = &self.registry.workflow;
+        let workflow = &self.registry().workflow;
         loop {
             let partner = contract.id.to_string();
             let page = self.db.read(move |c| c.shared_tickets(&partner, after, PAGE).map_err(StoreError::from)).await?;
@@ -465,7 +466,7 @@ impl Engine {
         let pushable = !missing || finding.xref.partner_ticket_id.is_none();
         if (missing || !ours.is_empty()) && pushable {
             let (registry, partner, id, theirs) =
-                (self.registry.clone(), contract.id.to_string(), finding.ticket.id, finding.theirs.clone());
+                (self.registry(), contract.id.to_string(), finding.ticket.id, finding.theirs.clone());
             let origin = format!("reconcile:{run}");
             let queued = self
                 .db

@@ -74,7 +74,8 @@ impl Engine {
     /// Takes the partner's pull lease and records the run (what the admin API answers with
     /// before the run goes on in the background).
     pub async fn begin_pull(&self, partner: &str, started_by: &str) -> Result<Started, PullError> {
-        let contract = self.registry.get(partner).cloned().ok_or_else(|| PullError::UnknownPartner(partner.into()))?;
+        let contract =
+            self.registry().get(partner).cloned().ok_or_else(|| PullError::UnknownPartner(partner.into()))?;
         if contract.pull.is_none() {
             return Err(PullError::NoPull(partner.into()));
         }
@@ -367,7 +368,7 @@ impl Engine {
         let mut tries = 0;
         loop {
             let (registry, contract, op, mapped, audit) =
-                (self.registry.clone(), contract.clone(), op.clone(), mapped.clone(), audit.clone());
+                (self.registry(), contract.clone(), op.clone(), mapped.clone(), audit.clone());
             let result = self
                 .db
                 .write(move |c| {

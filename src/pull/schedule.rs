@@ -63,7 +63,7 @@ pub async fn run(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
 /// Every scheduled job: `(job, partner, interval)`.
 fn due_candidates(engine: &Engine) -> Vec<(&'static str, String, Duration)> {
     let mut out = Vec::new();
-    for c in engine.registry.partners() {
+    for c in engine.registry().partners() {
         if let Some(p) = &c.pull {
             out.push(("pull", c.id.to_string(), p.interval));
         }

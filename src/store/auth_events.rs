@@ -4,6 +4,18 @@
 use super::models::*;
 use super::schema::*;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+/// The outcome of an operator's clearing of a lockout: failures before it stop counting.
+pub const CLEARED: &str = "cleared";
+
+#[derive(QueryableByName)]
+struct Failures {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    last: Option<i64>,
+}
 
 pub trait AuthEventRepo {
     fn insert_auth_event(&mut self, row: &AuthEventRow) -> QueryResult<()>;
@@ -27,16 +39,28 @@ impl AuthEventRepo for $conn {
     }
 
     fn recent_failures(&mut self, client_id: Option<&str>, source: &str, since: i64) -> QueryResult<(i64, Option<i64>)> {
-        let base = auth_events::table.filter(auth_events::outcome.eq("failure")).filter(auth_events::at.ge(since));
-        let by_source: (i64, Option<i64>) = base
-            .filter(auth_events::source.eq(source))
-            .select((diesel::dsl::count_star(), diesel::dsl::max(auth_events::at)))
-            .first(self)?;
-        let by_client: (i64, Option<i64>) = match client_id {
-            Some(id) => base
-                .filter(auth_events::client_id.eq(id))
-                .select((diesel::dsl::count_star(), diesel::dsl::max(auth_events::at)))
-                .first(self)?,
+        // A failure stops counting once an operator cleared its source, or its client id, after it.
+        let by_source = diesel::sql_query(
+            "SELECT COUNT(*) AS n, MAX(f.at) AS last FROM auth_events f \
+             WHERE f.outcome = 'failure' AND f.at >= $1 AND f.source = $2 \
+             AND NOT EXISTS (SELECT 1 FROM auth_events c WHERE c.outcome = 'cleared' AND c.at >= f.at \
+                             AND (c.source = f.source OR (f.client_id IS NOT NULL AND c.client_id = f.client_id)))",
+        )
+        .bind::<BigInt, _>(since)
+        .bind::<Text, _>(source)
+        .get_result::<Failures>(self)
+        .map(|f| (f.n, f.last))?;
+        let by_client = match client_id {
+            Some(id) => diesel::sql_query(
+                "SELECT COUNT(*) AS n, MAX(f.at) AS last FROM auth_events f \
+                 WHERE f.outcome = 'failure' AND f.at >= $1 AND f.client_id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM auth_events c WHERE c.outcome = 'cleared' AND c.at >= f.at \
+                                 AND c.client_id = f.client_id)",
+            )
+            .bind::<BigInt, _>(since)
+            .bind::<Text, _>(id)
+            .get_result::<Failures>(self)
+            .map(|f| (f.n, f.last))?,
             None => (0, None),
         };
         Ok(if by_client.0 >= by_source.0 { by_client } else { by_source })

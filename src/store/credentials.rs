@@ -23,7 +23,8 @@ pub trait CredentialRepo {
     ) -> QueryResult<()>;
     /// Revokes the partner's credentials (or one by client id), and tells every process (see
     /// [`super::signals`]); returns how many.
-    fn revoke(&mut self, partner: &str, client_id: Option<&str>, now: i64) -> QueryResult<usize>;
+    /// Revokes `partner`'s credentials (operators' when `None`), or only `client_id`.
+    fn revoke(&mut self, partner: Option<&str>, client_id: Option<&str>, now: i64) -> QueryResult<usize>;
     fn credential_by_id(&mut self, id: i64) -> QueryResult<Option<CredentialRow>>;
     fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> QueryResult<()>;
     /// Uses up the live, unused refresh token with this hash (one statement, so two requests
@@ -80,11 +81,12 @@ impl CredentialRepo for $conn {
             .map(|_| ())
     }
 
-    fn revoke(&mut self, partner: &str, client_id: Option<&str>, now: i64) -> QueryResult<usize> {
-        let mut q = diesel::update(credentials::table)
-            .filter(credentials::partner.eq(partner))
-            .filter(credentials::revoked_at.is_null())
-            .into_boxed();
+    fn revoke(&mut self, partner: Option<&str>, client_id: Option<&str>, now: i64) -> QueryResult<usize> {
+        let q = diesel::update(credentials::table).filter(credentials::revoked_at.is_null()).into_boxed();
+        let mut q = match partner {
+            Some(p) => q.filter(credentials::partner.eq(p.to_string())),
+            None => q.filter(credentials::partner.is_null()),
+        };
         if let Some(id) = client_id {
             q = q.filter(credentials::client_id.eq(id));
         }

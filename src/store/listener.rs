@@ -2,14 +2,15 @@
 //! process on the roll of live processes (table `processes`).
 //!
 //! What it hears: a revocation (the `revoked` hook, then an acknowledgement on the roll, which
-//! is what a revoking command waits for: see [`await_revocation`]) and, on PostgreSQL, the
-//! outbox nudge (the `outbox` hook). What it sends: the outbox nudge, at most once per poll,
+//! is what a revoking command waits for: see [`await_revocation`]), a contracts reload (the
+//! `contracts` hook, then the digest now enforced on the roll: see [`await_contracts`]) and,
+//! on PostgreSQL, the outbox nudge (the `outbox` hook). What it sends: the outbox nudge, at most once per poll,
 //! when [`Listener::nudge_outbox`] was called since (a write fanned out here, and another
 //! process delivers). PostgreSQL: `LISTEN` on a connection of its own, read every poll without
-//! a round trip; SQLite: the revocation counter, read every poll. When the database cannot be
+//! a round trip; SQLite: the signal counters, read every poll. When the database cannot be
 //! reached, the `listening(false)` hook runs and the thread reconnects.
 
-use super::signals::{Member, SignalRepo, OUTBOX, REVOKED};
+use super::signals::{ContractsHeard, Member, SignalRepo, CONTRACTS, OUTBOX, REVOKED};
 use super::{Backend, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -26,6 +27,9 @@ pub struct Hooks {
     pub listening: Box<dyn Fn(bool) + Send>,
     /// Another process committed writes that fanned out.
     pub outbox: Box<dyn Fn() + Send>,
+    /// A reload was asked for (`true`: load the contracts folder anew) or the process joins the
+    /// roll (`false`); either way the digest of the contracts now enforced.
+    pub contracts: Box<dyn Fn(bool) -> String + Send>,
 }
 
 /// How the listener runs.
@@ -50,6 +54,8 @@ pub struct Listener {
 struct Shared {
     stop: AtomicBool,
     nudge: AtomicBool,
+    /// This process reloaded its contracts on its own (`SIGHUP`): put the digest on the roll.
+    report_contracts: AtomicBool,
     /// Live `serve` processes on the roll, this one included (at least 1).
     gateways: AtomicUsize,
     /// Live processes besides this one that deliver (nudging them is pointless when none).
@@ -61,6 +67,7 @@ impl Listener {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             nudge: AtomicBool::new(false),
+            report_contracts: AtomicBool::new(false),
             gateways: AtomicUsize::new(1),
             // Until the roll is read: assume someone listens.
             deliverers_elsewhere: AtomicUsize::new(1),
@@ -85,6 +92,11 @@ impl Listener {
         if self.shared.deliverers_elsewhere.load(Ordering::Acquire) > 0 {
             self.shared.nudge.store(true, Ordering::Release);
         }
+    }
+
+    /// This process reloaded its contracts by itself: the roll is told at the next poll.
+    pub fn report_contracts(&self) {
+        self.shared.report_contracts.store(true, Ordering::Release);
     }
 
     /// Live `ebond serve` processes on this database, this one included.
@@ -139,28 +151,37 @@ fn run(settings: &ListenerSettings, id: &str, hooks: &Hooks, shared: &Shared) {
 struct Heard {
     revoked: bool,
     outbox: bool,
+    contracts: bool,
+}
+
+/// The signal counters last acted on.
+#[derive(Clone, Copy)]
+struct Seen {
+    revoked: i64,
+    contracts: i64,
 }
 
 /// The per-backend half of a session.
 trait Hear: SignalRepo {
     fn listen(&mut self) -> Result<(), StoreError>;
-    /// What arrived since the last poll; `generation` is the revocation counter last seen.
-    fn heard(&mut self, generation: i64) -> Result<Heard, StoreError>;
+    /// What arrived since the last poll, given the counters last acted on.
+    fn heard(&mut self, seen: Seen) -> Result<Heard, StoreError>;
     fn send_nudge(&mut self) -> Result<(), StoreError>;
 }
 
 impl Hear for PgConnection {
     fn listen(&mut self) -> Result<(), StoreError> {
-        Ok(self.batch_execute(&format!("LISTEN {REVOKED}; LISTEN {OUTBOX};"))?)
+        Ok(self.batch_execute(&format!("LISTEN {REVOKED}; LISTEN {OUTBOX}; LISTEN {CONTRACTS};"))?)
     }
 
     /// No round trip: libpq reads what the server already sent.
-    fn heard(&mut self, _generation: i64) -> Result<Heard, StoreError> {
+    fn heard(&mut self, _seen: Seen) -> Result<Heard, StoreError> {
         let mut heard = Heard::default();
         for n in self.notifications_iter() {
             match n?.channel.as_str() {
                 REVOKED => heard.revoked = true,
                 OUTBOX => heard.outbox = true,
+                CONTRACTS => heard.contracts = true,
                 _ => {}
             }
         }
@@ -177,8 +198,24 @@ impl Hear for SqliteConnection {
         Ok(())
     }
 
-    fn heard(&mut self, generation: i64) -> Result<Heard, StoreError> {
-        Ok(Heard { revoked: self.revoked_generation()? != generation, outbox: false })
+    fn heard(&mut self, seen: Seen) -> Result<Heard, StoreError> {
+        #[derive(QueryableByName)]
+        struct Signal {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            generation: i64,
+        }
+        let mut heard = Heard::default();
+        // Both counters in one read.
+        for s in diesel::sql_query("SELECT name, generation FROM signals").load::<Signal>(self)? {
+            match s.name.as_str() {
+                "revoked" => heard.revoked = s.generation != seen.revoked,
+                "contracts" => heard.contracts = s.generation != seen.contracts,
+                _ => {}
+            }
+        }
+        Ok(heard)
     }
 
     fn send_nudge(&mut self) -> Result<(), StoreError> {
@@ -196,12 +233,13 @@ fn session<C: Hear>(
     shared: &Shared,
 ) -> Result<(), StoreError> {
     c.listen()?;
-    // Listening first, then the counter: a revocation after this read is heard.
-    let mut generation = c.revoked_generation()?;
+    // Listening first, then the counters: a signal after this read is heard.
+    let mut seen = Seen { revoked: c.revoked_generation()?, contracts: c.contracts_generation()? };
     let now = crate::util::now_ms();
     let member = Member { id: id.to_string(), kind: settings.kind, delivers: settings.delivers };
     // Rows of processes silent for twenty liveness windows are gone for good.
-    c.join_roll(&member, now, generation, now.saturating_sub(live_window(settings.heartbeat).saturating_mul(20)))?;
+    c.join_roll(&member, now, seen.revoked, now.saturating_sub(live_window(settings.heartbeat).saturating_mul(20)))?;
+    c.ack_contracts(id, seen.contracts, &(hooks.contracts)(false))?;
     // Anything remembered before now may have been revoked unheard.
     (hooks.listening)(true);
     let mut last_beat: Option<Instant> = None;
@@ -209,7 +247,7 @@ fn session<C: Hear>(
         if shared.stop.load(Ordering::Acquire) {
             break Ok(());
         }
-        if let Err(e) = poll(c, settings, id, hooks, shared, &mut generation, &mut last_beat) {
+        if let Err(e) = poll(c, settings, id, hooks, shared, &mut seen, &mut last_beat) {
             break Err(e);
         }
         std::thread::sleep(settings.poll);
@@ -224,20 +262,30 @@ fn poll<C: Hear>(
     id: &str,
     hooks: &Hooks,
     shared: &Shared,
-    generation: &mut i64,
+    seen: &mut Seen,
     last_beat: &mut Option<Instant>,
 ) -> Result<(), StoreError> {
     if shared.nudge.swap(false, Ordering::AcqRel) {
         c.send_nudge()?;
     }
-    let heard = c.heard(*generation)?;
+    let heard = c.heard(*seen)?;
     if heard.revoked {
         // Read the counter before forgetting: the acknowledgement then never claims more than
         // was forgotten.
         let now_at = c.revoked_generation()?;
         (hooks.revoked)();
         c.ack_revoked(id, now_at)?;
-        *generation = now_at;
+        seen.revoked = now_at;
+    }
+    if heard.contracts {
+        // As above: the counter first, so the acknowledgement never covers a later reload.
+        let now_at = c.contracts_generation()?;
+        let sha256 = (hooks.contracts)(true);
+        c.ack_contracts(id, now_at, &sha256)?;
+        seen.contracts = now_at;
+    }
+    if shared.report_contracts.swap(false, Ordering::AcqRel) {
+        c.ack_contracts(id, seen.contracts, &(hooks.contracts)(false))?;
     }
     if heard.outbox {
         (hooks.outbox)();
@@ -246,7 +294,8 @@ fn poll<C: Hear>(
         let now = crate::util::now_ms();
         if !c.heartbeat(id, now)? {
             let member = Member { id: id.to_string(), kind: settings.kind, delivers: settings.delivers };
-            c.join_roll(&member, now, *generation, 0)?;
+            c.join_roll(&member, now, seen.revoked, 0)?;
+            c.ack_contracts(id, seen.contracts, &(hooks.contracts)(false))?;
         }
         let since = now.saturating_sub(live_window(settings.heartbeat));
         let live = c.live_gateways(since)?;
@@ -280,4 +329,29 @@ pub fn await_revocation(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits until every live process has acted on contracts reload `generation`, up to `timeout`;
+/// returns the roll as it then stands (each process with the digest it enforces).
+pub fn await_contracts(
+    db: &super::Db,
+    generation: i64,
+    heartbeat: Duration,
+    timeout: Duration,
+) -> Result<Vec<ContractsHeard>, StoreError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let since = crate::util::now_ms().saturating_sub(live_window(heartbeat));
+        let roll = db.read_now(move |c| c.contracts_roll(since).map_err(StoreError::from))?;
+        if roll.iter().all(|p| p.contracts_heard >= generation) || Instant::now() >= deadline {
+            return Ok(roll);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The live processes on the roll with the contracts each enforces.
+pub fn contracts_roll(db: &super::Db, heartbeat: Duration) -> Result<Vec<ContractsHeard>, StoreError> {
+    let since = crate::util::now_ms().saturating_sub(live_window(heartbeat));
+    db.read_now(move |c| c.contracts_roll(since).map_err(StoreError::from))
 }

@@ -380,12 +380,45 @@ impl Backend {
     }
 }
 
+/// One connection before the pool is built, so a database that cannot be reached is one clear
+/// error (the pool would retry and log every failed attempt until its timeout) and a missing
+/// one names the command that creates it.
+fn probe_postgres(url: &str) -> Result<(), StoreError> {
+    match PgConnection::establish(url) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let message = redact_url(&e.to_string(), url);
+            if let Some(name) = message
+                .split("database \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .filter(|_| message.contains("does not exist"))
+            {
+                let rest = url.split_once("://").map_or(url, |(_, r)| r);
+                let (user, host) = match rest.rsplit_once('@') {
+                    Some((creds, host)) => (creds.split(':').next().unwrap_or(""), host),
+                    None => ("", rest),
+                };
+                let host = host.split(['/', '?']).next().unwrap_or("");
+                let (host, port) = host.rsplit_once(':').unwrap_or((host, "5432"));
+                let user = if user.is_empty() { String::new() } else { format!(" -U {user}") };
+                return Err(StoreError::Connect(format!(
+                    "the PostgreSQL database `{name}` does not exist on {host}:{port}: create it with `createdb -h {host} -p {port}{user} {name}` \
+                     (or `CREATE DATABASE {name}` as a user allowed to), then start again; ebond creates its tables itself"
+                )));
+            }
+            Err(StoreError::Connect(message))
+        }
+    }
+}
+
 impl Db {
     /// Opens a pool for `url` (see [`Backend::of_url`]). The SQLite file's folder is created.
     pub fn connect(url: &str, opts: &DatabaseSettings) -> Result<Db, StoreError> {
         let timeout = Duration::from_millis(opts.connect_timeout_ms);
         let (pool_size, busy_timeout_ms) = (opts.pool_size, opts.busy_timeout_ms);
         if Backend::of_url(url)? == Backend::Postgres {
+            probe_postgres(url)?;
             let pool = Pool::builder()
                 // Each writer keeps a connection of its own, on top of `pool_size` for the rest.
                 .max_size(pool_size.max(1).saturating_add(u32::try_from(opts.pg_writers).unwrap_or(u32::MAX)))

@@ -90,7 +90,8 @@ pub struct SettleOf<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFilter {
     pub partner: Option<String>,
-    pub status: Option<OutboxStatus>,
+    /// Rows in any of these statuses (every row when empty).
+    pub statuses: Vec<OutboxStatus>,
     pub ticket_id: Option<i64>,
     pub after_id: Option<i64>,
     pub limit: i64,
@@ -436,8 +437,8 @@ impl OutboxRepo for $conn {
         if let Some(p) = &f.partner {
             q = q.filter(outbox::partner.eq(p.clone()));
         }
-        if let Some(s) = &f.status {
-            q = q.filter(outbox::status.eq(s.as_str()));
+        if !f.statuses.is_empty() {
+            q = q.filter(outbox::status.eq_any(f.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>()));
         }
         if let Some(t) = f.ticket_id {
             q = q.filter(outbox::ticket_id.eq(t));

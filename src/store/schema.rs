@@ -305,6 +305,8 @@ diesel::table! {
         started_at -> BigInt,
         seen_at -> BigInt,
         revoked_heard -> BigInt,
+        contracts_heard -> BigInt,
+        contracts_sha256 -> Text,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Signals between the processes sharing one database, and their roll: a credential revoked
-//! (every process forgets the tokens it remembers, then says so on the roll) and, on
+//! (every process forgets the tokens it remembers, then says so on the roll), a contracts
+//! reload (every process loads its contracts folder anew, then says which digest it enforces)
+//! and, on
 //! PostgreSQL, a write that fanned out (every outbox processor looks for due rows now instead
 //! of at its next poll).
 //!
@@ -17,6 +19,8 @@ use diesel::sql_types::{BigInt, Text};
 pub const REVOKED: &str = "ebond_revoked";
 /// `NOTIFY` channel of the outbox nudge.
 pub const OUTBOX: &str = "ebond_outbox";
+/// `NOTIFY` channel of a contracts reload.
+pub const CONTRACTS: &str = "ebond_contracts";
 
 pub trait SignalRepo {
     /// Tells every process that a credential was revoked, when the current transaction commits.
@@ -36,6 +40,30 @@ pub trait SignalRepo {
     fn live_deliverers_besides(&mut self, id: &str, since: i64) -> QueryResult<i64>;
     /// Processes seen since `since` that have not yet heard revocation `generation`.
     fn unheard(&mut self, generation: i64, since: i64) -> QueryResult<Vec<String>>;
+    /// Tells every process to reload its contracts (when the current transaction commits);
+    /// the reload's generation.
+    fn raise_contracts(&mut self) -> QueryResult<i64>;
+    /// How many contract reloads were raised so far.
+    fn contracts_generation(&mut self) -> QueryResult<i64>;
+    /// The process has acted on reload `generation` and now enforces contracts `sha256`.
+    fn ack_contracts(&mut self, id: &str, generation: i64, sha256: &str) -> QueryResult<()>;
+    /// Each process seen since `since`: which reload it heard and what it enforces.
+    fn contracts_roll(&mut self, since: i64) -> QueryResult<Vec<ContractsHeard>>;
+}
+
+/// A live process's contracts, on the roll.
+#[derive(Debug, Clone, QueryableByName, serde::Serialize, utoipa::ToSchema)]
+pub struct ContractsHeard {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    /// The last reload it acted on.
+    #[diesel(sql_type = BigInt)]
+    pub contracts_heard: i64,
+    /// Digest of the contracts it enforces (see `Registry::sha256`).
+    #[diesel(sql_type = Text)]
+    pub contracts_sha256: String,
 }
 
 /// A process on the roll.
@@ -65,8 +93,34 @@ macro_rules! impl_for_backends {
 impl SignalRepo for $conn {
     fn raise_revoked(&mut self) -> QueryResult<()> {
         diesel::sql_query("UPDATE signals SET generation = generation + 1 WHERE name = 'revoked'").execute(self)?;
-        let notify: fn(&mut $conn) -> QueryResult<()> = $notify;
-        notify(self)
+        let notify: fn(&mut $conn, &str) -> QueryResult<()> = $notify;
+        notify(self, REVOKED)
+    }
+
+    fn raise_contracts(&mut self) -> QueryResult<i64> {
+        diesel::sql_query("UPDATE signals SET generation = generation + 1 WHERE name = 'contracts'").execute(self)?;
+        let notify: fn(&mut $conn, &str) -> QueryResult<()> = $notify;
+        notify(self, CONTRACTS)?;
+        self.contracts_generation()
+    }
+
+    fn contracts_generation(&mut self) -> QueryResult<i64> {
+        diesel::sql_query("SELECT generation AS n FROM signals WHERE name = 'contracts'").get_result::<Number>(self).map(|g| g.n)
+    }
+
+    fn ack_contracts(&mut self, id: &str, generation: i64, sha256: &str) -> QueryResult<()> {
+        diesel::sql_query("UPDATE processes SET contracts_heard = $1, contracts_sha256 = $2 WHERE id = $3")
+            .bind::<BigInt, _>(generation)
+            .bind::<Text, _>(sha256)
+            .bind::<Text, _>(id)
+            .execute(self)
+            .map(|_| ())
+    }
+
+    fn contracts_roll(&mut self, since: i64) -> QueryResult<Vec<ContractsHeard>> {
+        diesel::sql_query("SELECT id, kind, contracts_heard, contracts_sha256 FROM processes WHERE seen_at >= $1 ORDER BY id")
+            .bind::<BigInt, _>(since)
+            .load::<ContractsHeard>(self)
     }
 
     fn revoked_generation(&mut self) -> QueryResult<i64> {
@@ -134,8 +188,8 @@ impl SignalRepo for $conn {
 }
 
 impl_for_backends!(
-    diesel::SqliteConnection => |_| Ok(()),
-    diesel::PgConnection => |c| {
-        diesel::sql_query("SELECT pg_notify($1, '')").bind::<Text, _>(REVOKED).execute(c).map(|_| ())
+    diesel::SqliteConnection => |_, _| Ok(()),
+    diesel::PgConnection => |c, channel| {
+        diesel::sql_query("SELECT pg_notify($1, '')").bind::<Text, _>(channel).execute(c).map(|_| ())
     }
 );

@@ -106,6 +106,15 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
         if events.is_empty() {
             continue;
         }
+        // An update whose every change is one the partner cannot read would reach it with an
+        // unchanged body (a comment for a partner that reads no comments): nothing to send.
+        if change.before.is_some()
+            && !recalled
+            && converging.is_none()
+            && !carries_news(partner, &changes, change.journal)
+        {
+            continue;
+        }
         if !recalled {
             // The partner now shares the ticket: it may read it and address it by number
             // until its own id arrives (from the first push, or from the partner itself).
@@ -135,6 +144,15 @@ pub fn fan_out<C: TicketRepo + ?Sized>(
     let partners = rows.iter().map(|r| r.partner.clone()).collect();
     c.insert_outbox(&rows)?;
     Ok(partners)
+}
+
+/// Does an update carry anything `partner` reads: a changed field or a journal entry of a kind
+/// its contract lets it read?
+fn carries_news(partner: &Contract, changes: &BTreeMap<String, FieldChange>, journal: &[JournalInput]) -> bool {
+    changes.keys().any(|k| partner.may_read(k))
+        || journal
+            .iter()
+            .any(|j| j.kind != crate::domain::JournalKind::FieldChange && partner.may_read(j.kind.as_str()))
 }
 
 fn outbox_row(

@@ -299,7 +299,7 @@ fn create<C: Repos + ?Sized>(c: &mut C, cmd: &WriteCommand) -> Result<Applied, S
         }
     }
     let state = values.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
-    workflow.check_initial(&state).map_err(SyncError::Workflow)?;
+    workflow.check_initial(&state).map_err(|v| in_partner_terms(contract, workflow, v))?;
     derive_priority_if_needed(contract, cmd.registry, &cmd.mapped.changes, &mut values);
     check_required(contract, workflow, &state, &values)?;
 
@@ -575,17 +575,54 @@ fn check_transition(
     from: &str,
     to: &str,
 ) -> Result<(), SyncError> {
-    workflow.check_transition(from, to).map_err(SyncError::Workflow)?;
+    workflow.check_transition(from, to).map_err(|v| in_partner_terms(contract, workflow, v))?;
     if !contract.may_transition(from, to) {
-        let allowed = workflow
-            .transitions
-            .iter()
-            .filter(|(f, t)| f == from && contract.may_transition(f, t))
-            .map(|(_, t)| t.clone())
-            .collect();
-        return Err(SyncError::TransitionForbidden { from: from.to_string(), to: to.to_string(), allowed });
+        return Err(SyncError::TransitionForbidden {
+            from: partner_state(contract, from),
+            to: partner_state(contract, to),
+            allowed: allowed_from(contract, workflow, from),
+        });
     }
     Ok(())
+}
+
+/// A canonical state as the partner writes it (its own value where its contract maps states).
+fn partner_state(contract: &Contract, state: &str) -> String {
+    match contract.state_outward(state) {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// The states this partner may move a ticket to from `from`, in its own values.
+fn allowed_from(contract: &Contract, workflow: &crate::contract::Workflow, from: &str) -> Vec<String> {
+    workflow
+        .transitions
+        .iter()
+        .filter(|(f, t)| f == from && contract.may_transition(f, t))
+        .map(|(_, t)| partner_state(contract, t))
+        .collect()
+}
+
+/// A workflow refusal told in the partner's vocabulary: its state values, and only the moves it
+/// may make itself (listing another party's transitions would only invite a second refusal).
+fn in_partner_terms(
+    contract: &Contract,
+    workflow: &crate::contract::Workflow,
+    v: crate::contract::workflow::WorkflowViolation,
+) -> SyncError {
+    use crate::contract::workflow::WorkflowViolation as W;
+    SyncError::Workflow(match v {
+        W::NotInitial { state, initial } => W::NotInitial {
+            state: partner_state(contract, &state),
+            initial: initial.iter().map(|s| partner_state(contract, s)).collect(),
+        },
+        W::NoSuchTransition { from, to, .. } => W::NoSuchTransition {
+            allowed: allowed_from(contract, workflow, &from),
+            from: partner_state(contract, &from),
+            to: partner_state(contract, &to),
+        },
+    })
 }
 
 fn check_required(
@@ -599,7 +636,7 @@ fn check_required(
         return Ok(());
     }
     Err(SyncError::MissingRequired {
-        state: state.to_string(),
+        state: partner_state(contract, state),
         fields: missing.iter().map(|f| contract.partner_name_of(f)).collect(),
     })
 }

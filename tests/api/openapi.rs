@@ -37,6 +37,13 @@ backend_test!(served_documents, |app: TestApp| async move {
     assert_eq!(data["properties"]["Priority"]["enum"], serde_json::json!(["urgent", "high", "medium", "low"]));
     assert!(data["properties"]["Estimated End Date"].is_object());
     assert_eq!(data["additionalProperties"], false);
+    // A partner's document shows only what a partner may call.
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert!(paths.iter().all(|p| !p.contains("/admin")), "{paths:?}");
+    assert!(doc["paths"].get("/api/ebond/v1/tickets").is_some());
+    assert!(doc["components"]["schemas"].get("TransactionPage").is_none(), "operator-only schemas are left out");
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    assert!(doc["tags"].as_array().unwrap().iter().all(|t| t["name"] != "admin"));
 
     let acme: Value =
         app.http.get(app.api("/partners/acme-msp/openapi.json")).send().await.unwrap().json().await.unwrap();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use wiremock::ResponseTemplate;
 
 /// A child process killed when dropped (a failing test leaves nothing running).
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -20,17 +20,17 @@ impl Drop for Proc {
     }
 }
 
-fn ebond(args: &[&str], env: &HashMap<String, String>) -> Command {
+pub(crate) fn ebond(args: &[&str], env: &HashMap<String, String>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebond"));
     cmd.args(args).envs(env).env("RUST_LOG", "warn").stdin(Stdio::null());
     cmd
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn gateway_env(contracts: &Path, data: &Path, database_url: &str, port: u16) -> HashMap<String, String> {
+pub(crate) fn gateway_env(contracts: &Path, data: &Path, database_url: &str, port: u16) -> HashMap<String, String> {
     [
         ("EBOND_BIND", format!("127.0.0.1:{port}")),
         ("EBOND_DATABASE_URL", database_url.to_string()),
@@ -50,7 +50,7 @@ fn gateway_env(contracts: &Path, data: &Path, database_url: &str, port: u16) -> 
     .collect()
 }
 
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
@@ -65,7 +65,7 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 
 /// A fresh database of `backend` (a file in `dir`, or a PostgreSQL database dropped with the
 /// guard).
-async fn database(backend: Backend, dir: &Path) -> (String, Option<crate::helpers::PgTestDb>) {
+pub(crate) async fn database(backend: Backend, dir: &Path) -> (String, Option<crate::helpers::PgTestDb>) {
     match backend {
         Backend::Sqlite => (format!("sqlite://{}", dir.join("ebond.db").display()), None),
         Backend::Postgres => {
@@ -77,7 +77,7 @@ async fn database(backend: Backend, dir: &Path) -> (String, Option<crate::helper
 }
 
 /// A token for the credential the CLI printed (`--json`), from the gateway at `base`.
-async fn token_of(http: &reqwest::Client, base: &str, cred: &Value) -> String {
+pub(crate) async fn token_of(http: &reqwest::Client, base: &str, cred: &Value) -> String {
     let token: Value = http
         .post(format!("{base}/api/ebond/v1/oauth/token"))
         .basic_auth(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str())

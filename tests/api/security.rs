@@ -163,7 +163,9 @@ async fn source_networks(backend: Backend) {
     let (id, secret) = app.credentials(Some("enovia")).await;
     let resp = token_via(&app, id.clone(), secret.clone(), Some("10.1.2.3")).await.unwrap();
     assert_eq!(resp.status(), 403, "a spoofed X-Forwarded-For is ignored, even for a token");
-    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "source-not-allowed");
+    let body = resp.json::<Value>().await.unwrap();
+    assert_eq!(body["code"], "source-not-allowed");
+    assert_eq!(body["error"], "unauthorized_client", "RFC 6749's member for OAuth2 clients: {body}");
     // Other partners have no allowlist.
     let snow = app.token(Some("servicenow")).await;
     assert_eq!(app.get("/tickets", &snow).await.0, 200);
@@ -224,11 +226,39 @@ async fn lockout(backend: Backend) {
     let resp = token_with(&app.http, &app.base, &id, &secret, None).await;
     assert_eq!(resp.status(), 429, "locked out even with the right secret");
     assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["code"].as_str()),
+        (Some("temporarily_unavailable"), Some("locked-out")),
+        "{body}"
+    );
     let (_, page, _) = app.get(&format!("/admin/auth-events?client_id={id}"), &admin).await;
     let reasons: Vec<&str> = page["items"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons, ["locked_out", "bad_secret", "bad_secret", "bad_secret"]);
     assert_eq!(page["items"][0]["source"], "127.0.0.1");
     assert!(!page.to_string().contains("wrong-secret") && !page.to_string().contains(&secret));
+    // An operator clears the lockout: the client gets a token at once, and the clearing is an
+    // authentication event of its own.
+    let (status, body, _) = app
+        .send_json(reqwest::Method::POST, "/admin/lockouts/clear", &admin, &serde_json::json!({"client_id": id}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(token_with(&app.http, &app.base, &id, &secret, None).await.status(), 200, "cleared");
+    let (_, page, _) = app.get(&format!("/admin/auth-events?client_id={id}&outcome=cleared"), &admin).await;
+    assert!(page["items"][0]["reason"].as_str().unwrap().starts_with("operator:"), "{page}");
+    let (status, body, _) =
+        app.send_json(reqwest::Method::POST, "/admin/lockouts/clear", &admin, &serde_json::json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad-body")), "nothing named: {body}");
+    let snow = app.token(Some("servicenow")).await;
+    let (status, _, _) = app
+        .send_json(reqwest::Method::POST, "/admin/lockouts/clear", &snow, &serde_json::json!({"client_id": id}))
+        .await;
+    assert_eq!(status, 403, "partners may not clear lockouts");
+    // Locked out again, it expires by itself too.
+    for _ in 0..3 {
+        assert_eq!(token_with(&app.http, &app.base, &id, "wrong-secret", None).await.status(), 401);
+    }
+    assert_eq!(token_with(&app.http, &app.base, &id, &secret, None).await.status(), 429);
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(token_with(&app.http, &app.base, &id, &secret, None).await.status(), 200, "the lockout expires");
     // Stale bearer tokens (a partner's workers after expiry) do not lock the partner out.
@@ -239,7 +269,7 @@ async fn lockout(backend: Backend) {
 }
 crate::per_backend!(lockout_engages_and_expires, super::lockout);
 
-fn cli(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub(crate) fn cli(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     use std::io::Write;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"));
     cmd.args(args)

@@ -394,7 +394,7 @@ backend_test!(logins_tokens_and_their_refusals, |app: TestApp| async move {
     let u2 = user.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = db.get().unwrap();
-        with_conn!(&mut conn, c => ebond::store::credentials::CredentialRepo::revoke(c, "initech", Some(&u2), 1).unwrap())
+        with_conn!(&mut conn, c => ebond::store::credentials::CredentialRepo::revoke(c, Some("initech"), Some(&u2), 1).unwrap())
     })
     .await
     .unwrap();

@@ -88,19 +88,24 @@ backend_test!(transitions_forbidden_for_partner_or_missing_from_workflow, |app: 
         app.patch("/tickets/INC0000200", &snow, &json!({"state": "7", "close_code": "Duplicate"})).await;
     assert_eq!(status, 422, "{body}");
     assert_problem(&body, 422, "invalid-transition");
-    assert_eq!(body["from"], "new");
-    assert!(body["allowed"].as_array().unwrap().contains(&json!("in_progress")));
+    // In ServiceNow's own values, and only the moves ServiceNow itself may make.
+    assert_eq!((body["from"].as_str(), body["to"].as_str()), (Some("1"), Some("7")), "{body}");
+    assert!(body["allowed"].as_array().unwrap().contains(&json!("2")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("`1`"), "{body}");
     // Acme may not cancel (the workflow allows new -> canceled, its contract does not).
     let (status, body) = app.patch("/tickets/EB0000001", &acme, &json!({"status": "Cancelled"})).await;
     assert_eq!(status, 403, "{body}");
     assert_problem(&body, 403, "transition-forbidden");
-    assert_eq!(body["allowed"], json!(["in_progress"]));
+    assert_eq!(body["allowed"], json!(["Work In Progress"]), "Acme's own value");
+    assert_eq!((body["from"].as_str(), body["to"].as_str()), (Some("Open"), Some("Cancelled")), "{body}");
     // Creating in a state that is not initial.
     let mut inc = servicenow_incident("INC0000201");
     inc["state"] = json!("6");
     let (status, body) = app.post("/tickets", &snow, &inc).await;
     assert_eq!(status, 422, "{body}");
     assert_problem(&body, 422, "invalid-initial-state");
+    assert_eq!(body["allowed"], json!(["1", "2"]), "ServiceNow's values of the initial states: {body}");
+    assert!(body["detail"].as_str().unwrap().contains("`6`"), "{body}");
 });
 
 backend_test!(target_state_requires_fields, |app: TestApp| async move {

@@ -186,7 +186,7 @@ pub async fn list(
     let limit = f.limit;
     let rows = state.db.read(move |c| c.list_conflicts(&f).map_err(StoreError::from)).await?;
     let next_after = (rows.len() as i64 == limit).then(|| rows.last().map(|(r, _)| r.id)).flatten();
-    let items = rows.into_iter().map(|c| view(&state.registry, c)).collect();
+    let items = rows.into_iter().map(|c| view(&state.registry(), c)).collect();
     Ok(HttpResponse::Ok().json(ConflictPage { items, next_after }))
 }
 
@@ -202,7 +202,7 @@ pub async fn list(
 pub async fn show(state: web::Data<AppState>, _: Operator, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     match state.db.read(move |c| c.conflict(id).map_err(StoreError::from)).await? {
-        Some(c) => Ok(HttpResponse::Ok().json(view(&state.registry, c))),
+        Some(c) => Ok(HttpResponse::Ok().json(view(&state.registry(), c))),
         None => Err(crate::sync::SyncError::ConflictNotFound { id }.into()),
     }
 }
@@ -345,7 +345,7 @@ pub async fn resolve(
     }
     let default = body.choice.map(|c| choice(c, None, "choice")).transpose()?;
     let audit = request_facts(&req);
-    let registry = state.registry.clone();
+    let registry = state.registry();
     let label = operator.label();
     let resolved = state
         .db
@@ -368,7 +368,7 @@ pub async fn resolve(
     let answer = ResolveResponse {
         version: resolved.version,
         pushed_to: resolved.fanned_out_to.clone(),
-        conflict: view(&state.registry, resolved.conflict),
+        conflict: view(&state.registry(), resolved.conflict),
     };
     // Its row was written in the resolution's transaction.
     let mut resp = HttpResponse::Ok().json(answer);
@@ -413,7 +413,7 @@ pub async fn resolve_many(
         audit: request_facts(&req),
         dry_run: body.dry_run,
     };
-    let out: BulkOutcome = sync_conflicts::resolve_matching(&state.db, state.registry.clone(), bulk).await?;
+    let out: BulkOutcome = sync_conflicts::resolve_matching(&state.db, state.registry(), bulk).await?;
     tracing::info!(
         matched = out.matched,
         resolved = out.resolved,

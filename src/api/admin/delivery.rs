@@ -57,7 +57,13 @@ pub async fn outbox_list(
     };
     let limit =
         q.limit.unwrap_or(state.settings.limits.default_page_size).clamp(1, state.settings.limits.max_page_size);
-    let filter = OutboxFilter { partner: q.partner, status, ticket_id: None, after_id: q.after, limit };
+    let filter = OutboxFilter {
+        partner: q.partner,
+        statuses: status.into_iter().collect(),
+        ticket_id: None,
+        after_id: q.after,
+        limit,
+    };
     let items = state.db.read(move |c| outbox_admin::list(c, &filter)).await?;
     let next_after = (items.len() as i64 == limit).then(|| items.last().map(|r| r.id)).flatten();
     Ok(HttpResponse::Ok().json(OutboxPage { items, next_after }))
@@ -163,7 +169,7 @@ pub async fn replay_partner(
 ) -> Result<HttpResponse, ApiError> {
     let Query(q) =
         query.map_err(|_| ApiError::BadRequest { code: "bad-query", detail: "give ?partner=<id>".into() })?;
-    if state.registry.get(&q.partner).is_none() {
+    if state.registry().get(&q.partner).is_none() {
         return Err(ApiError::NotFound(format!("no partner `{}`", q.partner)));
     }
     let partner = q.partner.clone();
@@ -180,7 +186,7 @@ pub struct PartnerControl {
 }
 
 async fn set_paused(state: web::Data<AppState>, id: String, paused: bool) -> Result<HttpResponse, ApiError> {
-    if state.registry.get(&id).is_none() {
+    if state.registry().get(&id).is_none() {
         return Err(ApiError::NotFound(format!("no partner `{id}`")));
     }
     let p = id.clone();
@@ -271,6 +277,6 @@ pub async fn ticket_sync(
         ticket: number.to_string(),
         inbound: tx.into_iter().map(transaction_view).collect(),
         outbound,
-        conflicts: conflicts.into_iter().map(|c| super::conflicts::view(&state.registry, c)).collect(),
+        conflicts: conflicts.into_iter().map(|c| super::conflicts::view(&state.registry(), c)).collect(),
     }))
 }

@@ -1,8 +1,10 @@
 //! `/api/ebond/v1/admin/…`: operator endpoints (admin tokens only): the audit trail,
-//! authentication events and loaded partners here; delivery operations in [`delivery`], the
+//! authentication events and loaded partners here; contracts in force and their reload in
+//! [`contracts`]; delivery operations in [`delivery`], the
 //! conflict queue in [`conflicts`], pull sync and reconciliation in [`sync`].
 
 pub mod conflicts;
+pub mod contracts;
 pub mod delivery;
 pub mod sync;
 
@@ -108,6 +110,9 @@ pub struct PartnerSummary {
     pub id: String,
     pub name: String,
     pub contract_version: String,
+    /// The contract's file and the SHA-256 of its text as loaded.
+    pub file: String,
+    pub file_sha256: String,
     pub may_create: bool,
     pub write: Vec<String>,
     pub read: Vec<String>,
@@ -116,12 +121,14 @@ pub struct PartnerSummary {
 
 pub fn summaries(state: &AppState) -> Vec<PartnerSummary> {
     state
-        .registry
+        .registry()
         .partners()
         .map(|c| PartnerSummary {
             id: c.id.to_string(),
             name: c.name.clone(),
             contract_version: c.version.clone(),
+            file: c.file.display().to_string(),
+            file_sha256: c.file_sha256.clone(),
             may_create: c.access.create,
             write: c.access.write.iter().cloned().collect(),
             read: c.access.read.iter().cloned().collect(),
@@ -147,7 +154,7 @@ pub async fn partners(state: web::Data<AppState>, _: Operator) -> HttpResponse {
 #[into_params(parameter_in = Query)]
 pub struct AuthEventQuery {
     pub client_id: Option<String>,
-    /// success, failure or refused (locked out).
+    /// success, failure, refused (locked out) or cleared (an operator cleared a lockout).
     pub outcome: Option<String>,
     pub before: Option<i64>,
     pub limit: Option<i64>,
@@ -208,4 +215,74 @@ pub async fn auth_events(
         })
         .collect();
     Ok(HttpResponse::Ok().json(AuthEventPage { items, next_before }))
+}
+
+/// Which lockout to clear: a client id, a source address, or both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutClear {
+    pub client_id: Option<String>,
+    /// The address the failures came from, as `auth-events` shows it.
+    pub source: Option<String>,
+}
+
+/// A lockout cleared: failures before `cleared_at` no longer count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockoutCleared {
+    pub client_id: Option<String>,
+    pub source: Option<String>,
+    pub cleared_at: String,
+}
+
+/// Records the clearing (an authentication event with outcome `cleared`, by `who`).
+pub fn clear_lockout(
+    c: &mut dyn crate::store::Repos,
+    clear: &LockoutClear,
+    who: &str,
+    now: i64,
+) -> Result<(), crate::store::StoreError> {
+    let row = crate::store::models::AuthEventRow {
+        id: 0,
+        at: now,
+        client_id: clear.client_id.clone(),
+        // No real address is `-`: a clearing by client id alone leaves source lockouts be.
+        source: clear.source.clone().unwrap_or_else(|| "-".into()),
+        outcome: crate::store::auth_events::CLEARED.into(),
+        reason: who.into(),
+    };
+    Ok(c.insert_auth_event(&row)?)
+}
+
+#[utoipa::path(
+    post, path = "/api/ebond/v1/admin/lockouts/clear", tag = "admin",
+    request_body(content = LockoutClear, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Failures so far no longer count towards a lockout", body = LockoutCleared),
+        (status = 400, description = "Neither client_id nor source given, or a malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn lockout_clear(
+    state: web::Data<AppState>,
+    operator: Operator,
+    body: crate::api::extract::Body,
+) -> Result<HttpResponse, ApiError> {
+    let clear: LockoutClear = serde_json::from_value(body.json().await?).map_err(conflicts::invalid_body)?;
+    if clear.client_id.is_none() && clear.source.is_none() {
+        return Err(ApiError::BadRequest {
+            code: "bad-body",
+            detail: "name the locked-out `client_id`, the `source` address, or both".into(),
+        });
+    }
+    let now = crate::util::now_ms();
+    let who = operator.label();
+    let answer = LockoutCleared {
+        client_id: clear.client_id.clone(),
+        source: clear.source.clone(),
+        cleared_at: crate::util::ms_to_rfc3339(now),
+    };
+    state.db.write(move |c| clear_lockout(c, &clear, &who, now)).await?;
+    Ok(HttpResponse::Ok().json(answer))
 }

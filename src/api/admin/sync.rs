@@ -235,7 +235,7 @@ pub struct PullStatus {
 )]
 pub async fn pull_status(state: web::Data<AppState>, _: Operator) -> Result<HttpResponse, ApiError> {
     let partners: Vec<(String, u64, u64)> = state
-        .registry
+        .registry()
         .partners()
         .filter_map(|c| c.pull.as_ref().map(|p| (c.id.to_string(), p.interval.as_secs(), p.overlap.as_secs())))
         .collect();

@@ -113,7 +113,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde
         ));
     };
     let contract = state
-        .registry
+        .registry()
         .get(&partner)
         .cloned()
         .ok_or_else(|| ApiError::from(AuthError::UnknownPartner(partner.clone())))?;

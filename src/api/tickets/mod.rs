@@ -113,7 +113,7 @@ pub(crate) async fn commit(
         ),
         key,
     });
-    let registry = state.registry.clone();
+    let registry = state.registry();
     let outcome = state
         .db
         .write(move |c| {

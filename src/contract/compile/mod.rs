@@ -82,7 +82,11 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
             "workflow.toml is missing: it defines the canonical states and transitions".into(),
         )]);
     }
-    let workflow = match read(&workflow_path).and_then(|text| compile_workflow(&workflow_path, &text)) {
+    let mut digest: Vec<(PathBuf, String)> = Vec::new();
+    let workflow = match read(&workflow_path).and_then(|text| {
+        digest.push((workflow_path.clone(), crate::util::sha256_hex(text.as_bytes())));
+        compile_workflow(&workflow_path, &text)
+    }) {
         Ok(w) => w,
         Err(mut e) => {
             // Partner contracts cannot be checked against a broken workflow.
@@ -100,8 +104,10 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
                 continue;
             }
         };
+        digest.push((file.clone(), crate::util::sha256_hex(text.as_bytes())));
         match compile_contract(file, &text, &workflow) {
-            Ok((contract, id_span)) => {
+            Ok((mut contract, id_span)) => {
+                contract.file_sha256 = crate::util::sha256_hex(text.as_bytes());
                 if let Some(first) = seen.get(contract.id.as_str()) {
                     let mut loc = Locator::new(file, &text);
                     loc.error(
@@ -118,7 +124,13 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
         }
     }
     if errors.is_empty() {
-        Ok(Registry { workflow, partners })
+        // File names (not paths: the same folder mounted elsewhere is the same contracts) and
+        // their digests, one line each.
+        let lines: String = digest
+            .iter()
+            .map(|(f, d)| format!("{}\t{d}\n", f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+            .collect();
+        Ok(Registry { workflow, partners, sha256: crate::util::sha256_hex(lines.as_bytes()) })
     } else {
         Err(errors)
     }

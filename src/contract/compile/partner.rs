@@ -183,6 +183,7 @@ pub(super) fn compile_contract(
         outbound,
         pull,
         table_api,
+        file_sha256: String::new(),
     };
     Ok((contract, raw.partner.id.span()))
 }
