@@ -1,6 +1,7 @@
 //! The `ebond` command line.
 
 mod cli_conflicts;
+mod cli_contracts;
 mod cli_sync;
 
 use anyhow::Context;
@@ -81,6 +82,26 @@ enum ContractsCommand {
     /// Load every contract in DIR (default: the configured contracts folder) and list all errors.
     Check {
         /// The folder (default: the configured contracts folder).
+        dir: Option<PathBuf>,
+    },
+    /// Run a partner's payload against a contract folder as a dry run over the database: what
+    /// the write would do (changes, derived values, transition, events, each partner's push)
+    /// or why it would be refused. Nothing is written. Exit 1 when it would be refused.
+    Try {
+        /// The partner whose payload it is.
+        partner: String,
+        /// A file with the JSON payload, as the partner would send it.
+        payload: PathBuf,
+        /// Try it as an update of this ticket (the partner's id for it, or the hub number).
+        #[arg(long, conflicts_with = "from")]
+        update: Option<String>,
+        /// Try it as an update of a ticket in this state (the partner's value or canonical),
+        /// made up for the dry run.
+        #[arg(long)]
+        from: Option<String>,
+        /// The contracts folder to try (default: the configured one): a contract being edited
+        /// can be tried before any gateway loads it.
+        #[arg(long)]
         dir: Option<PathBuf>,
     },
     /// Check the configured contracts folder, then have every gateway process on the database
@@ -352,6 +373,14 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Contracts { command: ContractsCommand::Reload { wait } } => return reload_contracts(&settings, wait),
+        Command::Contracts { command: ContractsCommand::Try { partner, payload, update, from, dir } } => {
+            let how = match (update, from) {
+                (Some(t), _) => cli_contracts::TryAs::Update(t),
+                (None, Some(s)) => cli_contracts::TryAs::From(s),
+                (None, None) => cli_contracts::TryAs::Create,
+            };
+            return cli_contracts::run(&settings, dir, &partner, payload, how);
+        }
         Command::Openapi { check, dir } => {
             let registry = app::load_contracts(&settings)?;
             if check {

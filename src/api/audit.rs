@@ -18,6 +18,11 @@ use actix_web::{web, Error, HttpMessage, HttpRequest};
 #[derive(Debug, Clone)]
 pub struct AuditCodes(pub String);
 
+/// Response extension: the result the row records instead of `accepted` / `rejected`
+/// (`dry_run`: the request was a dry run, whatever it reports).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditResult(pub &'static str);
+
 /// Response extension: the request's row was written inside its write transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Audited;
@@ -70,6 +75,7 @@ pub async fn middleware(
     };
     let status = res.status();
     let codes = res.response().extensions().get::<AuditCodes>().map(|c| c.0.clone()).unwrap_or_default();
+    let result = res.response().extensions().get::<AuditResult>().map(|r| r.0);
     let req = res.request();
     let info = request_facts(req);
     let (partner, reference, ticket) = {
@@ -82,7 +88,7 @@ pub async fn middleware(
     };
     let outcome = AuditOutcome {
         partner,
-        result: if status.as_u16() < 400 { "accepted" } else { "rejected" },
+        result: result.unwrap_or(if status.as_u16() < 400 { "accepted" } else { "rejected" }),
         status: status.as_u16(),
         error_codes: codes,
         ticket: ticket.map(|t| (t.id, t.number)),

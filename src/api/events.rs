@@ -108,6 +108,7 @@ pub async fn receive(req: HttpRequest, state: web::Data<AppState>, body: Body) -
                 audit,
                 now,
                 from_record: false,
+                dry_run: false,
             };
             apply(c, cmd)
         })

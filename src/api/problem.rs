@@ -172,6 +172,8 @@ impl ApiError {
                     (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner")
                 }
                 SyncError::Store(e) => store_parts(e),
+                // Answered as a report by the ticket handlers, never as a problem.
+                SyncError::DryRun(_) => (S::OK, "dry-run", "Dry run"),
             },
             ApiError::Pull(p) => {
                 use crate::pull::PullError as P;

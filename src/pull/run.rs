@@ -384,6 +384,7 @@ impl Engine {
                             audit,
                             now: crate::util::now_ms(),
                             from_record: true,
+                            dry_run: false,
                         },
                     )
                 })

@@ -7,6 +7,7 @@
 
 pub mod conflicts;
 pub mod converge;
+pub mod dry_run;
 pub mod fanout;
 pub mod read;
 pub mod write;
@@ -50,6 +51,10 @@ pub enum SyncError {
     ConflictChoice { field: String, reason: String },
     #[error("the work-notes endpoint needs write access to work_note")]
     WorkNoteForbidden,
+    /// Not a refusal: a dry run's report, returned as an error so that its transaction is
+    /// undone like a refused write's.
+    #[error("dry run")]
+    DryRun(Box<dry_run::DryRunReport>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -41,6 +41,8 @@ pub struct WriteCommand<'a> {
     /// partner's (the hub moved on, and its push is on the way or was lost), so it is passed
     /// over instead of conflicting with the newer value.
     pub from_record: bool,
+    /// Report what the write would do and undo it (`SyncError::DryRun`): nothing is written.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +144,10 @@ pub fn apply<C: Repos + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOut
     let Some(after) = after else {
         // Nothing changed: no version bump, no journal, no outbox.
         let summary = TicketSummary { conflict, ..summary(cmd.contract, &before, partner_ticket_id.as_deref()) };
+        if cmd.dry_run {
+            let report = super::dry_run::report(c, &cmd, status, &summary, Some(&before), &before, &[], 0)?;
+            return Err(SyncError::DryRun(Box::new(report)));
+        }
         return finish(c, &cmd, status, summary, &before, vec![]);
     };
     let workflow = &cmd.registry.workflow;
@@ -163,6 +169,13 @@ pub fn apply<C: Repos + ?Sized>(c: &mut C, cmd: WriteCommand) -> Result<WriteOut
     };
     let fanned_out_to = fan_out(c, cmd.registry, &change)?;
     let summary = TicketSummary { conflict, ..summary(cmd.contract, &after, partner_ticket_id.as_deref()) };
+    if cmd.dry_run {
+        let evs: Vec<&'static str> = evs.iter().map(|e| e.as_str()).collect();
+        let before = (!created).then_some(&before);
+        let report = super::dry_run::report(c, &cmd, status, &summary, before, &after, &evs, fanned_out_to.len())?;
+        // Undone by the caller's transaction, like any refusal.
+        return Err(SyncError::DryRun(Box::new(report)));
+    }
     let mut outcome = finish(c, &cmd, status, summary, &after, fanned_out_to)?;
     outcome.events = evs.iter().map(|e| e.as_str()).collect();
     outcome.superseded = superseded;
@@ -269,7 +282,7 @@ fn insert_entries<C: Repos + ?Sized>(
 }
 
 /// Canonical fields whose value differs, in name order.
-pub(super) fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
+pub(crate) fn changed_fields<'a>(before: &'a Map<String, Value>, after: &'a Map<String, Value>) -> Vec<&'a str> {
     let keys: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).map(String::as_str).collect();
     keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).collect()
 }
@@ -587,7 +600,7 @@ fn check_transition(
 }
 
 /// A canonical state as the partner writes it (its own value where its contract maps states).
-fn partner_state(contract: &Contract, state: &str) -> String {
+pub(super) fn partner_state(contract: &Contract, state: &str) -> String {
     match contract.state_outward(state) {
         Value::String(s) => s,
         other => other.to_string(),

@@ -9,6 +9,7 @@ mod auth;
 mod conflicts;
 mod contracts;
 mod delivery;
+mod dry_run;
 mod e2e;
 mod edge;
 mod onboarding;

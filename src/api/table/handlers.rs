@@ -277,7 +277,8 @@ async fn write(
     mapped: Mapped,
 ) -> Result<(crate::sync::write::WriteOutcome, FacadeRow), TableError> {
     let outcome =
-        crate::api::tickets::commit(state, caller.contract.clone(), op, mapped, None, None, req.audit.clone()).await?;
+        crate::api::tickets::commit(state, caller.contract.clone(), op, mapped, None, None, req.audit.clone(), false)
+            .await?;
     crate::api::tickets::committed(state, &outcome);
     let row = find(state, caller, table, "number", &outcome.ticket.number).await?;
     Ok((outcome, row))

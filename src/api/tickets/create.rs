@@ -5,15 +5,21 @@ use crate::api::extract::{Body, IdempotencyKeyHeader, IfMatch, Partner, WritingP
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
 use crate::contract::inbound::Op;
+use crate::sync::dry_run::DryRunReport;
 use crate::sync::write::WriteOp;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 #[utoipa::path(
     post, path = "/api/ebond/v1/tickets", tag = "tickets",
     request_body(content = TicketCreate, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for a retried request")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for a retried request"),
+        ("Prefer" = Option<String>, Header, description = "`return=dry-run`: answer what the write would do (changes, derived values, transition, events, each partner's push) and write nothing"),
+        ("dry_run" = Option<bool>, Query, description = "`true`: the same as `Prefer: return=dry-run`"),
+    ),
     responses(
         (status = 201, description = "Created", body = TicketWriteResponse),
+        (status = 200, description = "Dry run: what the create would do (or why it would be refused); nothing was written", body = DryRunReport),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Forbidden field or operation", body = Problem, content_type = "application/problem+json"),
@@ -32,9 +38,14 @@ pub async fn create(
     if_match: Result<IfMatch, ApiError>,
     key: Result<IdempotencyKeyHeader, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let json = body.json().await?;
-    let mapped = contract.map_inbound(&json, Op::Create)?;
-    // A create has no version to match, but a malformed header is still refused.
-    let IfMatch(_) = if_match?;
-    super::apply(&state, &req, contract, WriteOp::Create, mapped, None, key?.0).await
+    let dry_run = super::dry_run_requested(&req);
+    let result = async {
+        let json = body.json().await?;
+        let mapped = contract.map_inbound(&json, Op::Create)?;
+        // A create has no version to match, but a malformed header is still refused.
+        let IfMatch(_) = if_match?;
+        super::apply(&state, &req, contract, WriteOp::Create, mapped, None, key?.0).await
+    }
+    .await;
+    super::or_dry_run(dry_run, result)
 }

@@ -26,6 +26,15 @@ use validator::Validate;
 /// Answer to a write: the sync layer's summary, published under this name.
 pub use crate::sync::write::TicketSummary as TicketWriteResponse;
 
+/// The answer to an update or a work note: applied, or, for a dry run, what it would do.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum WriteOrDryRun {
+    Applied(TicketWriteResponse),
+    DryRun(Box<crate::sync::dry_run::DryRunReport>),
+}
+
 /// A ticket as you may read it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TicketView {
@@ -92,12 +101,53 @@ pub(super) async fn apply(
     if_match: Option<i64>,
     idempotency_key: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let outcome = commit(state, contract, op, mapped, if_match, idempotency_key, request_facts(req)).await?;
-    Ok(write_response(state, outcome))
+    let dry_run = dry_run_requested(req);
+    match commit(state, contract, op, mapped, if_match, idempotency_key, request_facts(req), dry_run).await {
+        Ok(outcome) => Ok(write_response(state, outcome)),
+        Err(ApiError::Sync(crate::sync::SyncError::DryRun(report))) => Ok(dry_run_response(&report, None)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `Prefer: return=dry-run` or `?dry_run=true`: report what the write would do, write nothing.
+pub(super) fn dry_run_requested(req: &HttpRequest) -> bool {
+    let preferred = req
+        .headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split([',', ';']).any(|p| p.trim().eq_ignore_ascii_case("return=dry-run")));
+    let asked = req.query_string().split('&').any(|kv| {
+        matches!(kv.split_once('='), Some((k, v)) if k == "dry_run" && (v.eq_ignore_ascii_case("true") || v == "1"))
+    });
+    preferred || asked
+}
+
+/// In a dry run a refusal is reported (200, `outcome: refused`, the problem the write would
+/// get) rather than answered; a gateway failure (5xx) stays what it is.
+pub(super) fn or_dry_run(dry_run: bool, result: Result<HttpResponse, ApiError>) -> Result<HttpResponse, ApiError> {
+    match result {
+        Err(e) if dry_run && !actix_web::ResponseError::status_code(&e).is_server_error() => {
+            let status = actix_web::ResponseError::status_code(&e).as_u16();
+            let problem = serde_json::to_value(e.problem()).unwrap_or(Value::Null);
+            Ok(dry_run_response(&crate::sync::dry_run::DryRunReport::refused(status, problem), Some(e.audit_codes())))
+        }
+        other => other,
+    }
+}
+
+/// A dry run's answer, audited as one (and with the codes of the refusal it reports).
+fn dry_run_response(report: &crate::sync::dry_run::DryRunReport, codes: Option<String>) -> HttpResponse {
+    let mut resp = HttpResponse::Ok().insert_header(("Preference-Applied", "return=dry-run")).json(report);
+    resp.extensions_mut().insert(super::audit::AuditResult("dry_run"));
+    if let Some(codes) = codes {
+        resp.extensions_mut().insert(super::audit::AuditCodes(codes));
+    }
+    resp
 }
 
 /// Runs a validated, mapped write through the one write path, in one transaction (its audit
 /// row included): what every API that writes tickets calls, before [`committed`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn commit(
     state: &AppState,
     contract: Arc<Contract>,
@@ -106,6 +156,7 @@ pub(crate) async fn commit(
     if_match: Option<i64>,
     idempotency_key: Option<String>,
     audit: crate::sync::AuditInfo,
+    dry_run: bool,
 ) -> Result<WriteOutcome, ApiError> {
     let idempotency = idempotency_key.map(|key| IdempotencyKey {
         request_hash: crate::util::sha256_hex(
@@ -129,6 +180,7 @@ pub(crate) async fn commit(
                     audit,
                     now: crate::util::now_ms(),
                     from_record: false,
+                    dry_run,
                 },
             )
         })

@@ -1,7 +1,7 @@
 //! `POST /api/ebond/v1/tickets/{partner_ticket_id}/work-notes`: a partner appends a work note
 //! (its entry id makes a retry add nothing).
 
-use super::{TicketWriteResponse, WorkNoteBody};
+use super::{WorkNoteBody, WriteOrDryRun};
 use crate::api::extract::{Body, IdempotencyKeyHeader, IfMatch, Partner, TicketRef, WritingPartner};
 use crate::api::problem::{ApiError, Problem};
 use crate::api::AppState;
@@ -20,9 +20,11 @@ use validator::Validate;
         ("partner_ticket_id" = String, Path, description = "Your ticket id, or the hub number of a ticket shared with you"),
         ("If-Match" = Option<String>, Header, description = "ETag (version) you last read; 412 if the ticket changed since"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for a retried request"),
+        ("Prefer" = Option<String>, Header, description = "`return=dry-run`: answer what the write would do (changes, derived values, transition, events, each partner's push) and write nothing"),
+        ("dry_run" = Option<bool>, Query, description = "`true`: the same as `Prefer: return=dry-run`"),
     ),
     responses(
-        (status = 200, description = "Note added (or already there)", body = TicketWriteResponse),
+        (status = 200, description = "Note added (or already there); a dry run answers what it would do and writes nothing", body = WriteOrDryRun),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Partner may not write work notes", body = Problem, content_type = "application/problem+json"),
@@ -43,15 +45,20 @@ pub async fn add_work_note(
     if_match: Result<IfMatch, ApiError>,
     key: Result<IdempotencyKeyHeader, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let json = body.json().await?;
-    if !contract.may_write(crate::domain::fields::WORK_NOTE) {
-        return Err(SyncError::WorkNoteForbidden.into());
+    let dry_run = super::dry_run_requested(&req);
+    let result = async {
+        let json = body.json().await?;
+        if !contract.may_write(crate::domain::fields::WORK_NOTE) {
+            return Err(SyncError::WorkNoteForbidden.into());
+        }
+        let mapped = work_note(json)?;
+        let (IfMatch(if_match), IdempotencyKeyHeader(key)) = (if_match?, key?);
+        let TicketRef(reference) = reference?;
+        let op = WriteOp::Update { reference };
+        super::apply(&state, &req, contract, op, mapped, if_match, key).await
     }
-    let mapped = work_note(json)?;
-    let (IfMatch(if_match), IdempotencyKeyHeader(key)) = (if_match?, key?);
-    let TicketRef(reference) = reference?;
-    let op = WriteOp::Update { reference };
-    super::apply(&state, &req, contract, op, mapped, if_match, key).await
+    .await;
+    super::or_dry_run(dry_run, result)
 }
 
 /// The work-notes body, checked by serde (types, unknown members) and validator (lengths).

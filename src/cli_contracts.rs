@@ -1,0 +1,166 @@
+//! `ebond contracts try`: a partner's real payload run against a contract folder (the one being
+//! edited, not necessarily the one a gateway enforces) over the real database, as a dry run:
+//! the report says what the write would do, and nothing is written.
+
+use ebond::api::problem::ApiError;
+use ebond::config::Settings;
+use ebond::contract::inbound::Op;
+use ebond::contract::{Contract, Registry};
+use ebond::domain::ids::TicketReference;
+use ebond::domain::{Stamp, Ticket};
+use ebond::store::models::{NewXref, TicketRow};
+use ebond::store::{Repos, StoreError};
+use ebond::sync::dry_run::DryRunReport;
+use ebond::sync::write::{WriteCommand, WriteOp};
+use ebond::sync::{AuditInfo, SyncError};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// How the payload is tried.
+pub enum TryAs {
+    /// As a create.
+    Create,
+    /// As an update of a real ticket (the partner's id for it, or the hub number).
+    Update(String),
+    /// As an update of a ticket in this state (the partner's value or canonical), made up for
+    /// the dry run and undone with it.
+    From(String),
+}
+
+pub fn run(
+    settings: &Settings,
+    dir: Option<PathBuf>,
+    partner: &str,
+    payload: PathBuf,
+    how: TryAs,
+) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| settings.contracts_dir.clone());
+    let registry = ebond::contract::load_dir(&dir).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!("{} has errors; fix them first (`ebond contracts check`):\n{}", dir.display(), list.join("\n"))
+    })?;
+    let contract = registry.get(partner).cloned().ok_or_else(|| {
+        let known: Vec<&str> = registry.partners().map(|c| c.id.as_str()).collect();
+        anyhow::anyhow!("no contract for `{partner}` in {} (partners: {})", dir.display(), known.join(", "))
+    })?;
+    let text = std::fs::read_to_string(&payload).map_err(|e| anyhow::anyhow!("reading {}: {e}", payload.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("{} is not JSON: line {}, column {}: {e}", payload.display(), e.line(), e.column())
+    })?;
+    let db = ebond::app::open_database(settings)?;
+    let report = match try_payload(&db, registry, contract, json, how) {
+        Ok(report) => report,
+        Err(e) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            if status.is_server_error() {
+                return Err(anyhow::anyhow!("{e}"));
+            }
+            DryRunReport::refused(status.as_u16(), serde_json::to_value(e.problem())?)
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.outcome == "accepted" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn try_payload(
+    db: &ebond::store::Db,
+    registry: Registry,
+    contract: std::sync::Arc<Contract>,
+    json: serde_json::Value,
+    how: TryAs,
+) -> Result<DryRunReport, ApiError> {
+    let op = if matches!(how, TryAs::Create) { Op::Create } else { Op::Update };
+    let mapped = contract.map_inbound(&json, op)?;
+    let from = match &how {
+        TryAs::From(state) => Some(canonical_state(&registry, &contract, state)?),
+        _ => None,
+    };
+    let reference = match &how {
+        TryAs::Update(r) => Some(TicketReference::parse(r).map_err(ApiError::NotFound)?),
+        _ => None,
+    };
+    let audit = AuditInfo {
+        request_id: format!("cli-try-{}", ebond::util::now_ms()),
+        method: if reference.is_some() || from.is_some() { "PATCH".into() } else { "POST".into() },
+        path: "ebond contracts try".into(),
+        payload_sha256: ebond::util::sha256_hex(json.to_string().as_bytes()),
+    };
+    let result = db.write_now(move |c| {
+        let now = ebond::util::now_ms();
+        let op = match (reference, from) {
+            (Some(reference), _) => WriteOp::Update { reference },
+            (None, Some(state)) => WriteOp::Update { reference: made_up_ticket(c, &contract, &state, now)? },
+            (None, None) => WriteOp::Create,
+        };
+        let cmd = WriteCommand {
+            registry: &registry,
+            contract: &contract,
+            op,
+            mapped,
+            if_match: None,
+            idempotency: None,
+            audit,
+            now,
+            from_record: false,
+            dry_run: true,
+        };
+        ebond::sync::write::apply(c, cmd).map(|_| ())
+    });
+    match result {
+        Err(SyncError::DryRun(report)) => Ok(*report),
+        Err(e) => Err(e.into()),
+        Ok(()) => Err(ApiError::Internal("the dry run wrote instead of reporting".into())),
+    }
+}
+
+/// `state` as the workflow names it: the partner's own value (mapped through its contract) or
+/// a canonical state.
+fn canonical_state(registry: &Registry, contract: &Contract, state: &str) -> Result<String, ApiError> {
+    let names = registry.workflow.state_names();
+    if names.contains(&state) {
+        return Ok(state.to_string());
+    }
+    let probe = serde_json::json!(state);
+    if let Some(found) = names.iter().find(|n| contract.state_outward(n) == probe) {
+        return Ok(found.to_string());
+    }
+    Err(ApiError::BadRequest {
+        code: "unknown-state",
+        detail: format!(
+            "--from `{state}` is neither a state of the workflow ({}) nor this partner's value for one",
+            names.join(", ")
+        ),
+    })
+}
+
+/// A ticket in `state`, shared with the partner, that exists only inside the dry run.
+fn made_up_ticket(c: &mut dyn Repos, contract: &Contract, state: &str, now: i64) -> Result<TicketReference, SyncError> {
+    let mut values = serde_json::Map::new();
+    values.insert("kind".into(), contract.default_kind.clone().into());
+    values.insert("state".into(), state.into());
+    values.insert("short_description".into(), "A ticket made up for a dry run".into());
+    let stamp = Stamp { v: 1, by: "dry-run".into(), at: now };
+    let ticket = Ticket {
+        id: 0,
+        number: c.next_ticket_number()?,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        created_by: "dry-run".into(),
+        updated_by: "dry-run".into(),
+        stamps: values.keys().map(|k| (k.clone(), stamp.clone())).collect(),
+        values,
+        open_conflicts: 0,
+    };
+    let id = c.insert_ticket(&TicketRow::from_ticket(&ticket))?;
+    c.insert_xref(&NewXref {
+        partner: &contract.id,
+        partner_ticket_id: None,
+        ticket_id: id,
+        active: true,
+        created_at: now,
+        updated_at: now,
+        seen_version: 1,
+    })?;
+    TicketReference::parse(&ticket.number).map_err(|e| SyncError::Store(StoreError::Corrupt(e)))
+}
