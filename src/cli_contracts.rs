@@ -1,6 +1,7 @@
-//! `ebond contracts try`: a partner's real payload run against a contract folder (the one being
-//! edited, not necessarily the one a gateway enforces) over the real database, as a dry run:
-//! the report says what the write would do, and nothing is written.
+//! `ebond contracts check` (a folder or one file: load errors, then what the contracts need to
+//! work — see `contract::check`) and `ebond contracts try`: a partner's real payload run against
+//! a contract folder (the one being edited, not necessarily the one a gateway enforces) over the
+//! real database, as a dry run: the report says what the write would do, and nothing is written.
 
 use ebond::api::problem::ApiError;
 use ebond::config::Settings;
@@ -25,6 +26,47 @@ pub enum TryAs {
     /// As an update of a ticket in this state (the partner's value or canonical), made up for
     /// the dry run and undone with it.
     From(String),
+}
+
+pub fn check(settings: &Settings, path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use ebond::contract::check::Level;
+    let path = path.unwrap_or_else(|| settings.contracts_dir.clone());
+    let loaded = if path.is_file() { ebond::contract::load_file(&path) } else { ebond::contract::load_dir(&path) };
+    let registry = match loaded {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error{} found", errors.len(), if errors.len() == 1 { "" } else { "s" });
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // `db:` secrets are looked up when this machine has the database (never created here).
+    let secrets = ebond::app::open_database(settings).ok().map(|db| ebond::secrets::Secrets::new(db, settings));
+    let lookup = |partner: &str, name: &str| {
+        let s = secrets.as_ref()?;
+        Some(
+            s.resolve_blocking(partner, &ebond::contract::SecretRef::Db(name.to_string()))
+                .map(|v| v.expose().to_string())
+                .map_err(|e| e.to_string()),
+        )
+    };
+    let findings = ebond::contract::check::check(&registry, &lookup);
+    let n = registry.partners().count();
+    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+    for f in &findings {
+        eprintln!("{f}");
+    }
+    if errors > 0 {
+        eprintln!("{errors} error{} found", if errors == 1 { "" } else { "s" });
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{}: workflow and {n} partner contract{} OK", path.display(), if n == 1 { "" } else { "s" });
+    for c in registry.partners() {
+        println!("  {} ({}), contract {}", c.id, c.file.display(), c.version);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(

@@ -79,9 +79,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ContractsCommand {
-    /// Load every contract in DIR (default: the configured contracts folder) and list all errors.
+    /// Check every contract in DIR, or one FILE: every error with file:line:column, then
+    /// whether each secret resolves and fits its use, each allowed transition can complete, a
+    /// creating partner can create, and files are named for their partners. Exit 1 on errors.
     Check {
-        /// The folder (default: the configured contracts folder).
+        /// The folder (default: the configured contracts folder), or one partner file (checked
+        /// with the workflow.toml beside it).
         dir: Option<PathBuf>,
     },
     /// Run a partner's payload against a contract folder as a dry run over the database: what
@@ -346,32 +349,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 println!("{:<36} {:<40} {}", s.key, s.env, s.default);
             }
         }
-        Command::Contracts { command: ContractsCommand::Check { dir } } => {
-            let mut settings = settings;
-            if let Some(dir) = dir {
-                settings.contracts_dir = dir;
-            }
-            match ebond::contract::load_dir(&settings.contracts_dir) {
-                Ok(registry) => {
-                    let n = registry.partners().count();
-                    println!(
-                        "{}: workflow and {n} partner contract{} OK",
-                        settings.contracts_dir.display(),
-                        if n == 1 { "" } else { "s" }
-                    );
-                    for c in registry.partners() {
-                        println!("  {} ({}), contract {}", c.id, c.file.display(), c.version);
-                    }
-                }
-                Err(errors) => {
-                    for e in &errors {
-                        eprintln!("{e}");
-                    }
-                    eprintln!("{} error{} found", errors.len(), if errors.len() == 1 { "" } else { "s" });
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-        }
+        Command::Contracts { command: ContractsCommand::Check { dir } } => return cli_contracts::check(&settings, dir),
         Command::Contracts { command: ContractsCommand::Reload { wait } } => return reload_contracts(&settings, wait),
         Command::Contracts { command: ContractsCommand::Try { partner, payload, update, from, dir } } => {
             let how = match (update, from) {

@@ -4,6 +4,7 @@
 //! each with file, line and column. The compiled forms are used by [`inbound`] (validate and
 //! map a partner payload to a canonical command) and [`render`] (canonical → partner view).
 
+pub mod check;
 mod compile;
 pub use compile::parse_duration;
 pub mod inbound;
@@ -74,6 +75,11 @@ pub fn check_value(workflow: &Workflow, field: &str, value: &Value) -> Result<()
 /// Loads `workflow.toml` and every other `*.toml` in `dir` (sorted by name).
 pub fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
     compile::load_dir(dir)
+}
+
+/// Loads one partner file with the `workflow.toml` of its folder.
+pub fn load_file(file: &Path) -> Result<Registry, Vec<ContractError>> {
+    compile::load_file(file)
 }
 
 /// One partner's compiled contract.

@@ -97,7 +97,95 @@ fn cli_check_lists_errors_and_fails() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
         .args(["contracts", "check"])
         .arg(repo_path("contracts"))
+        .envs(EXAMPLE_SECRETS.iter().copied())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The secrets the example contracts refer to, as a gateway's environment would hold them.
+const EXAMPLE_SECRETS: [(&str, &str); 7] = [
+    ("EBOND_ACME_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ("EBOND_ENOVIA_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ("EBOND_SERVICENOW_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ("EBOND_ACME_PASSWORD", "acme-password"),
+    ("EBOND_ENOVIA_CSRF_TOKEN", "csrf-token"),
+    ("EBOND_FIELDOPS_PASSWORD", "fieldops-password"),
+    ("EBOND_SERVICENOW_CLIENT_SECRET", "snow-client-secret"),
+];
+
+fn check(path: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
+        .args(["contracts", "check"])
+        .arg(path)
+        .env("EBOND_DATA_DIR", path.parent().unwrap_or(path).join("no-data-here"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Secrets must resolve and fit their use, without the value ever being shown.
+#[test]
+fn check_resolves_secrets_and_their_format() {
+    let signed = format!("{GOOD}\n[outbound]\nupdate_url = \"https://p1.example/t/{{partner_ticket_id}}\"\nsigning_secret = \"env:EBOND_TEST_P1_SIGNING\"\n\n[outbound.auth]\ntype = \"basic\"\nusername = \"ebond\"\npassword = \"file:/nonexistent/p1-password\"\n");
+    let d = dir_with(&[("p1.toml", &signed)]);
+    let (ok, err) = check(d.path(), &[]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "signing_secret `env:EBOND_TEST_P1_SIGNING`: the environment variable EBOND_TEST_P1_SIGNING is not set"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("password `file:/nonexistent/p1-password`: the file /nonexistent/p1-password cannot be read"),
+        "{err}"
+    );
+    let (ok, err) = check(d.path(), &[("EBOND_TEST_P1_SIGNING", "not-a-webhook-secret-value")]);
+    assert!(!ok);
+    assert!(
+        err.contains("must start with `whsec_`") && !err.contains("not-a-webhook-secret-value"),
+        "never the value: {err}"
+    );
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let fixed = signed.replace("/nonexistent/p1-password", pw.to_str().unwrap());
+    std::fs::write(d.path().join("p1.toml"), fixed).unwrap();
+    let (ok, err) = check(d.path(), &[("EBOND_TEST_P1_SIGNING", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
+    assert!(ok, "{err}");
+}
+
+/// A transition the partner may perform but can never complete, a partner that may create but
+/// cannot start a ticket anywhere, and a file named for another id.
+#[test]
+fn check_proves_transitions_and_creation_can_complete() {
+    let mover = GOOD.replace(
+        "[access]",
+        "[[fields]]\npointer = \"/status\"\ncanonical = \"state\"\ntype = \"enum\"\nvalues = { \"open\" = \"new\", \"busy\" = \"in_progress\", \"done\" = \"resolved\" }\n\n[access]\ntransitions = [\"new -> in_progress\", \"in_progress -> resolved\"]",
+    )
+    .replace("write = [\"partner_ticket_id\", \"short_description\"]", "write = [\"partner_ticket_id\", \"short_description\", \"state\"]");
+    let no_summary = GOOD
+        .replace("id = \"p1\"", "id = \"p2\"")
+        .replace("canonical = \"short_description\"", "canonical = \"description\"")
+        .replace(
+            "write = [\"partner_ticket_id\", \"short_description\"]",
+            "write = [\"partner_ticket_id\", \"description\"]",
+        )
+        .replace("read = [\"short_description\"]", "read = [\"description\"]");
+    let d = dir_with(&[("p1.toml", &mover), ("second.toml", &no_summary)]);
+    let (ok, err) = check(d.path(), &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("the transition `busy` (in_progress) → `done` (resolved) can never complete: state `resolved` requires resolution_code, resolution_notes"),
+        "in the partner's values: {err}"
+    );
+    assert!(!err.contains("`open` (new) → `busy`"), "new -> in_progress can complete: {err}");
+    assert!(err.contains("can start a ticket in no initial state"), "{err}");
+    assert!(err.contains("warning: the file is named `second.toml` but the partner id is `p2`"), "{err}");
+
+    // One file, checked with the workflow beside it.
+    let (ok, err) = check(&d.path().join("p1.toml"), &[]);
+    assert!(!ok);
+    assert!(err.contains("p1.toml") && !err.contains("second.toml"), "{err}");
 }

@@ -196,3 +196,28 @@ async fn pushes_only_what_the_partner_reads(backend: Backend) {
     assert_eq!(acme(&app.outbox_rows(&hub).await), before + 1, "a work note is");
 }
 crate::per_backend!(no_push_without_a_field_the_partner_reads, super::pushes_only_what_the_partner_reads);
+
+/// `ebond contracts check` looks `db:` secrets up in the database when there is one.
+async fn check_finds_db_secrets(backend: Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = crate::reload::copy_contracts(&tmp.path().join("contracts"));
+    let minimal = include_str!("../fixtures/minimal_contract.toml");
+    std::fs::write(
+        dir.join("p1.toml"),
+        minimal.replace("[access]", "[auth]\nwebhook_secret = \"db:p1-hook\"\n\n[access]"),
+    )
+    .unwrap();
+    let d2 = dir.clone();
+    let app = TestApp::spawn_with(backend, move |s| s.contracts_dir = d2).await;
+    let file = dir.join("p1.toml").display().to_string();
+    let (ok, _, err) = cli(&app, &["contracts", "check", &file], None);
+    assert!(!ok);
+    assert!(err.contains("[auth] webhook_secret `db:p1-hook`") && err.contains("p1-hook"), "{err}");
+    let (ok, _, err) =
+        cli(&app, &["partner", "secret", "set", "p1", "p1-hook"], Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&app, &["contracts", "check", &file], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("1 partner contract OK"), "{out}");
+}
+crate::per_backend!(contracts_check_reads_db_secrets, super::check_finds_db_secrets);

@@ -31,16 +31,29 @@ struct Locator<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<ContractError>,
+    /// Edits [`Locator::parse`] made to the text it parsed (a misspelt key renamed): at this
+    /// offset of the edited text, offsets after it are this much larger than in the file.
+    shifts: Vec<(usize, isize)>,
 }
 
 impl<'a> Locator<'a> {
     fn new(file: &'a Path, text: &'a str) -> Self {
-        Locator { file, text, errors: Vec::new() }
+        Locator { file, text, errors: Vec::new(), shifts: Vec::new() }
+    }
+
+    /// `offset` of the parsed (possibly edited) text in the file as written.
+    fn original(&self, offset: usize) -> usize {
+        let delta: isize = self.shifts.iter().filter(|(at, _)| *at < offset).map(|(_, d)| d).sum();
+        offset.saturating_add_signed(-delta)
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let start = span.start.min(self.text.len());
-        let before = &self.text[..start];
+        let start = self.original(span.start).min(self.text.len());
+        self.error_at(start, message)
+    }
+
+    fn error_at(&mut self, start: usize, message: impl Into<String>) {
+        let before = &self.text[..self.text.floor_char_boundary(start)];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
         self.errors.push(ContractError { file: self.file.to_path_buf(), line, column, message: message.into() });
@@ -51,20 +64,190 @@ impl<'a> Locator<'a> {
     }
 
     /// Parses the whole file into `T`; a syntax or shape error is reported with its location.
+    ///
+    /// An unknown key is reported and the file parsed again without it, so that every unknown
+    /// key is listed, and the file's other errors after them too: a near miss of a key the
+    /// table takes (`required_on_creat`) is checked as that key, so the misspelling does not
+    /// also show up as the key missing; any other unknown key is blanked out (offsets kept).
     fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str::<T>(self.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let message = e.message().trim().to_string();
-                self.error(span, message);
-                None
+        let mut text = self.text.to_string();
+        let mut removed = 0;
+        // Each round takes one unknown key out; a file has far fewer.
+        for _ in 0..256 {
+            match toml::from_str::<T>(&text) {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    let span = e.span().unwrap_or(0..0);
+                    let message = e.message().trim().to_string();
+                    if message.starts_with("unknown field") {
+                        if let Some(found) = find_item(&text, &span) {
+                            let start = self.original(found.key.start);
+                            let near = if found.key.is_empty() {
+                                None
+                            } else {
+                                suggestion(&message, &text[found.key.clone()], &found.siblings)
+                            };
+                            match near {
+                                Some(right) => {
+                                    let wrong = &text[found.key.clone()];
+                                    self.error_at(
+                                        start,
+                                        format!(
+                                            "unknown field `{wrong}`: did you mean `{right}`? (checked as `{right}`)"
+                                        ),
+                                    );
+                                    let delta = right.len() as isize - found.key.len() as isize;
+                                    text.replace_range(found.key.clone(), &right);
+                                    self.shifts.push((found.key.start, delta));
+                                }
+                                None => {
+                                    self.error_at(start, message);
+                                    blank(&mut text, &found.extent);
+                                    removed += 1;
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                    if !(removed > 0 && message.starts_with("missing field")) {
+                        self.error(span, message);
+                    }
+                    return None;
+                }
             }
         }
+        None
     }
 }
 
+/// The key that serde names in "unknown field `x`, expected one of `a`, `b`" when it is a near
+/// miss of one of those (at most two edits, or one in a short key) the table does not hold yet.
+fn suggestion(message: &str, key: &str, siblings: &[String]) -> Option<String> {
+    let expected = message.split_once("expected")?.1;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| !siblings.iter().any(|s| s == k))
+        .map(|k| (strsim::damerau_levenshtein(key, k), k))
+        .filter(|(d, k)| *d <= if k.len() > 5 { 2 } else { 1 })
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+/// An unknown key as the file holds it: the key's own range, everything the item covers, and
+/// the other keys of its table.
+struct FoundItem {
+    key: Range<usize>,
+    extent: Vec<Range<usize>>,
+    siblings: Vec<String>,
+}
+
+/// The item whose key serde's error points at (`error`: the key's range, or the header's).
+fn find_item(text: &str, error: &Range<usize>) -> Option<FoundItem> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    find_in_table(doc.as_table(), error)
+}
+
+fn find_in_table(table: &toml_edit::Table, error: &Range<usize>) -> Option<FoundItem> {
+    for (name, item) in table.iter() {
+        let k = table.key(name)?;
+        if let Some(key) = k.span().filter(|s| same_key(s, error)) {
+            let mut extent = Vec::new();
+            extent_of(item, &mut extent);
+            let end = extent.iter().map(|r| r.end).max().unwrap_or(key.end).max(key.end);
+            extent.push(key.start..end);
+            // A dotted or quoted key's text is not the bare name: only a bare key is renamed.
+            let key = if text_of(table, name) == name { key } else { key.start..key.start };
+            let siblings = table.iter().map(|(n, _)| n.to_string()).collect();
+            return Some(FoundItem { key, extent, siblings });
+        }
+        if let Some(found) = find_in_item(item, error) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+fn text_of(table: &toml_edit::Table, name: &str) -> String {
+    table.key(name).map(|k| k.display_repr().to_string()).unwrap_or_default()
+}
+
+fn find_in_item(item: &toml_edit::Item, error: &Range<usize>) -> Option<FoundItem> {
+    match item {
+        toml_edit::Item::Table(t) => find_in_table(t, error),
+        toml_edit::Item::ArrayOfTables(a) => a.iter().find_map(|t| find_in_table(t, error)),
+        toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+            for (name, v) in t.iter() {
+                let k = t.key(name)?;
+                if let Some(key) = k.span().filter(|s| same_key(s, error)) {
+                    let end = v.span().map_or(key.end, |s| s.end);
+                    let siblings = t.iter().map(|(n, _)| n.to_string()).collect();
+                    let extent = std::iter::once(key.start..end).collect();
+                    return Some(FoundItem { key: key.clone(), extent, siblings });
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The error's span is the key's, or (a table header) the brackets around it.
+fn same_key(key: &Range<usize>, error: &Range<usize>) -> bool {
+    key == error || (error.start <= key.start && key.end <= error.end && error.len() <= key.len() + 4)
+}
+
+/// Every range an item covers (a table: its header and each of its items).
+fn extent_of(item: &toml_edit::Item, out: &mut Vec<Range<usize>>) {
+    match item {
+        toml_edit::Item::Value(v) => out.extend(v.span()),
+        toml_edit::Item::Table(t) => {
+            out.extend(t.span());
+            for (name, child) in t.iter() {
+                if let Some(ks) = t.key(name).and_then(|k| k.span()) {
+                    out.push(ks);
+                }
+                extent_of(child, out);
+            }
+        }
+        toml_edit::Item::ArrayOfTables(a) => {
+            for t in a.iter() {
+                extent_of(&toml_edit::Item::Table(t.clone()), out);
+            }
+        }
+        toml_edit::Item::None => {}
+    }
+}
+
+/// Replaces the ranges with spaces (line breaks kept), so every other offset stays valid.
+fn blank(text: &mut String, ranges: &[Range<usize>]) {
+    let mut bytes = std::mem::take(text).into_bytes();
+    let len = bytes.len();
+    for r in ranges {
+        for b in bytes.iter_mut().take(r.end.min(len)).skip(r.start) {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    // Only whole items were blanked, each starting and ending on a character boundary; a
+    // replaced multi-byte character becomes spaces.
+    *text = String::from_utf8_lossy(&bytes).into_owned();
+}
+
 pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
+    load(dir, None)
+}
+
+/// One contract file, checked against the `workflow.toml` beside it.
+pub(super) fn load_file(file: &Path) -> Result<Registry, Vec<ContractError>> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    load(dir, Some(file))
+}
+
+/// The folder's workflow and its partner files (or only `only`).
+fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>> {
     let mut errors = Vec::new();
     let dir_error = |message: String| ContractError { file: dir.to_path_buf(), line: 0, column: 0, message };
     let entries = match std::fs::read_dir(dir) {
@@ -96,6 +279,14 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
     };
     let mut partners: BTreeMap<String, Arc<Contract>> = BTreeMap::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if let Some(only) = only {
+        if only.file_name() == workflow_path.file_name() {
+            // The workflow alone: it loaded.
+            files.retain(|f| *f == workflow_path);
+        } else {
+            files = vec![workflow_path.clone(), dir.join(only.file_name().unwrap_or_default())];
+        }
+    }
     for file in files.iter().filter(|f| **f != workflow_path) {
         let text = match read(file) {
             Ok(t) => t,
@@ -303,6 +494,35 @@ mod tests {
         assert_eq!(c.fields.len(), 2);
         assert_eq!(c.fields[0].display, "id");
         assert_eq!(c.default_kind, "incident");
+    }
+
+    /// Misspelt keys and unknown tables are each listed, and the file's other errors after
+    /// them too; the required key a misspelling hides is not reported on top.
+    #[test]
+    fn every_unknown_key_and_the_errors_after_them_are_listed() {
+        let text = MINIMAL
+            .replace("name = \"P1\"", "nmae = \"P1\"\nname = \"P1\"")
+            .replace("type = \"string\"\nrequired_on_create = true", "type = \"string\"\nrequired_on_creat = true")
+            .replace("read = [\"short_description\"]", "read = [\"short_description\", \"no_such_field\"]")
+            + "\n[partner_typo]\nx = [\n  1,\n  2,\n]\n";
+        let dir = folder(&text);
+        let errors = load_dir(dir.path()).expect_err("refused");
+        let messages: Vec<String> = errors.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect();
+        let has = |s: &str| messages.iter().any(|m| m.contains(s));
+        assert!(has("unknown field `nmae`"), "{messages:#?}");
+        assert!(has("unknown field `required_on_creat`"), "{messages:#?}");
+        assert!(has("unknown field `partner_typo`"), "{messages:#?}");
+        assert!(has("no_such_field"), "the semantic error after them: {messages:#?}");
+        assert!(has("unknown field `required_on_creat`") && has("did you mean `required_on_create`"), "{messages:#?}");
+        assert_eq!(messages.len(), 4, "no follow-up of the misspelling: {messages:#?}");
+        let nmae = errors.iter().find(|e| e.message.contains("nmae")).unwrap();
+        assert_eq!((nmae.line, nmae.column), (4, 1), "{messages:#?}");
+
+        // A misspelt required key: the misspelling, not also the missing key.
+        let dir = folder(&MINIMAL.replace("contract_version", "contract_versoin"));
+        let errors = load_dir(dir.path()).expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].message.contains("unknown field `contract_versoin`"), "{errors:#?}");
     }
 
     #[test]
