@@ -107,6 +107,18 @@ enum ContractsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Write PARTNER's data-contract document (what both sides sign off) to standard output:
+    /// fields, values, rules, states and transitions, what is pushed, retries and limits.
+    Doc {
+        /// The partner id.
+        partner: String,
+        /// md (Markdown) or html.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// The contracts folder (default: the configured one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Check the configured contracts folder, then have every gateway process on the database
     /// (`serve`, `worker`) load it anew, without a restart; shows what each process enforces.
     Reload {
@@ -351,6 +363,21 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Contracts { command: ContractsCommand::Check { dir } } => return cli_contracts::check(&settings, dir),
         Command::Contracts { command: ContractsCommand::Reload { wait } } => return reload_contracts(&settings, wait),
+        Command::Contracts { command: ContractsCommand::Doc { partner, format, dir } } => {
+            let dir = dir.unwrap_or_else(|| settings.contracts_dir.clone());
+            let registry = ebond::contract::load_dir(&dir).map_err(|errors| {
+                anyhow::anyhow!("{} has {} error(s): run `ebond contracts check`", dir.display(), errors.len())
+            })?;
+            let contract = registry
+                .get(&partner)
+                .ok_or_else(|| anyhow::anyhow!("no contract for `{partner}` in {}", dir.display()))?;
+            let ttl = settings.auth.default_token_ttl_secs;
+            match format.as_str() {
+                "md" | "markdown" => print!("{}", ebond::contract::document::markdown(&registry, contract, ttl)),
+                "html" => print!("{}", ebond::contract::document::html(&registry, contract, ttl)),
+                other => anyhow::bail!("--format `{other}`: use md or html"),
+            }
+        }
         Command::Contracts { command: ContractsCommand::Try { partner, payload, update, from, dir } } => {
             let how = match (update, from) {
                 (Some(t), _) => cli_contracts::TryAs::Update(t),

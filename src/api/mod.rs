@@ -222,6 +222,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/events", "POST").route(web::post().to(events::receive)).wrap(audited()))
                 .service(resource("/openapi.json", "GET").route(web::get().to(openapi_generic)))
                 .service(resource("/partners/{id}/openapi.json", "GET").route(web::get().to(openapi_partner)))
+                .service(resource("/partners/{id}/contract", "GET").route(web::get().to(contract_document)))
                 .service(
                     resource("/tickets", "GET, POST")
                         .route(web::post().to(tickets::create::create))
@@ -322,6 +323,53 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 async fn openapi_generic(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ops_access::check(&state, &req, ops_access::Needs::Network).await?;
     Ok(HttpResponse::Ok().json(&state.openapi))
+}
+
+/// The partner's data-contract document: HTML when the client asks for it (a browser), else
+/// Markdown; `?format=md|html` decides too.
+async fn contract_document(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    ops_access::check(&state, &req, ops_access::Needs::Document(path.as_str())).await?;
+    let registry = state.registry();
+    let Some(contract) = registry.get(path.as_str()) else {
+        return Err(ApiError::NotFound(format!("no partner `{path}` has a contract here")));
+    };
+    let format = req.query_string().split('&').find_map(|kv| kv.strip_prefix("format="));
+    let accept = req.headers().get(actix_web::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let html = match format {
+        Some("html") => true,
+        Some("md") | Some("markdown") => false,
+        Some(other) => {
+            return Err(ApiError::BadRequest {
+                code: "bad-format",
+                detail: format!("format `{other}`: use md or html"),
+            })
+        }
+        None => prefers_html(accept),
+    };
+    let ttl = state.settings.auth.default_token_ttl_secs;
+    Ok(if html {
+        HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(crate::contract::document::html(&registry, contract, ttl))
+    } else {
+        HttpResponse::Ok()
+            .content_type("text/markdown; charset=utf-8")
+            .body(crate::contract::document::markdown(&registry, contract, ttl))
+    })
+}
+
+/// `text/html` is asked for before (or instead of) `text/markdown`.
+fn prefers_html(accept: &str) -> bool {
+    let position = |t: &str| accept.to_ascii_lowercase().find(t);
+    match (position("text/html"), position("text/markdown")) {
+        (Some(h), Some(m)) => h < m,
+        (Some(_), None) => true,
+        _ => false,
+    }
 }
 
 async fn openapi_partner(

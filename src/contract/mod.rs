@@ -6,6 +6,7 @@
 
 pub mod check;
 mod compile;
+pub mod document;
 pub use compile::parse_duration;
 pub mod inbound;
 pub mod live;

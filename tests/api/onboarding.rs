@@ -104,6 +104,12 @@ async fn ops_endpoints_behind_token_and_network(backend: Backend) {
         200,
         "the generic one names no partner"
     );
+    assert_eq!(
+        get("/api/ebond/v1/partners/servicenow/contract", None).await.unwrap().status(),
+        401,
+        "nor the contract"
+    );
+    assert_eq!(get("/api/ebond/v1/partners/servicenow/contract", Some(&snow)).await.unwrap().status(), 200);
     drop(app);
 
     let app = TestApp::spawn_with(backend, |s| s.security.ops_networks = vec!["10.0.0.0/8".into()]).await;
@@ -221,3 +227,30 @@ async fn check_finds_db_secrets(backend: Backend) {
     assert!(out.contains("1 partner contract OK"), "{out}");
 }
 crate::per_backend!(contracts_check_reads_db_secrets, super::check_finds_db_secrets);
+
+/// The data-contract document, from the contract in force: Markdown or HTML by `Accept`.
+async fn contract_document(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let get = |path: &str, accept: &str| app.http.get(app.api(path)).header("accept", accept.to_string()).send();
+    let resp = get("/partners/enovia/contract", "text/html,application/xhtml+xml,*/*;q=0.8").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("<h2>Fields</h2>") && html.contains("<table>") && html.contains("Review"), "{html}");
+    let resp = get("/partners/enovia/contract", "text/markdown").await.unwrap();
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/markdown"));
+    let md = resp.text().await.unwrap();
+    assert!(md.starts_with("# Data contract: ENOVIA"), "{md}");
+    assert!(md.contains("| `/data/Estimated End Date` |") || md.contains("`/data/Estimated End Date`"), "{md}");
+    assert!(md.contains("Transitions this partner may perform"), "{md}");
+    assert!(!md.contains("EBOND_ENOVIA"), "no secret references");
+    assert_eq!(get("/partners/enovia/contract?format=pdf", "*/*").await.unwrap().status(), 400);
+    assert_eq!(get("/partners/nobody/contract", "*/*").await.unwrap().status(), 404);
+
+    let (ok, out, err) = cli(&app, &["contracts", "doc", "acme-msp"], None);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("# Data contract: ") && out.contains("`acme-msp`"), "{out}");
+    let (ok, out, _) = cli(&app, &["contracts", "doc", "acme-msp", "--format", "html"], None);
+    assert!(ok && out.starts_with("<!doctype html>"), "{out}");
+}
+crate::per_backend!(data_contract_document_in_markdown_and_html, super::contract_document);
