@@ -28,6 +28,57 @@ pub enum TryAs {
     From(String),
 }
 
+/// Writes `<contracts>/<id>.toml` from the example `like` (in the configured folder, or the
+/// examples shipped with ebond): the new id, a version to start from, the schema directive.
+pub fn scaffold(settings: &Settings, id: &str, like: &str, name: Option<&str>) -> anyhow::Result<PathBuf> {
+    ebond::domain::ids::PartnerId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let target = settings.contracts_dir.join(format!("{id}.toml"));
+    if target.exists() {
+        anyhow::bail!("{} exists already: edit it, or choose another id", target.display());
+    }
+    let source = settings.contracts_dir.join(format!("{like}.toml"));
+    let text = match std::fs::read_to_string(&source) {
+        Ok(t) => t,
+        Err(_) => EXAMPLES.iter().find(|(n, _)| *n == like).map(|(_, t)| t.to_string()).ok_or_else(|| {
+            let names: Vec<&str> = EXAMPLES.iter().map(|(n, _)| *n).collect();
+            anyhow::anyhow!("no example `{like}`: use one of {}", names.join(", "))
+        })?,
+    };
+    let mut out = format!(
+        "#:schema ../schema/contract.schema.json\n# {id}: started from the `{like}` example by `ebond partner new`. Every section below\n# is commented; change what differs for this partner, then `ebond contracts check`.\n"
+    );
+    let mut in_partner = false;
+    for line in text.lines().filter(|l| !l.starts_with("#:schema")) {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            in_partner = trimmed.starts_with("[partner]");
+        }
+        let replaced = if in_partner && trimmed.starts_with("id =") {
+            format!("id = \"{id}\"")
+        } else if in_partner && trimmed.starts_with("name =") {
+            format!("name = \"{}\"", name.unwrap_or(id).replace('"', "'"))
+        } else if in_partner && trimmed.starts_with("contract_version =") {
+            "contract_version = \"0.1.0\"".to_string()
+        } else {
+            line.to_string()
+        };
+        out.push_str(&replaced);
+        out.push('\n');
+    }
+    std::fs::create_dir_all(&settings.contracts_dir)?;
+    std::fs::write(&target, out)?;
+    Ok(target)
+}
+
+/// The example contracts shipped with ebond, for a contracts folder that has none of them.
+const EXAMPLES: [(&str, &str); 5] = [
+    ("servicenow", include_str!("../contracts/servicenow.toml")),
+    ("enovia", include_str!("../contracts/enovia.toml")),
+    ("acme-msp", include_str!("../contracts/acme-msp.toml")),
+    ("fieldops", include_str!("../contracts/fieldops.toml")),
+    ("initech", include_str!("../contracts/initech.toml")),
+];
+
 pub fn check(settings: &Settings, path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use ebond::contract::check::Level;
     let path = path.unwrap_or_else(|| settings.contracts_dir.clone());

@@ -107,6 +107,16 @@ enum ContractsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Write the JSON Schemas of the contract and workflow formats (for editors with TOML
+    /// schema support), or check that the checked-in ones are current.
+    Schema {
+        /// Fail (exit 1) when a checked-in schema differs from what would be generated.
+        #[arg(long)]
+        check: bool,
+        /// Folder of the schemas.
+        #[arg(long, default_value = "schema")]
+        dir: PathBuf,
+    },
     /// Write PARTNER's data-contract document (what both sides sign off) to standard output:
     /// fields, values, rules, states and transitions, what is pushed, retries and limits.
     Doc {
@@ -169,6 +179,21 @@ enum OutboxCommand {
 enum PartnerCommand {
     /// List the partners whose contracts are loaded.
     List,
+    /// Write contracts/<ID>.toml to start from: a copy of an example contract (its comments
+    /// explain each section) under the new id, version 0.1.0, with the schema directive for
+    /// editors. Then: `ebond contracts check`, `try`, `reload`.
+    New {
+        /// The new partner's id (a-z, 0-9, `-`, `_`).
+        id: String,
+        /// The example to start from: servicenow (flat Table-API fields), enovia (nested
+        /// payloads with JSON Pointers, webhook events), acme-msp (a restricted MSP), fieldops
+        /// (poll-only), initech (the Table-API facade).
+        #[arg(long, default_value = "acme-msp")]
+        like: String,
+        /// The partner's display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Stop deliveries to a partner (its backlog waits).
     Pause {
         /// The partner id (its contract's `id`).
@@ -363,6 +388,23 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Contracts { command: ContractsCommand::Check { dir } } => return cli_contracts::check(&settings, dir),
         Command::Contracts { command: ContractsCommand::Reload { wait } } => return reload_contracts(&settings, wait),
+        Command::Contracts { command: ContractsCommand::Schema { check, dir } } => {
+            if check {
+                let stale = ebond::contract::stale_schemas(&dir);
+                if !stale.is_empty() {
+                    for s in &stale {
+                        eprintln!("stale: {s}");
+                    }
+                    eprintln!("run `ebond contracts schema` to regenerate the schemas and commit them");
+                    return Ok(ExitCode::FAILURE);
+                }
+                println!("contract schemas under {} are current", dir.display());
+            } else {
+                for p in ebond::contract::write_schemas(&dir).context("writing the schemas")? {
+                    println!("wrote {p}");
+                }
+            }
+        }
         Command::Contracts { command: ContractsCommand::Doc { partner, format, dir } } => {
             let dir = dir.unwrap_or_else(|| settings.contracts_dir.clone());
             let registry = ebond::contract::load_dir(&dir).map_err(|errors| {
@@ -423,6 +465,14 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     c.id, c.name, c.version, c.access.create, subscribes, delivery
                 );
             }
+        }
+        Command::Partner { command: PartnerCommand::New { id, like, name } } => {
+            let path = cli_contracts::scaffold(&settings, &id, &like, name.as_deref())?;
+            println!("wrote {}", path.display());
+            eprintln!(
+                "next: edit it, then `ebond contracts check {}`, `ebond contracts try {id} payload.json`, `ebond contracts reload`",
+                path.display()
+            );
         }
         Command::Partner { command: PartnerCommand::Credentials { command } } => credentials(&settings, command)?,
         Command::Partner { command: PartnerCommand::Secret { command: SecretCommand::Set { partner, name } } } => {

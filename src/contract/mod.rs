@@ -78,6 +78,94 @@ pub fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
     compile::load_dir(dir)
 }
 
+/// The JSON Schemas of the two file formats, `contract.schema.json` and
+/// `workflow.schema.json`: what editors with TOML schema support (Taplo, Even Better TOML)
+/// complete and check keys with, made from the same serde models the loader reads.
+pub fn schemas() -> Vec<(&'static str, Value)> {
+    // Draft 7, which the TOML language servers read.
+    let generator = || schemars::generate::SchemaSettings::draft07().into_generator();
+    let finish = |schema: schemars::Schema, title: &str, about: &str| {
+        let mut v = schema.to_value();
+        no_null(&mut v);
+        v["title"] = Value::String(title.into());
+        v["description"] = Value::String(about.into());
+        v
+    };
+    vec![
+        (
+            "contract.schema.json",
+            finish(
+                generator().into_root_schema_for::<raw::RawContract>(),
+                "ebond partner contract",
+                "One partner's data contract (contracts/<partner>.toml). Checked by `ebond contracts check`.",
+            ),
+        ),
+        (
+            "workflow.schema.json",
+            finish(
+                generator().into_root_schema_for::<raw::RawWorkflow>(),
+                "ebond workflow",
+                "The canonical states and transitions every contract maps onto (contracts/workflow.toml).",
+            ),
+        ),
+    ]
+}
+
+/// TOML has no null: an optional key is absent, so the schema never offers `null`.
+fn no_null(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Array(any)) = m.get_mut("anyOf") {
+                any.retain(|s| s.get("type") != Some(&Value::String("null".into())));
+                if any.len() == 1 {
+                    let only = any.remove(0);
+                    m.remove("anyOf");
+                    if let Value::Object(o) = only {
+                        m.extend(o);
+                    }
+                }
+            }
+            if let Some(Value::Array(types)) = m.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let t = types.remove(0);
+                    m.insert("type".into(), t);
+                }
+            }
+            if m.get("default") == Some(&Value::Null) {
+                m.remove("default");
+            }
+            m.values_mut().for_each(no_null);
+        }
+        Value::Array(a) => a.iter_mut().for_each(no_null),
+        _ => {}
+    }
+}
+
+/// Each schema file under `dir` whose text differs from [`schemas`] (or is missing).
+pub fn stale_schemas(dir: &Path) -> Vec<String> {
+    schemas()
+        .into_iter()
+        .filter(|(name, v)| {
+            let want = serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+            std::fs::read_to_string(dir.join(name)).ok().as_deref() != Some(want.as_str())
+        })
+        .map(|(name, _)| dir.join(name).display().to_string())
+        .collect()
+}
+
+/// Writes [`schemas`] under `dir`; returns the paths written.
+pub fn write_schemas(dir: &Path) -> std::io::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for (name, v) in schemas() {
+        let path = dir.join(name);
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")?;
+        out.push(path.display().to_string());
+    }
+    Ok(out)
+}
+
 /// Loads one partner file with the `workflow.toml` of its folder.
 pub fn load_file(file: &Path) -> Result<Registry, Vec<ContractError>> {
     compile::load_file(file)

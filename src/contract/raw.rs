@@ -1,12 +1,46 @@
 //! The contract and workflow files exactly as written (serde models). Spans are kept on every
 //! value a semantic check can refuse, so errors point at the offending line and column.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use toml::Spanned;
 
 pub type Table = toml::map::Map<String, toml::Value>;
 
-#[derive(Debug, Deserialize)]
+/// A value and where it sits in the file (toml's `Spanned`); in the contract format's JSON
+/// Schema it is the value alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Spanned<T>(toml::Spanned<T>);
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = toml::Spanned<T>;
+    fn deref(&self) -> &toml::Spanned<T> {
+        &self.0
+    }
+}
+
+impl<T> Spanned<T> {
+    pub fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWorkflow {
     /// States a ticket may be created in.
@@ -18,27 +52,28 @@ pub struct RawWorkflow {
     pub priority: Option<RawPriority>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     #[serde(default)]
     pub label: Option<String>,
     /// `open` (default), `resolved` or `closed`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["open", "resolved", "closed"]))]
     pub category: Option<Spanned<String>>,
     /// Canonical fields that must be set for a ticket to enter this state.
     #[serde(default)]
     pub requires: Vec<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPriority {
     /// `matrix[impact-1][urgency-1]` = priority.
     pub matrix: Spanned<Vec<Vec<i64>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawContract {
     pub partner: RawPartner,
@@ -58,13 +93,13 @@ pub struct RawContract {
 }
 
 /// `[table_api]`: the partner may use the ServiceNow Table-API facade (`/api/now`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTableApi {
     pub enabled: Spanned<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPartner {
     pub id: Spanned<String>,
@@ -77,7 +112,7 @@ pub struct RawPartner {
     pub default_kind: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     #[serde(default)]
@@ -101,24 +136,27 @@ pub struct RawAuth {
     pub webhook_secret: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInbound {
     /// `reject` (default) or `ignore` payload members no field declares.
     #[serde(default)]
+    #[schemars(extend("enum" = ["reject", "ignore"]))]
     pub unknown_fields: Option<Spanned<String>>,
     /// What a conflicting write does by default: `queue` (default), `accept` or `reject`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["queue", "accept", "reject"]))]
     pub on_conflict: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawField {
     /// JSON Pointer (RFC 6901) into the partner's payload.
     pub pointer: Spanned<String>,
     pub canonical: Spanned<String>,
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["string", "text", "integer", "enum", "datetime", "boolean"]))]
     pub ty: Spanned<String>,
     #[serde(default)]
     pub description: Option<String>,
@@ -139,32 +177,38 @@ pub struct RawField {
     pub required_on_create: bool,
     /// Partner value → canonical value, for `enum` fields.
     #[serde(default)]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     pub values: Option<Spanned<Table>>,
     /// Canonical value → the partner value used outward, where `values` maps several partner
     /// values to one canonical value.
     #[serde(default)]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     pub outbound_values: Option<Spanned<Table>>,
     /// What a conflicting write of this field does: `queue`, `accept` or `reject` (default:
     /// the partner's `[inbound] on_conflict`).
     #[serde(default)]
+    #[schemars(extend("enum" = ["queue", "accept", "reject"]))]
     pub on_conflict: Option<Spanned<String>>,
     /// Partner value → the label a person sees (`enum` fields): what the Table-API facade
     /// answers as `display_value`.
     #[serde(default)]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     pub display: Option<Spanned<Table>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub target: Spanned<String>,
+    #[schemars(with = "serde_json::Value")]
     pub value: Spanned<toml::Value>,
     /// Partner field pointer → accepted partner values; all must match. Empty: always.
     #[serde(default)]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     pub when: Option<Spanned<Table>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccess {
     #[serde(default = "yes")]
@@ -182,7 +226,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutbound {
     #[serde(default)]
@@ -190,8 +234,10 @@ pub struct RawOutbound {
     #[serde(default)]
     pub update_url: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(extend("enum" = ["POST", "PUT", "PATCH"]))]
     pub create_method: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(extend("enum" = ["POST", "PUT", "PATCH"]))]
     pub update_method: Option<Spanned<String>>,
     /// GET of one ticket at the partner, with `{partner_ticket_id}` (reconciliation reads it).
     #[serde(default)]
@@ -208,6 +254,7 @@ pub struct RawOutbound {
     #[serde(default)]
     pub signing_secret: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     pub headers: Option<Spanned<Table>>,
     /// Retry delays, e.g. `["1m", "5m", "15m", "1h"]`.
     #[serde(default)]
@@ -223,11 +270,12 @@ pub struct RawOutbound {
     pub subscriptions: Vec<RawSubscription>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutboundAuth {
     /// `oauth2_client_credentials`, `basic`, `api_key` or `none`.
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["none", "oauth2_client_credentials", "basic", "api_key"]))]
     pub ty: Spanned<String>,
     #[serde(default)]
     pub token_url: Option<Spanned<String>>,
@@ -247,7 +295,7 @@ pub struct RawOutboundAuth {
     pub key: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubscription {
     /// Event names, or `"*"` for all.
@@ -257,11 +305,12 @@ pub struct RawSubscription {
     pub only_bonded: bool,
     /// Canonical field → accepted values; all must match.
     #[serde(default)]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     pub filter: Option<Spanned<Table>>,
 }
 
 /// `[pull]`: how to list the partner's records changed since a time (scheduled pull sync).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPull {
     /// The list endpoint; `{since}` in it is replaced by the window's start (URL-encoded).
@@ -282,6 +331,7 @@ pub struct RawPull {
     pub records_pointer: Option<Spanned<String>>,
     /// `offset` (default), `cursor` or `link` (`Link: <…>; rel="next"`).
     #[serde(default)]
+    #[schemars(extend("enum" = ["offset", "cursor", "link"]))]
     pub paging: Option<Spanned<String>>,
     #[serde(default)]
     pub offset_param: Option<String>,

@@ -189,3 +189,104 @@ fn check_proves_transitions_and_creation_can_complete() {
     assert!(!ok);
     assert!(err.contains("p1.toml") && !err.contains("second.toml"), "{err}");
 }
+
+#[test]
+fn checked_in_schemas_are_current() {
+    let stale = ebond::contract::stale_schemas(&repo_path("schema"));
+    assert!(stale.is_empty(), "stale contract schemas {stale:?}: run `cargo run -- contracts schema` and commit");
+}
+
+/// Every key the example files use is one the schema offers (what an editor completes).
+#[test]
+fn the_schema_knows_every_key_of_the_examples() {
+    fn resolve<'a>(root: &'a serde_json::Value, s: &'a serde_json::Value) -> &'a serde_json::Value {
+        match s.get("$ref").and_then(|r| r.as_str()) {
+            Some(r) => resolve(root, &root["definitions"][r.trim_start_matches("#/definitions/")]),
+            None => s,
+        }
+    }
+    fn walk(
+        root: &serde_json::Value,
+        schema: &serde_json::Value,
+        v: &toml::Value,
+        at: &str,
+        missing: &mut Vec<String>,
+    ) {
+        let schema = resolve(root, schema);
+        match v {
+            toml::Value::Table(t) => {
+                for (k, child) in t {
+                    let sub = match schema["properties"].get(k) {
+                        Some(s) => s,
+                        None if schema["additionalProperties"].is_object() => &schema["additionalProperties"],
+                        None if schema["additionalProperties"] == true => continue,
+                        None => {
+                            missing.push(format!("{at}.{k}"));
+                            continue;
+                        }
+                    };
+                    walk(root, sub, child, &format!("{at}.{k}"), missing);
+                }
+            }
+            toml::Value::Array(a) => {
+                a.iter().for_each(|x| walk(root, &schema["items"], x, &format!("{at}[]"), missing))
+            }
+            _ => {}
+        }
+    }
+    let schemas: std::collections::HashMap<&str, serde_json::Value> = ebond::contract::schemas().into_iter().collect();
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(repo_path("contracts")).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let name = if path.ends_with("workflow.toml") { "workflow.schema.json" } else { "contract.schema.json" };
+        assert!(text.starts_with(&format!("#:schema ../schema/{name}")), "{} names its schema", path.display());
+        let root = &schemas[name];
+        walk(root, root, &v, &path.file_name().unwrap().to_string_lossy(), &mut missing);
+    }
+    assert!(missing.is_empty(), "keys the schema does not know: {missing:#?}");
+}
+
+/// `ebond partner new` writes a contract to start from that loads and says where it came from.
+#[test]
+fn partner_new_scaffolds_a_contract() {
+    let d = tempfile::tempdir().unwrap();
+    let contracts = d.path().join("contracts");
+    std::fs::create_dir_all(&contracts).unwrap();
+    std::fs::copy(repo_path("contracts/workflow.toml"), contracts.join("workflow.toml")).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebond"))
+            .args(args)
+            .env("EBOND_CONTRACTS_DIR", &contracts)
+            .env("EBOND_DATA_DIR", d.path().join("data"))
+            .envs(EXAMPLE_SECRETS.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["partner", "new", "globex", "--like", "acme-msp", "--name", "Globex field service"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("globex.toml"), "{out}");
+    let text = std::fs::read_to_string(contracts.join("globex.toml")).unwrap();
+    assert!(text.starts_with("#:schema ../schema/contract.schema.json\n"), "{text}");
+    assert!(
+        text.contains("id = \"globex\"")
+            && text.contains("name = \"Globex field service\"")
+            && text.contains("contract_version = \"0.1.0\"")
+    );
+    assert!(text.contains("started from the `acme-msp` example"), "{text}");
+    let (ok, out, err) = run(&["contracts", "check"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("globex"), "{out}");
+    let (ok, _, err) = run(&["partner", "new", "globex"]);
+    assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, _, err) = run(&["partner", "new", "Bad Id"]);
+    assert!(!ok, "{err}");
+    let (ok, _, err) = run(&["partner", "new", "p9", "--like", "nothing"]);
+    assert!(!ok && err.contains("no example `nothing`"), "{err}");
+}

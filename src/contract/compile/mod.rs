@@ -2,13 +2,13 @@
 //! folder walk and the helpers every section shares here, one file per section beside it.
 
 use super::pointer::Pointer;
+use super::raw::Spanned;
 use super::raw::{self, RawContract, RawField, RawWorkflow};
 use super::workflow::{StateDef, Workflow, DEFAULT_PRIORITY_MATRIX};
 use super::*;
 use crate::domain::events::StateCategory;
 use crate::domain::fields::{self, CanonicalType};
 use std::ops::Range;
-use toml::Spanned;
 
 mod access;
 mod field;
@@ -355,7 +355,7 @@ fn unknown_state(name: &str, states: &[StateDef]) -> String {
 }
 
 /// `queue`, `accept` or `reject`.
-fn parse_on_conflict(loc: &mut Locator, v: &toml::Spanned<String>) -> Option<OnConflict> {
+fn parse_on_conflict(loc: &mut Locator, v: &Spanned<String>) -> Option<OnConflict> {
     match v.get_ref().as_str() {
         "queue" => Some(OnConflict::Queue),
         "accept" => Some(OnConflict::Accept),
