@@ -117,6 +117,24 @@ enum ContractsCommand {
         #[arg(long, default_value = "schema")]
         dir: PathBuf,
     },
+    /// Put PARTNER's shadow contract (<partner>.shadow.toml) in force: it takes the live file's
+    /// name (the old one is kept as .previous), then every running process reloads.
+    Promote {
+        /// The partner id.
+        partner: String,
+        /// Seconds to wait for every process to act on the reload.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
+    /// Take PARTNER's shadow contract out (its file is kept as .dropped), then every running
+    /// process reloads.
+    DropShadow {
+        /// The partner id.
+        partner: String,
+        /// Seconds to wait for every process to act on the reload.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
     /// Write PARTNER's data-contract document (what both sides sign off) to standard output:
     /// fields, values, rules, states and transitions, what is pushed, retries and limits.
     Doc {
@@ -388,6 +406,12 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Contracts { command: ContractsCommand::Check { dir } } => return cli_contracts::check(&settings, dir),
         Command::Contracts { command: ContractsCommand::Reload { wait } } => return reload_contracts(&settings, wait),
+        Command::Contracts { command: ContractsCommand::Promote { partner, wait } } => {
+            return settle_shadow(&settings, &partner, wait, true)
+        }
+        Command::Contracts { command: ContractsCommand::DropShadow { partner, wait } } => {
+            return settle_shadow(&settings, &partner, wait, false)
+        }
         Command::Contracts { command: ContractsCommand::Schema { check, dir } } => {
             if check {
                 let stale = ebond::contract::stale_schemas(&dir);
@@ -825,6 +849,23 @@ fn reload_contracts(settings: &Settings, wait: u64) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ebond contracts promote|drop-shadow`: the files are moved in the configured folder, the
+/// shadow's recorded differences forgotten, and every running process reloads.
+fn settle_shadow(settings: &Settings, partner: &str, wait: u64, promote: bool) -> anyhow::Result<ExitCode> {
+    let registry = app::load_contracts(settings)?;
+    let moved = if promote {
+        ebond::contract::live::promote_shadow(&registry, partner)
+    } else {
+        ebond::contract::live::drop_shadow(&registry, partner)
+    };
+    let path = moved.map_err(anyhow::Error::msg)?;
+    println!("{} {partner}'s shadow contract: {}", if promote { "promoted" } else { "dropped" }, path.display());
+    let db = app::open_database(settings)?;
+    let p = partner.to_string();
+    db.write_now(move |c| ebond::store::shadow::ShadowRepo::clear_shadow_diffs(c, &p).map_err(StoreError::from))?;
+    reload_contracts(settings, wait)
 }
 
 #[cfg(test)]

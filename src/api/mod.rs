@@ -16,6 +16,7 @@ pub mod json;
 pub mod oauth;
 pub mod ops_access;
 pub mod problem;
+pub mod shadow;
 pub mod table;
 pub mod tickets;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     pub sync: Arc<crate::pull::Engine>,
     /// Table-API facade logins proven recently (HTTP Basic sends the password every time).
     pub logins: crate::auth::verified::VerifiedSecrets,
+    /// Requests evaluated against shadow contracts here.
+    pub shadows: shadow::ShadowCounters,
     /// Bearer tokens checked recently (emptied by every revocation, in every process).
     pub tokens: Arc<crate::auth::token_cache::TokenCache>,
     /// Hears the other processes' signals and keeps this one on their roll (none in tools that
@@ -154,6 +157,7 @@ impl AppState {
             limiter: crate::auth::limits::RateLimiter::default(),
             trusted_proxies,
             ops_networks: Vec::new(),
+            shadows: shadow::ShadowCounters::default(),
             alerts,
         })
     }
@@ -252,6 +256,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/admin/contracts/reload", "POST")
                         .route(web::post().to(admin::contracts::reload))
+                        .wrap(audited()),
+                )
+                .service(resource("/admin/partners/{id}/shadow", "GET").route(web::get().to(shadow::report)))
+                .service(
+                    resource("/admin/partners/{id}/shadow/promote", "POST")
+                        .route(web::post().to(shadow::promote))
+                        .wrap(audited()),
+                )
+                .service(
+                    resource("/admin/partners/{id}/shadow/drop", "POST")
+                        .route(web::post().to(shadow::drop))
                         .wrap(audited()),
                 )
                 .service(resource("/admin/partners/{id}/pause", "POST").route(web::post().to(admin::delivery::pause)))

@@ -38,7 +38,8 @@ pub type DbLookup<'a> = dyn Fn(&str, &str) -> Option<Result<String, String>> + '
 /// Every finding over `registry`, errors first, each file in order.
 pub fn check(registry: &Registry, db: &DbLookup) -> Vec<Finding> {
     let mut out = Vec::new();
-    for c in registry.partners() {
+    // Shadows too: each is the version about to be promoted.
+    for c in registry.partners().chain(registry.shadows()) {
         let mut found = Vec::new();
         file_name(c, &mut found);
         secrets(c, db, &mut found);
@@ -52,6 +53,7 @@ pub fn check(registry: &Registry, db: &DbLookup) -> Vec<Finding> {
 
 fn file_name(c: &Contract, out: &mut Vec<(Level, String)>) {
     let stem = c.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = stem.strip_suffix(".shadow").map(str::to_string).unwrap_or(stem);
     if stem != c.id.as_str() {
         out.push((
             Level::Warning,

@@ -88,6 +88,33 @@ impl Live {
     }
 }
 
+/// Puts `partner`'s shadow contract in force on the next reload: its live file is kept beside
+/// as `<file>.previous` (not loaded), the shadow file takes the live file's name. Returns the
+/// file now holding the contract.
+pub fn promote_shadow(registry: &Registry, partner: &str) -> Result<std::path::PathBuf, String> {
+    let live = registry.get(partner).ok_or_else(|| format!("no partner `{partner}` has a contract here"))?;
+    let shadow = registry.shadow(partner).ok_or_else(|| format!("no shadow contract is loaded for `{partner}`"))?;
+    let mut previous = live.file.clone().into_os_string();
+    previous.push(".previous");
+    std::fs::rename(&live.file, &previous).map_err(|e| format!("moving {} aside: {e}", live.file.display()))?;
+    if let Err(e) = std::fs::rename(&shadow.file, &live.file) {
+        // Put the live file back: the folder stays as it was.
+        let _ = std::fs::rename(&previous, &live.file);
+        return Err(format!("moving {} into place: {e}", shadow.file.display()));
+    }
+    Ok(live.file.clone())
+}
+
+/// Takes `partner`'s shadow contract out on the next reload (its file is kept as
+/// `<file>.dropped`, not loaded).
+pub fn drop_shadow(registry: &Registry, partner: &str) -> Result<std::path::PathBuf, String> {
+    let shadow = registry.shadow(partner).ok_or_else(|| format!("no shadow contract is loaded for `{partner}`"))?;
+    let mut dropped = shadow.file.clone().into_os_string();
+    dropped.push(".dropped");
+    std::fs::rename(&shadow.file, &dropped).map_err(|e| format!("moving {} aside: {e}", shadow.file.display()))?;
+    Ok(std::path::PathBuf::from(dropped))
+}
+
 /// Each partner of either registry, with what became of it.
 pub fn changes(previous: &Registry, next: &Registry) -> Vec<PartnerChange> {
     let mut out = Vec::new();

@@ -45,6 +45,9 @@ impl std::fmt::Display for ContractError {
 pub struct Registry {
     pub workflow: Workflow,
     partners: BTreeMap<String, Arc<Contract>>,
+    /// Shadow contracts (`<partner>.shadow.toml`): the next version of a live partner's,
+    /// evaluated on its live traffic but not enforced.
+    shadows: BTreeMap<String, Arc<Contract>>,
     /// SHA-256 over every file loaded (names and contents): two processes with the same
     /// digest enforce the same contracts.
     pub sha256: String,
@@ -57,6 +60,16 @@ impl Registry {
 
     pub fn partners(&self) -> impl Iterator<Item = &Arc<Contract>> {
         self.partners.values()
+    }
+
+    /// Every shadow contract loaded.
+    pub fn shadows(&self) -> impl Iterator<Item = &Arc<Contract>> {
+        self.shadows.values()
+    }
+
+    /// The shadow contract of `partner`, when one is loaded.
+    pub fn shadow(&self, partner: &str) -> Option<&Arc<Contract>> {
+        self.shadows.get(partner)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod pg_pool;
 pub mod schema;
 pub mod secrets;
+pub mod shadow;
 pub mod signals;
 pub mod sync;
 pub mod table_api;
@@ -184,6 +185,7 @@ pub trait Repos:
     + sync::SyncRepo
     + table_api::TableApiRepo
     + signals::SignalRepo
+    + shadow::ShadowRepo
 {
 }
 

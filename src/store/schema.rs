@@ -291,6 +291,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    shadow_diffs (id) {
+        id -> BigInt,
+        partner -> Text,
+        shadow_sha256 -> Text,
+        at -> BigInt,
+        request_id -> Text,
+        kind -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
     signals (name) {
         name -> Text,
         generation -> BigInt,

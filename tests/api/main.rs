@@ -21,6 +21,7 @@ mod reconcile;
 mod reload;
 mod schema;
 mod security;
+mod shadow;
 mod startup;
 mod storage;
 mod sync;

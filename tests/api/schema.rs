@@ -97,7 +97,7 @@ fn execute(conn: &mut DbConn, sql: &str) -> usize {
 }
 
 /// The indexes every migrated database has (besides primary keys and unique constraints).
-const INDEXES: [&str; 25] = [
+const INDEXES: [&str; 26] = [
     "access_tokens_expiry",
     "auth_events_client",
     "auth_events_source",
@@ -115,6 +115,7 @@ const INDEXES: [&str; 25] = [
     "outbox_unsettled",
     "reconcile_items_run",
     "refresh_tokens_credential",
+    "shadow_diffs_partner",
     "sync_run_errors_run",
     "sync_runs_partner",
     "tickets_created_at",
@@ -237,7 +238,7 @@ async fn only_migrate_serve_and_worker_migrate(backend: Backend) {
     assert!(ok, "{err}");
     let kind = if backend == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
     assert!(out.starts_with(&format!("migrated the {kind} database ")), "{out}");
-    assert!(out.contains("applied 10 migrations"), "{out}");
+    assert!(out.contains("applied 11 migrations"), "{out}");
     assert!(!out.contains("password") && !out.contains("postgres://"), "no URL with credentials: {out}");
     let (ok, out, err) = ebond(&url, tmp.path(), &["migrate"]);
     assert!(ok && out.contains("is up to date"), "{out} {err}");

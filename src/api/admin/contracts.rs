@@ -111,6 +111,12 @@ pub async fn reload(
 ) -> Result<HttpResponse, ApiError> {
     let crate::api::extract::Query(q) = query?;
     let wait = Duration::from_secs(q.wait.unwrap_or(5).min(60));
+    Ok(HttpResponse::Ok().json(reload_everywhere(&state, wait).await?))
+}
+
+/// Reloads this process's folder, tells every other process on the database, and waits up to
+/// `wait` for them: what a reload request, a promotion and a drop do.
+pub async fn reload_everywhere(state: &web::Data<AppState>, wait: Duration) -> Result<ReloadOutcome, ApiError> {
     let s = state.clone().into_inner();
     let done = web::block(move || crate::app::reload_contracts(&s.settings, &s.contracts, "reload request"))
         .await
@@ -125,7 +131,7 @@ pub async fn reload(
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let sha256 = done.current.sha256.clone();
     let in_step = processes.iter().all(|p| p.contracts_heard >= generation && p.contracts_sha256 == sha256);
-    Ok(HttpResponse::Ok().json(ReloadOutcome {
+    Ok(ReloadOutcome {
         changed: !done.unchanged(),
         previous_sha256: done.previous_sha256.clone(),
         partners: done.partners,
@@ -133,5 +139,5 @@ pub async fn reload(
         generation,
         processes,
         in_step,
-    }))
+    })
 }

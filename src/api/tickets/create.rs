@@ -41,7 +41,10 @@ pub async fn create(
     let dry_run = super::dry_run_requested(&req);
     let result = async {
         let json = body.json().await?;
-        let mapped = contract.map_inbound(&json, Op::Create)?;
+        let mapped = contract.map_inbound(&json, Op::Create);
+        let request_id = crate::api::audit::request_facts(&req).request_id;
+        crate::api::shadow::evaluate(&state, &contract, &json, Op::Create, &mapped, &request_id);
+        let mapped = mapped?;
         // A create has no version to match, but a malformed header is still refused.
         let IfMatch(_) = if_match?;
         super::apply(&state, &req, contract, WriteOp::Create, mapped, None, key?.0).await

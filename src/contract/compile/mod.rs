@@ -240,6 +240,11 @@ pub(super) fn load_dir(dir: &Path) -> Result<Registry, Vec<ContractError>> {
     load(dir, None)
 }
 
+/// `<partner>.shadow.toml`: the next version of a live partner's contract, evaluated beside it.
+pub(super) fn is_shadow(file: &Path) -> bool {
+    file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".shadow.toml"))
+}
+
 /// One contract file, checked against the `workflow.toml` beside it.
 pub(super) fn load_file(file: &Path) -> Result<Registry, Vec<ContractError>> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -278,6 +283,7 @@ fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>>
         }
     };
     let mut partners: BTreeMap<String, Arc<Contract>> = BTreeMap::new();
+    let mut shadow_files: Vec<(PathBuf, String, Range<usize>, Contract)> = Vec::new();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     if let Some(only) = only {
         if only.file_name() == workflow_path.file_name() {
@@ -299,7 +305,10 @@ fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>>
         match compile_contract(file, &text, &workflow) {
             Ok((mut contract, id_span)) => {
                 contract.file_sha256 = crate::util::sha256_hex(text.as_bytes());
-                if let Some(first) = seen.get(contract.id.as_str()) {
+                if is_shadow(file) {
+                    // Checked against the live contracts once all are read.
+                    shadow_files.push((file.clone(), text.clone(), id_span, contract));
+                } else if let Some(first) = seen.get(contract.id.as_str()) {
                     let mut loc = Locator::new(file, &text);
                     loc.error(
                         id_span,
@@ -314,6 +323,24 @@ fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>>
             Err(mut e) => errors.append(&mut e),
         }
     }
+    let mut shadows: BTreeMap<String, Arc<Contract>> = BTreeMap::new();
+    for (file, text, id_span, contract) in shadow_files {
+        let mut loc = Locator::new(&file, &text);
+        if !partners.contains_key(contract.id.as_str()) {
+            loc.error(
+                id_span,
+                format!(
+                    "a shadow contract for `{}`, but no live contract has that id: a shadow is the next version of a live partner's contract (name the file after the live one's id)",
+                    contract.id
+                ),
+            );
+        } else if shadows.contains_key(contract.id.as_str()) {
+            loc.error(id_span, format!("a second shadow contract for `{}`: keep one", contract.id));
+        } else {
+            shadows.insert(contract.id.to_string(), Arc::new(contract));
+        }
+        errors.append(&mut loc.errors);
+    }
     if errors.is_empty() {
         // File names (not paths: the same folder mounted elsewhere is the same contracts) and
         // their digests, one line each.
@@ -321,7 +348,7 @@ fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>>
             .iter()
             .map(|(f, d)| format!("{}\t{d}\n", f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
             .collect();
-        Ok(Registry { workflow, partners, sha256: crate::util::sha256_hex(lines.as_bytes()) })
+        Ok(Registry { workflow, partners, shadows, sha256: crate::util::sha256_hex(lines.as_bytes()) })
     } else {
         Err(errors)
     }
