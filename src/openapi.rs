@@ -229,7 +229,7 @@ fn describe(contract: &Contract, workflow: &Workflow) -> String {
         .transitions
         .iter()
         .filter(|(f, t)| contract.may_transition(f, t))
-        .map(|(f, t)| format!("{} → {}", label(contract, f), label(contract, t)))
+        .map(|(f, t)| format!("{} → {}", contract.state_text(f), contract.state_text(t)))
         .collect();
     format!(
         "{}\n\nContract version {}. Allowed state transitions: {}.",
@@ -237,13 +237,6 @@ fn describe(contract: &Contract, workflow: &Workflow) -> String {
         contract.version,
         if transitions.is_empty() { "none".to_string() } else { transitions.join(", ") }
     )
-}
-
-fn label(contract: &Contract, state: &str) -> String {
-    match contract.state_outward(state) {
-        Value::String(s) => s,
-        other => other.to_string(),
-    }
 }
 
 /// A (possibly nested) object schema for `fields`, nesting by JSON Pointer.

@@ -161,8 +161,8 @@ fn requires<'a>(registry: &'a Registry, state: &str) -> &'a [String] {
 }
 
 fn label(c: &Contract, state: &str) -> String {
-    match c.state_outward(state) {
-        serde_json::Value::String(s) if s != state => format!("`{s}` ({state})"),
+    match c.state_text(state) {
+        s if s != state => format!("`{s}` ({state})"),
         _ => format!("`{state}`"),
     }
 }

@@ -217,13 +217,6 @@ fn rules(md: &mut String, c: &Contract) {
     md.push('\n');
 }
 
-fn partner_state(c: &Contract, state: &str) -> String {
-    match c.state_outward(state) {
-        Value::String(s) => s,
-        other => other.to_string(),
-    }
-}
-
 fn states(md: &mut String, registry: &Registry, c: &Contract) {
     let wf = &registry.workflow;
     let _ = writeln!(md, "## States and transitions\n");
@@ -233,19 +226,19 @@ fn states(md: &mut String, registry: &Registry, c: &Contract) {
         let _ = writeln!(
             md,
             "| `{}` | `{}` | {} | {} |",
-            cell(&partner_state(c, &s.name)),
+            cell(&c.state_text(&s.name)),
             s.name,
             cell(&text(&s.label)),
             if requires.is_empty() { "—".into() } else { requires.join(", ") }
         );
     }
-    let initial: Vec<String> = wf.initial.iter().map(|s| format!("`{}`", partner_state(c, s))).collect();
+    let initial: Vec<String> = wf.initial.iter().map(|s| format!("`{}`", c.state_text(s))).collect();
     let _ = writeln!(md, "\nTickets start in {}.\n", initial.join(" or "));
     let mine: Vec<String> = wf
         .transitions
         .iter()
         .filter(|(f, t)| c.may_transition(f, t))
-        .map(|(f, t)| format!("- `{}` → `{}`", partner_state(c, f), partner_state(c, t)))
+        .map(|(f, t)| format!("- `{}` → `{}`", c.state_text(f), c.state_text(t)))
         .collect();
     if mine.is_empty() {
         let _ = writeln!(md, "This partner performs no state transitions.\n");

@@ -56,6 +56,14 @@ impl Contract {
         }
     }
 
+    /// A canonical state as the partner writes it, as text (what messages and documents show).
+    pub fn state_text(&self, state: &str) -> String {
+        match self.state_outward(state) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+
     /// The partner's value for a canonical state, for write responses.
     pub fn state_outward(&self, state: &str) -> Value {
         self.field_for("state")

@@ -3,7 +3,7 @@
 //! what its target state requires, events, each partner's push as that partner would receive
 //! it, any conflict), and the transaction is then undone, so nothing is written.
 
-use super::write::{partner_state, TicketSummary, WriteCommand};
+use super::write::{TicketSummary, WriteCommand};
 use super::SyncError;
 use crate::domain::payload::OutboxPayload;
 use crate::domain::{JournalInput, Ticket};
@@ -124,8 +124,8 @@ pub(super) fn report<C: Repos + ?Sized>(
     let to = after.state();
     let from = before.map(|b| b.state());
     let transition = (from != Some(to)).then(|| TransitionView {
-        from: from.map(|f| partner_state(contract, f)).unwrap_or_default(),
-        to: partner_state(contract, to),
+        from: from.map(|f| contract.state_text(f)).unwrap_or_default(),
+        to: contract.state_text(to),
         from_canonical: from.unwrap_or_default().to_string(),
         to_canonical: to.to_string(),
         requires: workflow

@@ -591,20 +591,12 @@ fn check_transition(
     workflow.check_transition(from, to).map_err(|v| in_partner_terms(contract, workflow, v))?;
     if !contract.may_transition(from, to) {
         return Err(SyncError::TransitionForbidden {
-            from: partner_state(contract, from),
-            to: partner_state(contract, to),
+            from: contract.state_text(from),
+            to: contract.state_text(to),
             allowed: allowed_from(contract, workflow, from),
         });
     }
     Ok(())
-}
-
-/// A canonical state as the partner writes it (its own value where its contract maps states).
-pub(super) fn partner_state(contract: &Contract, state: &str) -> String {
-    match contract.state_outward(state) {
-        Value::String(s) => s,
-        other => other.to_string(),
-    }
 }
 
 /// The states this partner may move a ticket to from `from`, in its own values.
@@ -613,7 +605,7 @@ fn allowed_from(contract: &Contract, workflow: &crate::contract::Workflow, from:
         .transitions
         .iter()
         .filter(|(f, t)| f == from && contract.may_transition(f, t))
-        .map(|(_, t)| partner_state(contract, t))
+        .map(|(_, t)| contract.state_text(t))
         .collect()
 }
 
@@ -627,13 +619,13 @@ fn in_partner_terms(
     use crate::contract::workflow::WorkflowViolation as W;
     SyncError::Workflow(match v {
         W::NotInitial { state, initial } => W::NotInitial {
-            state: partner_state(contract, &state),
-            initial: initial.iter().map(|s| partner_state(contract, s)).collect(),
+            state: contract.state_text(&state),
+            initial: initial.iter().map(|s| contract.state_text(s)).collect(),
         },
         W::NoSuchTransition { from, to, .. } => W::NoSuchTransition {
             allowed: allowed_from(contract, workflow, &from),
-            from: partner_state(contract, &from),
-            to: partner_state(contract, &to),
+            from: contract.state_text(&from),
+            to: contract.state_text(&to),
         },
     })
 }
@@ -649,7 +641,7 @@ fn check_required(
         return Ok(());
     }
     Err(SyncError::MissingRequired {
-        state: partner_state(contract, state),
+        state: contract.state_text(state),
         fields: missing.iter().map(|f| contract.partner_name_of(f)).collect(),
     })
 }
