@@ -251,6 +251,10 @@ enum CredentialsCommand {
         /// password grant. The partner's contract must have `[table_api] enabled = true`.
         #[arg(long)]
         table_api: bool,
+        /// Bind the credential to this major version of the partner's contract (when two are
+        /// live): its tokens are served under it without an Ebond-Contract-Version header.
+        #[arg(long)]
+        contract_version: Option<u64>,
     },
     /// Give PARTNER's newest credential a new secret; the old one works for the overlap.
     Rotate {
@@ -529,7 +533,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 fn issue(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Result<()> {
-    issue_scoped(settings, partner, false, auth::CredentialKind::Client, json)
+    issue_scoped(settings, partner, false, auth::CredentialKind::Client, None, json)
 }
 
 fn issue_scoped(
@@ -537,13 +541,15 @@ fn issue_scoped(
     partner: Option<&str>,
     read_only: bool,
     kind: auth::CredentialKind,
+    contract_major: Option<u64>,
     json: bool,
 ) -> anyhow::Result<()> {
     let db = app::open_database(settings)?;
     let iterations = settings.auth.pbkdf2_iterations;
     let partner = partner.map(str::to_string);
+    let major = contract_major.and_then(|m| i64::try_from(m).ok());
     let cred = db.write_now(move |c| {
-        auth::tokens::issue_credential_scoped(c, partner.as_deref(), read_only, kind, iterations)
+        auth::tokens::issue_credential_scoped(c, partner.as_deref(), read_only, kind, major, iterations)
     })?;
     if json {
         println!("{}", serde_json::to_string(&cred)?);
@@ -642,8 +648,18 @@ fn known_partner(settings: &Settings, partner: &str) -> anyhow::Result<()> {
 
 fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Result<()> {
     match command {
-        CredentialsCommand::Issue { partner, json, read_only, table_api } => {
+        CredentialsCommand::Issue { partner, json, read_only, table_api, contract_version } => {
             known_partner(settings, &partner)?;
+            if let Some(major) = contract_version {
+                let registry = app::load_contracts(settings)?;
+                if registry.version(&partner, major).is_none() {
+                    let live: Vec<String> = registry.versions(&partner).map(|c| c.version.clone()).collect();
+                    anyhow::bail!(
+                        "`{partner}` has no live contract of major version {major} (live: {})",
+                        live.join(", ")
+                    );
+                }
+            }
             let kind = match table_api {
                 true => {
                     let registry = app::load_contracts(settings)?;
@@ -656,7 +672,7 @@ fn credentials(settings: &Settings, command: CredentialsCommand) -> anyhow::Resu
                 }
                 false => auth::CredentialKind::Client,
             };
-            issue_scoped(settings, Some(&partner), read_only, kind, json)
+            issue_scoped(settings, Some(&partner), read_only, kind, contract_version, json)
         }
         CredentialsCommand::Rotate { partner, overlap, client_id, force, json } => {
             known_partner(settings, &partner)?;
@@ -748,6 +764,7 @@ fn list_credentials(settings: &Settings, partner: Option<&str>, json: bool) -> a
                 serde_json::json!({
                     "client_id": r.client_id, "kind": r.kind, "scope": r.scope,
                     "created_at": at(Some(r.created_at)), "revoked_at": r.revoked_at.map(ebond::util::ms_to_rfc3339),
+                    "contract_version": r.contract_major,
                     "previous_secret_valid_until": previous.map(ebond::util::ms_to_rfc3339),
                 })
             );

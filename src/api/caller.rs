@@ -127,10 +127,62 @@ pub fn partner_of(
         Scope::Admin => return Err(ApiError::PartnerOnly),
     }
     let id = principal.partner.as_deref().ok_or(ApiError::PartnerOnly)?;
-    let contract = state.registry().get(id).cloned().ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
+    let registry = state.registry();
+    let default = registry.get(id).cloned().ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
+    // The header decides; else the credential's binding; else the partner's default.
+    let bound = principal.contract_major;
+    let contract = match requested_version(req)?.or(bound) {
+        None => default,
+        Some(major) if requested_version(req)?.is_none() => registry.version(id, major).cloned().ok_or_else(|| {
+            let live: Vec<String> = registry.versions(id).map(|c| c.major.to_string()).collect();
+            ApiError::Auth(AuthError::RetiredContractVersion(format!(
+                "this credential is bound to contract version {major}, which is no longer live (live: {}); issue one for a live version, or send Ebond-Contract-Version",
+                live.join(", ")
+            )))
+        })?,
+        Some(major) => registry.version(id, major).cloned().ok_or_else(|| {
+            let live: Vec<String> = registry.versions(id).map(|c| c.major.to_string()).collect();
+            ApiError::BadRequest {
+                code: "unknown-contract-version",
+                detail: format!(
+                    "Ebond-Contract-Version {major}: this partner's live contract versions are {}",
+                    live.join(", ")
+                ),
+            }
+        })?,
+    };
+    if contract.deprecated.is_some() || contract.sunset.is_some() {
+        let successor = registry.versions(id).map(|c| c.major).filter(|m| *m > contract.major).max();
+        actix_web::HttpMessage::extensions_mut(req).insert(VersionNotice {
+            deprecated: contract.deprecated,
+            sunset: contract.sunset,
+            successor: successor.map(|m| format!("/api/ebond/v1/partners/{id}/openapi.json?version={m}")),
+        });
+    }
     record_partner(req, &contract.id);
     check_partner_transport(state, req, &contract)?;
     Ok(contract)
+}
+
+/// Request extension: the contract version the request is served under is deprecated or has a
+/// sunset date (the context middleware answers with `Deprecation`, `Sunset` and `Link`).
+#[derive(Debug, Clone)]
+pub struct VersionNotice {
+    pub deprecated: Option<i64>,
+    pub sunset: Option<i64>,
+    /// The newest version's OpenAPI document.
+    pub successor: Option<String>,
+}
+
+/// `Ebond-Contract-Version: 2` (the major version; `2.1` and `v2` are read as 2).
+fn requested_version(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(v) = req.headers().get("ebond-contract-version") else { return Ok(None) };
+    let text = v.to_str().unwrap_or("").trim();
+    let digits = text.trim_start_matches(['v', 'V']);
+    digits.split('.').next().and_then(|m| m.parse().ok()).map(Some).ok_or_else(|| ApiError::BadRequest {
+        code: "unknown-contract-version",
+        detail: format!("Ebond-Contract-Version `{text}`: send the contract's major version, e.g. 2"),
+    })
 }
 
 /// Source network, client certificate pin and inbound rate limit of `contract`.

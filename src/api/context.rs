@@ -51,6 +51,10 @@ pub async fn middleware(
     }
     let tls = res.request().connection_info().scheme() == "https";
     security_headers(res.headers_mut(), tls);
+    let notice = res.request().extensions().get::<super::caller::VersionNotice>().cloned();
+    if let Some(n) = notice {
+        version_headers(res.headers_mut(), &n);
+    }
     let status = res.status().as_u16();
     if res.request().path().starts_with(super::BASE) {
         if let Some(state) = res.request().app_data::<actix_web::web::Data<super::AppState>>() {
@@ -89,5 +93,25 @@ fn security_headers(h: &mut actix_web::http::header::HeaderMap, tls: bool) {
     set(h, header::CACHE_CONTROL, "no-store");
     if tls {
         set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+}
+
+/// `Deprecation` (RFC 9745: `@` and Unix seconds), `Sunset` (RFC 8594: an HTTP date) and a
+/// `successor-version` link for a request served under an old contract version.
+fn version_headers(headers: &mut actix_web::http::header::HeaderMap, n: &super::caller::VersionNotice) {
+    let deprecated = n.deprecated.map(|at| format!("@{at}"));
+    if let Some(v) = deprecated.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(HeaderName::from_static("deprecation"), v);
+    }
+    if let Some(at) = n.sunset.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
+        let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(v) = HeaderValue::from_str(&date) {
+            headers.insert(HeaderName::from_static("sunset"), v);
+        }
+    }
+    if let Some(link) =
+        n.successor.as_ref().and_then(|l| HeaderValue::from_str(&format!("<{l}>; rel=\"successor-version\"")).ok())
+    {
+        headers.append(HeaderName::from_static("link"), link);
     }
 }

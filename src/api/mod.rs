@@ -82,9 +82,12 @@ impl PartnerDocuments {
     fn of(generic: &serde_json::Value, registry: &Registry) -> PartnerDocuments {
         PartnerDocuments {
             registry_sha256: registry.sha256.clone(),
+            // `id` for each partner's default version, `id@major` for every live version.
             documents: registry
                 .partners()
-                .map(|c| (c.id.to_string(), Arc::new(crate::openapi::partner_document(generic, c, &registry.workflow))))
+                .map(|c| (c.id.to_string(), c))
+                .chain(registry.all_versions().map(|c| (format!("{}@{}", c.id, c.major), c)))
+                .map(|(key, c)| (key, Arc::new(crate::openapi::partner_document(generic, c, &registry.workflow))))
                 .collect(),
         }
     }
@@ -96,7 +99,8 @@ impl AppState {
         self.contracts.current()
     }
 
-    /// `partner`'s OpenAPI document under the contracts in force.
+    /// `partner`'s OpenAPI document under the contracts in force: of its default version, or
+    /// of `partner@major`.
     pub fn partner_document(&self, partner: &str) -> Option<Arc<serde_json::Value>> {
         let registry = self.registry();
         let mut docs = self.partner_openapi.load_full();
@@ -349,8 +353,15 @@ async fn contract_document(
 ) -> Result<HttpResponse, ApiError> {
     ops_access::check(&state, &req, ops_access::Needs::Document(path.as_str())).await?;
     let registry = state.registry();
-    let Some(contract) = registry.get(path.as_str()) else {
-        return Err(ApiError::NotFound(format!("no partner `{path}` has a contract here")));
+    let version = req.query_string().split('&').find_map(|kv| kv.strip_prefix("version="));
+    let contract = match version.map(|v| v.trim_start_matches(['v', 'V']).split('.').next().unwrap_or(v).parse::<u64>())
+    {
+        None => registry.get(path.as_str()),
+        Some(Ok(major)) => registry.version(path.as_str(), major),
+        Some(Err(_)) => None,
+    };
+    let Some(contract) = contract else {
+        return Err(ApiError::NotFound(format!("no partner `{path}` has a contract of that version here")));
     };
     let format = req.query_string().split('&').find_map(|kv| kv.strip_prefix("format="));
     let accept = req.headers().get(actix_web::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -393,7 +404,11 @@ async fn openapi_partner(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     ops_access::check(&state, &req, ops_access::Needs::Document(path.as_str())).await?;
-    match state.partner_document(path.as_str()) {
+    let key = match req.query_string().split('&').find_map(|kv| kv.strip_prefix("version=")) {
+        Some(v) => format!("{path}@{}", v.trim_start_matches(['v', 'V']).split('.').next().unwrap_or(v)),
+        None => path.to_string(),
+    };
+    match state.partner_document(&key) {
         Some(doc) => Ok(HttpResponse::Ok().json(&*doc)),
         None => Err(ApiError::NotFound(format!("no partner `{path}` has a contract here"))),
     }

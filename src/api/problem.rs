@@ -122,6 +122,9 @@ impl ApiError {
                 AuthError::Signature(_) => (S::UNAUTHORIZED, "invalid-signature", "Invalid webhook signature"),
                 AuthError::ReadOnly => (S::FORBIDDEN, "read-only-token", "Read-only token"),
                 AuthError::SourceNotAllowed(_) => (S::FORBIDDEN, "source-not-allowed", "Source address not allowed"),
+                AuthError::RetiredContractVersion(_) => {
+                    (S::FORBIDDEN, "contract-version-retired", "Contract version no longer live")
+                }
                 AuthError::ClientCertificate(_) => (S::FORBIDDEN, "client-certificate", "Client certificate refused"),
                 AuthError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate-limited", "Rate limit exceeded"),
                 AuthError::Store(e) => store_parts(e),

@@ -69,6 +69,8 @@ pub struct Principal {
     pub scope: Scope,
     /// The credential the token was issued to (what an operator's actions are recorded under).
     pub credential_id: i64,
+    /// The contract major version the credential is bound to (`None`: the partner's default).
+    pub contract_major: Option<u64>,
 }
 
 /// Why authentication failed. Messages are safe to show the caller.
@@ -94,6 +96,8 @@ pub enum AuthError {
     LockedOut(i64),
     #[error("this token is read-only")]
     ReadOnly,
+    #[error("{0}")]
+    RetiredContractVersion(String),
     #[error("requests for this partner are not accepted from {0}")]
     SourceNotAllowed(String),
     #[error("{0}")]

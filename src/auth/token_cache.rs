@@ -109,7 +109,7 @@ mod tests {
     use crate::auth::Scope;
 
     fn caller() -> Principal {
-        Principal { partner: Some("acme-msp".into()), scope: Scope::Tickets, credential_id: 7 }
+        Principal { partner: Some("acme-msp".into()), scope: Scope::Tickets, credential_id: 7, contract_major: None }
     }
 
     fn listening(ttl: u64) -> TokenCache {

@@ -18,16 +18,18 @@ pub fn issue_credential<C: CredentialRepo + ?Sized>(
     partner: Option<&str>,
     iterations: u32,
 ) -> Result<IssuedCredential, AuthError> {
-    issue_credential_scoped(c, partner, false, CredentialKind::Client, iterations)
+    issue_credential_scoped(c, partner, false, CredentialKind::Client, None, iterations)
 }
 
 /// As [`issue_credential`]; `read_only` partner credentials only ever get `tickets:read` tokens;
-/// a [`CredentialKind::Login`] is a Table-API facade login of the partner.
+/// a [`CredentialKind::Login`] is a Table-API facade login of the partner; `contract_major`
+/// binds the credential's tokens to one major version of the partner's contract.
 pub fn issue_credential_scoped<C: CredentialRepo + ?Sized>(
     c: &mut C,
     partner: Option<&str>,
     read_only: bool,
     kind: CredentialKind,
+    contract_major: Option<i64>,
     iterations: u32,
 ) -> Result<IssuedCredential, AuthError> {
     let (prefix, scope) = match (partner, read_only) {
@@ -45,6 +47,7 @@ pub fn issue_credential_scoped<C: CredentialRepo + ?Sized>(
         scope: scope.as_str(),
         created_at: now_ms(),
         kind: kind.as_str(),
+        contract_major,
     })?;
     Ok(IssuedCredential { client_id, client_secret })
 }
@@ -65,6 +68,7 @@ pub struct VerifiedClient {
     pub partner: Option<String>,
     pub scope: Scope,
     pub kind: CredentialKind,
+    pub contract_major: Option<i64>,
 }
 
 /// First half of the client-credentials grant: reads the credential and checks the secret
@@ -132,7 +136,13 @@ pub fn check_credential(
             ))
         }
     };
-    Ok(VerifiedClient { credential_id: cred.id, partner: cred.partner.clone(), scope, kind })
+    Ok(VerifiedClient {
+        credential_id: cred.id,
+        partner: cred.partner.clone(),
+        scope,
+        kind,
+        contract_major: cred.contract_major,
+    })
 }
 
 /// Second half: stores a new token's hash and returns the token.
@@ -150,6 +160,7 @@ pub fn issue_token<C: CredentialRepo + ?Sized>(
         scope: client.scope.as_str().to_string(),
         expires_at: now + ttl_secs * 1000,
         created_at: now,
+        contract_major: client.contract_major,
     })?;
     Ok(IssuedToken { access_token, expires_in: ttl_secs, scope: client.scope, partner: client.partner })
 }
@@ -158,7 +169,8 @@ pub fn issue_token<C: CredentialRepo + ?Sized>(
 pub fn lookup<C: CredentialRepo + ?Sized>(c: &mut C, token_hash: &str) -> Result<(Principal, i64), AuthError> {
     let row = c.live_token(token_hash, now_ms())?.ok_or(AuthError::InvalidToken)?;
     let scope = Scope::parse(&row.scope).ok_or(AuthError::InvalidToken)?;
-    Ok((Principal { partner: row.partner, scope, credential_id: row.credential_id }, row.expires_at))
+    let contract_major = row.contract_major.and_then(|m| u64::try_from(m).ok());
+    Ok((Principal { partner: row.partner, scope, credential_id: row.credential_id, contract_major }, row.expires_at))
 }
 
 /// Gives the newest live credential of `partner` (or `client_id`) a new secret; the old secret

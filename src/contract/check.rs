@@ -39,7 +39,7 @@ pub type DbLookup<'a> = dyn Fn(&str, &str) -> Option<Result<String, String>> + '
 pub fn check(registry: &Registry, db: &DbLookup) -> Vec<Finding> {
     let mut out = Vec::new();
     // Shadows too: each is the version about to be promoted.
-    for c in registry.partners().chain(registry.shadows()) {
+    for c in registry.all_versions().chain(registry.shadows()) {
         let mut found = Vec::new();
         file_name(c, &mut found);
         secrets(c, db, &mut found);
@@ -54,6 +54,11 @@ pub fn check(registry: &Registry, db: &DbLookup) -> Vec<Finding> {
 fn file_name(c: &Contract, out: &mut Vec<(Level, String)>) {
     let stem = c.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = stem.strip_suffix(".shadow").map(str::to_string).unwrap_or(stem);
+    // `<partner>.v2.toml`: a second major version of the partner's contract.
+    let stem = match stem.rsplit_once(".v") {
+        Some((base, n)) if n.parse::<u64>().is_ok() => base.to_string(),
+        _ => stem,
+    };
     if stem != c.id.as_str() {
         out.push((
             Level::Warning,

@@ -48,6 +48,9 @@ pub struct Registry {
     /// Shadow contracts (`<partner>.shadow.toml`): the next version of a live partner's,
     /// evaluated on its live traffic but not enforced.
     shadows: BTreeMap<String, Arc<Contract>>,
+    /// Every live major version of each partner's contract (most have one; `partners` holds
+    /// the default of each).
+    versions: BTreeMap<String, BTreeMap<u64, Arc<Contract>>>,
     /// SHA-256 over every file loaded (names and contents): two processes with the same
     /// digest enforce the same contracts.
     pub sha256: String,
@@ -60,6 +63,21 @@ impl Registry {
 
     pub fn partners(&self) -> impl Iterator<Item = &Arc<Contract>> {
         self.partners.values()
+    }
+
+    /// `partner`'s contract of major version `major`, when that version is live.
+    pub fn version(&self, partner: &str, major: u64) -> Option<&Arc<Contract>> {
+        self.versions.get(partner).and_then(|v| v.get(&major))
+    }
+
+    /// Every live version of `partner`'s contract, lowest major first.
+    pub fn versions(&self, partner: &str) -> impl Iterator<Item = &Arc<Contract>> {
+        self.versions.get(partner).into_iter().flat_map(|v| v.values())
+    }
+
+    /// Every live contract, each version of each partner.
+    pub fn all_versions(&self) -> impl Iterator<Item = &Arc<Contract>> {
+        self.versions.values().flat_map(|v| v.values())
     }
 
     /// Every shadow contract loaded.
@@ -216,6 +234,14 @@ pub struct Contract {
     pub table_api: Option<TableApi>,
     /// SHA-256 of the file's text, as loaded.
     pub file_sha256: String,
+    /// The major number of `version` (what a caller names in `Ebond-Contract-Version`).
+    pub major: u64,
+    /// Deprecated since (Unix seconds, midnight UTC of the date).
+    pub deprecated: Option<i64>,
+    /// Served until (Unix seconds, midnight UTC of the date).
+    pub sunset: Option<i64>,
+    /// `[partner] default = true` was written.
+    pub marked_default: bool,
 }
 
 /// `[table_api]`: the partner reads and writes through the ServiceNow Table-API facade. Its

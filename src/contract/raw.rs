@@ -110,6 +110,19 @@ pub struct RawPartner {
     /// Kind of the tickets this partner creates.
     #[serde(default)]
     pub default_kind: Option<Spanned<String>>,
+    /// With two major versions of this partner's contract live (two files, one id): this one
+    /// answers callers that name no version, and the partner's pushes use it. Default: the
+    /// lowest major version.
+    #[serde(default)]
+    pub default: Option<Spanned<bool>>,
+    /// The date (YYYY-MM-DD) this version has been deprecated since: answers made with it carry
+    /// `Deprecation` (RFC 9745).
+    #[serde(default)]
+    pub deprecated: Option<Spanned<String>>,
+    /// The date (YYYY-MM-DD) this version stops being served: answers made with it carry
+    /// `Sunset` (RFC 8594).
+    #[serde(default)]
+    pub sunset: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -289,6 +289,8 @@ pub struct CredentialRow {
     pub previous_valid_until: Option<i64>,
     /// `client` or `login` (see [`CredentialKind`](crate::auth::CredentialKind)).
     pub kind: String,
+    /// The contract major version the credential is bound to (`None`: the partner's default).
+    pub contract_major: Option<i64>,
 }
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable, serde::Serialize)]
@@ -312,6 +314,7 @@ pub struct NewCredential<'a> {
     pub scope: &'a str,
     pub created_at: i64,
     pub kind: &'a str,
+    pub contract_major: Option<i64>,
 }
 
 /// A refresh token of the Table-API facade's OAuth grants (stored by its SHA-256 only).
@@ -336,6 +339,8 @@ pub struct AccessTokenRow {
     pub scope: String,
     pub expires_at: i64,
     pub created_at: i64,
+    /// Copied from the credential at issue.
+    pub contract_major: Option<i64>,
 }
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable, AsChangeset)]

@@ -156,6 +156,7 @@ diesel::table! {
         previous_secret_hash -> Nullable<Text>,
         previous_valid_until -> Nullable<BigInt>,
         kind -> Text,
+        contract_major -> Nullable<BigInt>,
     }
 }
 
@@ -196,6 +197,7 @@ diesel::table! {
         scope -> Text,
         expires_at -> BigInt,
         created_at -> BigInt,
+        contract_major -> Nullable<BigInt>,
     }
 }
 

@@ -369,6 +369,7 @@ mod tests {
             scope: "admin",
             created_at: 0,
             kind: "client",
+            contract_major: None,
         })
     }
 

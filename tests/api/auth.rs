@@ -137,6 +137,7 @@ backend_test!(bearer_required_missing_bad_and_expired, |app: TestApp| async move
                 scope: "tickets".into(),
                 expires_at: now - 1,
                 created_at: now - 3_600_000,
+                contract_major: None,
             })
             .unwrap()
         })

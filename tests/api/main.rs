@@ -29,3 +29,4 @@ mod table_api;
 mod table_clients;
 mod tickets;
 mod validation;
+mod versions;

@@ -238,7 +238,7 @@ async fn only_migrate_serve_and_worker_migrate(backend: Backend) {
     assert!(ok, "{err}");
     let kind = if backend == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
     assert!(out.starts_with(&format!("migrated the {kind} database ")), "{out}");
-    assert!(out.contains("applied 11 migrations"), "{out}");
+    assert!(out.contains("applied 12 migrations"), "{out}");
     assert!(!out.contains("password") && !out.contains("postgres://"), "no URL with credentials: {out}");
     let (ok, out, err) = ebond(&url, tmp.path(), &["migrate"]);
     assert!(ok && out.contains("is up to date"), "{out} {err}");

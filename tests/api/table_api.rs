@@ -17,7 +17,7 @@ pub async fn login(app: &TestApp, partner: &str, read_only: bool) -> (String, St
     let cred = tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("conn");
         with_conn!(&mut conn, c => ebond::auth::tokens::issue_credential_scoped(
-            c, Some(&partner), read_only, ebond::auth::CredentialKind::Login, iterations))
+            c, Some(&partner), read_only, ebond::auth::CredentialKind::Login, None, iterations))
     })
     .await
     .expect("join")
@@ -482,7 +482,7 @@ backend_test!(read_only_clients_and_edge_values, |app: TestApp| async move {
     let ro = tokio::task::spawn_blocking(move || {
         let mut conn = db.get().unwrap();
         with_conn!(&mut conn, c => ebond::auth::tokens::issue_credential_scoped(
-            c, Some("initech"), true, ebond::auth::CredentialKind::Client, iterations))
+            c, Some("initech"), true, ebond::auth::CredentialKind::Client, None, iterations))
     })
     .await
     .unwrap()

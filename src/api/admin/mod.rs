@@ -113,6 +113,9 @@ pub struct PartnerSummary {
     /// The contract's file and the SHA-256 of its text as loaded.
     pub file: String,
     pub file_sha256: String,
+    /// Every live version of the partner's contract (callers pick one with
+    /// `Ebond-Contract-Version`); `contract_version` is the default.
+    pub versions: Vec<String>,
     pub may_create: bool,
     pub write: Vec<String>,
     pub read: Vec<String>,
@@ -120,8 +123,8 @@ pub struct PartnerSummary {
 }
 
 pub fn summaries(state: &AppState) -> Vec<PartnerSummary> {
-    state
-        .registry()
+    let registry = state.registry();
+    registry
         .partners()
         .map(|c| PartnerSummary {
             id: c.id.to_string(),
@@ -129,6 +132,7 @@ pub fn summaries(state: &AppState) -> Vec<PartnerSummary> {
             contract_version: c.version.clone(),
             file: c.file.display().to_string(),
             file_sha256: c.file_sha256.clone(),
+            versions: registry.versions(&c.id).map(|v| v.version.clone()).collect(),
             may_create: c.access.create,
             write: c.access.write.iter().cloned().collect(),
             read: c.access.read.iter().cloned().collect(),

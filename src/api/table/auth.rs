@@ -103,7 +103,12 @@ async fn basic(state: &AppState, req: &HttpRequest) -> Result<Principal, TableEr
         })
         .await?;
     match checked {
-        Checked::Ok(v) => Ok(Principal { partner: v.partner, scope: v.scope, credential_id: v.credential_id }),
+        Checked::Ok(v) => Ok(Principal {
+            partner: v.partner,
+            scope: v.scope,
+            credential_id: v.credential_id,
+            contract_major: v.contract_major.and_then(|m| u64::try_from(m).ok()),
+        }),
         Checked::Failed(reason) => {
             caller::record_auth_event(state, Some(user.clone()), source.clone(), "failure", reason).await;
             tracing::warn!(username = %user, source = %source, reason, "Table-API login refused");

@@ -178,6 +178,7 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<serde
                         partner: cred.partner,
                         scope,
                         kind: CredentialKind::Login,
+                        contract_major: cred.contract_major,
                     };
                     // A successor ends when the first of its chain does: the password grant
                     // starts an absolute lifetime that refreshing does not extend.

@@ -284,7 +284,10 @@ fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>>
     };
     let mut partners: BTreeMap<String, Arc<Contract>> = BTreeMap::new();
     let mut shadow_files: Vec<(PathBuf, String, Range<usize>, Contract)> = Vec::new();
-    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // (id, major) → the file that holds it: two major versions of one partner may be live.
+    let mut seen: BTreeMap<(String, u64), PathBuf> = BTreeMap::new();
+    let mut versions: BTreeMap<String, BTreeMap<u64, Arc<Contract>>> = BTreeMap::new();
+    let mut defaults: BTreeMap<String, Vec<(PathBuf, String, Range<usize>)>> = BTreeMap::new();
     if let Some(only) = only {
         if only.file_name() == workflow_path.file_name() {
             // The workflow alone: it loaded.
@@ -308,19 +311,47 @@ fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>>
                 if is_shadow(file) {
                     // Checked against the live contracts once all are read.
                     shadow_files.push((file.clone(), text.clone(), id_span, contract));
-                } else if let Some(first) = seen.get(contract.id.as_str()) {
+                } else if let Some(first) = seen.get(&(contract.id.to_string(), contract.major)) {
                     let mut loc = Locator::new(file, &text);
                     loc.error(
                         id_span,
-                        format!("duplicate partner id `{}`: already used by {}", contract.id, first.display()),
+                        format!(
+                            "duplicate partner id `{}`: {} holds contract version {}.x of it already (two files of one partner must differ in their major version)",
+                            contract.id,
+                            first.display(),
+                            contract.major
+                        ),
                     );
                     errors.append(&mut loc.errors);
                 } else {
-                    seen.insert(contract.id.to_string(), file.clone());
-                    partners.insert(contract.id.to_string(), Arc::new(contract));
+                    seen.insert((contract.id.to_string(), contract.major), file.clone());
+                    if contract.marked_default {
+                        defaults.entry(contract.id.to_string()).or_default().push((
+                            file.clone(),
+                            text.clone(),
+                            id_span,
+                        ));
+                    }
+                    versions.entry(contract.id.to_string()).or_default().insert(contract.major, Arc::new(contract));
                 }
             }
             Err(mut e) => errors.append(&mut e),
+        }
+    }
+    // The default of each partner: the one marked `default = true`, else the lowest major.
+    for (id, marked) in &defaults {
+        if marked.len() > 1 {
+            for (file, text, span) in marked {
+                let mut loc = Locator::new(file, text);
+                loc.error(span.clone(), format!("more than one version of `{id}` says `default = true`: keep one"));
+                errors.append(&mut loc.errors);
+            }
+        }
+    }
+    for (id, by_major) in &versions {
+        let default = by_major.values().find(|c| c.marked_default).or_else(|| by_major.values().next());
+        if let Some(c) = default {
+            partners.insert(id.clone(), c.clone());
         }
     }
     let mut shadows: BTreeMap<String, Arc<Contract>> = BTreeMap::new();
@@ -348,7 +379,7 @@ fn load(dir: &Path, only: Option<&Path>) -> Result<Registry, Vec<ContractError>>
             .iter()
             .map(|(f, d)| format!("{}\t{d}\n", f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
             .collect();
-        Ok(Registry { workflow, partners, shadows, sha256: crate::util::sha256_hex(lines.as_bytes()) })
+        Ok(Registry { workflow, partners, shadows, versions, sha256: crate::util::sha256_hex(lines.as_bytes()) })
     } else {
         Err(errors)
     }

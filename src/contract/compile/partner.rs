@@ -156,6 +156,8 @@ pub(super) fn compile_contract(
         );
     }
 
+    let deprecated = date(&mut loc, &raw.partner.deprecated, "deprecated");
+    let sunset = date(&mut loc, &raw.partner.sunset, "sunset");
     let id = match parsed {
         Ok(id) if loc.errors.is_empty() => id,
         _ => return Err(loc.errors),
@@ -163,6 +165,7 @@ pub(super) fn compile_contract(
     let contract = Contract {
         id,
         name: raw.partner.name,
+        major: major_of(&raw.partner.contract_version),
         version: raw.partner.contract_version,
         description: raw.partner.description,
         file: path.to_path_buf(),
@@ -184,6 +187,26 @@ pub(super) fn compile_contract(
         pull,
         table_api,
         file_sha256: String::new(),
+        deprecated,
+        sunset,
+        marked_default: raw.partner.default.as_ref().is_some_and(|d| *d.get_ref()),
     };
     Ok((contract, raw.partner.id.span()))
+}
+
+/// The major number of a contract version (`2` of `2.1.0`; 0 when it does not start with one).
+pub(super) fn major_of(version: &str) -> u64 {
+    version.split('.').next().and_then(|m| m.trim().parse().ok()).unwrap_or(0)
+}
+
+/// A `YYYY-MM-DD` date as Unix seconds at midnight UTC.
+fn date(loc: &mut Locator, v: &Option<Spanned<String>>, key: &str) -> Option<i64> {
+    let v = v.as_ref()?;
+    match chrono::NaiveDate::parse_from_str(v.get_ref(), "%Y-%m-%d") {
+        Ok(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()),
+        Err(_) => {
+            loc.at(v, format!("{key} must be a date as YYYY-MM-DD, e.g. 2027-06-30"));
+            None
+        }
+    }
 }
