@@ -434,6 +434,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Contracts { command: ContractsCommand::Doc { partner, format, dir } } => {
+            use ebond::contract::document::Audience;
             let dir = dir.unwrap_or_else(|| settings.contracts_dir.clone());
             let registry = ebond::contract::load_dir(&dir).map_err(|errors| {
                 anyhow::anyhow!("{} has {} error(s): run `ebond contracts check`", dir.display(), errors.len())
@@ -443,8 +444,10 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 .ok_or_else(|| anyhow::anyhow!("no contract for `{partner}` in {}", dir.display()))?;
             let ttl = settings.auth.default_token_ttl_secs;
             match format.as_str() {
-                "md" | "markdown" => print!("{}", ebond::contract::document::markdown(&registry, contract, ttl)),
-                "html" => print!("{}", ebond::contract::document::html(&registry, contract, ttl)),
+                "md" | "markdown" => {
+                    print!("{}", ebond::contract::document::markdown(&registry, contract, ttl, Audience::Operator))
+                }
+                "html" => print!("{}", ebond::contract::document::html(&registry, contract, ttl, Audience::Operator)),
                 other => anyhow::bail!("--format `{other}`: use md or html"),
             }
         }

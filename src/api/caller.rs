@@ -130,10 +130,10 @@ pub fn partner_of(
     let registry = state.registry();
     let default = registry.get(id).cloned().ok_or_else(|| AuthError::UnknownPartner(id.to_string()))?;
     // The header decides; else the credential's binding; else the partner's default.
-    let bound = principal.contract_major;
-    let contract = match requested_version(req)?.or(bound) {
+    let asked = requested_version(req)?;
+    let contract = match asked.or(principal.contract_major) {
         None => default,
-        Some(major) if requested_version(req)?.is_none() => registry.version(id, major).cloned().ok_or_else(|| {
+        Some(major) if asked.is_none() => registry.version(id, major).cloned().ok_or_else(|| {
             let live: Vec<String> = registry.versions(id).map(|c| c.major.to_string()).collect();
             ApiError::Auth(AuthError::RetiredContractVersion(format!(
                 "this credential is bound to contract version {major}, which is no longer live (live: {}); issue one for a live version, or send Ebond-Contract-Version",
@@ -151,6 +151,23 @@ pub fn partner_of(
             }
         })?,
     };
+    if contract.sunset.is_some_and(|at| crate::util::now_ms() / 1000 >= at) {
+        let live: Vec<String> = registry
+            .versions(id)
+            .filter(|c| c.sunset.is_none_or(|at| crate::util::now_ms() / 1000 < at))
+            .map(|c| c.major.to_string())
+            .collect();
+        return Err(AuthError::RetiredContractVersion(format!(
+            "contract version {} of this partner reached its sunset date; use {}",
+            contract.version,
+            if live.is_empty() {
+                "a version the operator publishes".to_string()
+            } else {
+                format!("version {}", live.join(" or "))
+            }
+        ))
+        .into());
+    }
     if contract.deprecated.is_some() || contract.sunset.is_some() {
         let successor = registry.versions(id).map(|c| c.major).filter(|m| *m > contract.major).max();
         actix_web::HttpMessage::extensions_mut(req).insert(VersionNotice {

@@ -378,13 +378,19 @@ async fn contract_document(
     };
     let ttl = state.settings.auth.default_token_ttl_secs;
     Ok(if html {
-        HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(crate::contract::document::html(&registry, contract, ttl))
+        HttpResponse::Ok().content_type("text/html; charset=utf-8").body(crate::contract::document::html(
+            &registry,
+            contract,
+            ttl,
+            crate::contract::document::Audience::Partner,
+        ))
     } else {
-        HttpResponse::Ok()
-            .content_type("text/markdown; charset=utf-8")
-            .body(crate::contract::document::markdown(&registry, contract, ttl))
+        HttpResponse::Ok().content_type("text/markdown; charset=utf-8").body(crate::contract::document::markdown(
+            &registry,
+            contract,
+            ttl,
+            crate::contract::document::Audience::Partner,
+        ))
     })
 }
 

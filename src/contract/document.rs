@@ -9,9 +9,17 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::time::Duration;
 
+/// Who reads the document: an operator sees every partner named; a partner sees itself and how
+/// many other parties write or read a field (not who they are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Operator,
+    Partner,
+}
+
 /// Markdown of `contract`'s data contract. `default_ttl_secs`: the gateway's token lifetime,
 /// for a contract that sets none.
-pub fn markdown(registry: &Registry, c: &Contract, default_ttl_secs: i64) -> String {
+pub fn markdown(registry: &Registry, c: &Contract, default_ttl_secs: i64, audience: Audience) -> String {
     let mut md = String::new();
     let file = c.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let _ = writeln!(md, "# Data contract: {} (`{}`)\n", text(&c.name), c.id);
@@ -25,7 +33,7 @@ pub fn markdown(registry: &Registry, c: &Contract, default_ttl_secs: i64) -> Str
         let _ = writeln!(md, "{}\n", text(d));
     }
     connection(&mut md, c, default_ttl_secs);
-    fields(&mut md, registry, c);
+    fields(&mut md, registry, c, audience);
     rules(&mut md, c);
     states(&mut md, registry, c);
     pushes(&mut md, c);
@@ -36,10 +44,16 @@ pub fn markdown(registry: &Registry, c: &Contract, default_ttl_secs: i64) -> Str
 }
 
 /// The same document as a standalone HTML page.
-pub fn html(registry: &Registry, c: &Contract, default_ttl_secs: i64) -> String {
-    let md = markdown(registry, c, default_ttl_secs);
+pub fn html(registry: &Registry, c: &Contract, default_ttl_secs: i64, audience: Audience) -> String {
+    let md = markdown(registry, c, default_ttl_secs, audience);
     let mut body = String::new();
-    let parser = pulldown_cmark::Parser::new_ext(&md, pulldown_cmark::Options::ENABLE_TABLES);
+    // Raw HTML in the Markdown (only ever from a contract's own words) is shown as text.
+    let parser = pulldown_cmark::Parser::new_ext(&md, pulldown_cmark::Options::ENABLE_TABLES).map(|e| match e {
+        pulldown_cmark::Event::Html(h) | pulldown_cmark::Event::InlineHtml(h) if h.as_ref() != "<br>" => {
+            pulldown_cmark::Event::Text(h)
+        }
+        other => other,
+    });
     pulldown_cmark::html::push_html(&mut body, parser);
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Data contract: {} ({})</title>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
@@ -119,7 +133,7 @@ fn on_conflict(o: OnConflict) -> &'static str {
     }
 }
 
-fn fields(md: &mut String, registry: &Registry, c: &Contract) {
+fn fields(md: &mut String, registry: &Registry, c: &Contract, audience: Audience) {
     let _ = writeln!(md, "## Fields\n");
     let _ = writeln!(md, "| Field | Pointer | Canonical | Type | Limits | Required on create | Values (partner ↔ canonical) | Written by | Read by |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
@@ -162,8 +176,18 @@ fn fields(md: &mut String, registry: &Registry, c: &Contract) {
         let readers = of(&|p| p.may_read(&name));
         // This partner in bold.
         let mine = |list: &[String]| {
-            let shown: Vec<String> =
-                list.iter().map(|p| if p == c.id.as_str() { format!("**{p}**") } else { p.clone() }).collect();
+            let me = list.iter().any(|p| p == c.id.as_str());
+            let others: Vec<&String> = list.iter().filter(|p| *p != c.id.as_str()).collect();
+            let mut shown: Vec<String> = Vec::new();
+            if me {
+                shown.push(format!("**{}**", c.id));
+            }
+            match (audience, others.len()) {
+                (_, 0) => {}
+                (Audience::Operator, _) => shown.extend(others.iter().map(|p| p.to_string())),
+                (Audience::Partner, 1) => shown.push("1 other party".into()),
+                (Audience::Partner, n) => shown.push(format!("{n} other parties")),
+            }
             if shown.is_empty() {
                 "—".to_string()
             } else {
@@ -380,7 +404,7 @@ mod tests {
     fn enovia_document_speaks_enovia() {
         let reg = examples();
         let c = reg.get("enovia").unwrap();
-        let md = markdown(&reg, c, 3600);
+        let md = markdown(&reg, c, 3600, Audience::Operator);
         assert!(md.starts_with("# Data contract: "), "{md}");
         assert!(md.contains(&c.file_sha256));
         assert!(md.contains("`/data/Estimated End Date`"), "pointers");
@@ -390,7 +414,12 @@ mod tests {
         assert!(md.contains("Standard Webhooks"), "signing");
         assert!(md.contains("Retries | after"), "{md}");
         assert!(!md.contains("EBOND_ENOVIA"), "no secret references: {md}");
-        let html = html(&reg, c, 3600);
+        let html = html(&reg, c, 3600, Audience::Operator);
+        let theirs = markdown(&reg, c, 3600, Audience::Partner);
+        assert!(
+            !theirs.contains("servicenow") && theirs.contains("other parties"),
+            "a partner learns no other partner: {theirs}"
+        );
         assert!(html.contains("<table>") && html.contains("<h2>Fields</h2>"), "{html}");
         assert!(!html.contains("<script"), "{html}");
     }

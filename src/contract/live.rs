@@ -92,10 +92,25 @@ impl Live {
 /// as `<file>.previous` (not loaded), the shadow file takes the live file's name. Returns the
 /// file now holding the contract.
 pub fn promote_shadow(registry: &Registry, partner: &str) -> Result<std::path::PathBuf, String> {
-    let live = registry.get(partner).ok_or_else(|| format!("no partner `{partner}` has a contract here"))?;
+    let default = registry.get(partner).ok_or_else(|| format!("no partner `{partner}` has a contract here"))?;
     let shadow = registry.shadow(partner).ok_or_else(|| format!("no shadow contract is loaded for `{partner}`"))?;
+    // The live version of the shadow's major is the one it replaces (the default otherwise).
+    let live = registry.version(partner, shadow.major).unwrap_or(default);
+    // The folder as it would be must load, or nothing is moved.
+    let dir = live.file.parent().unwrap_or(std::path::Path::new("."));
+    if let Err(errors) = try_folder(dir, &live.file, &shadow.file) {
+        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        return Err(format!(
+            "the folder would not load after the promotion, so nothing was moved:\n  {}",
+            list.join("\n  ")
+        ));
+    }
     let mut previous = live.file.clone().into_os_string();
     previous.push(".previous");
+    // An earlier promotion's backup is kept: this one gets its own name.
+    if std::path::Path::new(&previous).exists() {
+        previous.push(format!(".{}", crate::util::now_ms()));
+    }
     std::fs::rename(&live.file, &previous).map_err(|e| format!("moving {} aside: {e}", live.file.display()))?;
     if let Err(e) = std::fs::rename(&shadow.file, &live.file) {
         // Put the live file back: the folder stays as it was.
@@ -103,6 +118,44 @@ pub fn promote_shadow(registry: &Registry, partner: &str) -> Result<std::path::P
         return Err(format!("moving {} into place: {e}", shadow.file.display()));
     }
     Ok(live.file.clone())
+}
+
+/// Loads a copy of `dir` in which `shadow` has taken `live`'s place.
+fn try_folder(
+    dir: &std::path::Path,
+    live: &std::path::Path,
+    shadow: &std::path::Path,
+) -> Result<(), Vec<ContractError>> {
+    let io =
+        |e: std::io::Error| vec![ContractError { file: dir.to_path_buf(), line: 0, column: 0, message: e.to_string() }];
+    let tmp = std::env::temp_dir().join(format!("ebond-promote-{}-{}", std::process::id(), crate::util::now_ms()));
+    std::fs::create_dir_all(&tmp).map_err(io)?;
+    let loaded = copy_and_load(dir, live, shadow, &tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    loaded
+}
+
+fn copy_and_load(
+    dir: &std::path::Path,
+    live: &std::path::Path,
+    shadow: &std::path::Path,
+    tmp: &std::path::Path,
+) -> Result<(), Vec<ContractError>> {
+    let io =
+        |e: std::io::Error| vec![ContractError { file: dir.to_path_buf(), line: 0, column: 0, message: e.to_string() }];
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_none_or(|x| x != "toml") || path == live || path == shadow {
+            continue;
+        }
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, tmp.join(name)).map_err(io)?;
+        }
+    }
+    if let Some(name) = live.file_name() {
+        std::fs::copy(shadow, tmp.join(name)).map_err(io)?;
+    }
+    super::load_dir(tmp).map(|_| ())
 }
 
 /// Takes `partner`'s shadow contract out on the next reload (its file is kept as

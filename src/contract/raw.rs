@@ -119,8 +119,9 @@ pub struct RawPartner {
     /// `Deprecation` (RFC 9745).
     #[serde(default)]
     pub deprecated: Option<Spanned<String>>,
-    /// The date (YYYY-MM-DD) this version stops being served: answers made with it carry
-    /// `Sunset` (RFC 8594).
+    /// The date (YYYY-MM-DD) this version stops being served: until then answers made with it
+    /// carry `Sunset` (RFC 8594); from then on its requests are refused (403
+    /// `contract-version-retired`).
     #[serde(default)]
     pub sunset: Option<Spanned<String>>,
 }

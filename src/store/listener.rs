@@ -116,16 +116,19 @@ impl Drop for Listener {
 
 fn run(settings: &ListenerSettings, id: &str, hooks: &Hooks, shared: &Shared) {
     let mut warned = false;
+    // The contracts reload last acted on, kept across sessions: one raised while the database
+    // was away is acted on when it is back.
+    let mut contracts_seen: Option<i64> = None;
     while !shared.stop.load(Ordering::Acquire) {
         let result = match Backend::of_url(&settings.url) {
             Ok(Backend::Postgres) => PgConnection::establish(&settings.url)
                 .map_err(|e| StoreError::Connect(e.to_string()))
-                .and_then(|mut c| session(&mut c, settings, id, hooks, shared)),
+                .and_then(|mut c| session(&mut c, settings, id, hooks, shared, &mut contracts_seen)),
             Ok(Backend::Sqlite) => {
                 let path = settings.url.strip_prefix("sqlite://").unwrap_or(&settings.url);
                 SqliteConnection::establish(path).map_err(|e| StoreError::Connect(e.to_string())).and_then(|mut c| {
                     c.batch_execute("PRAGMA busy_timeout = 5000;")?;
-                    session(&mut c, settings, id, hooks, shared)
+                    session(&mut c, settings, id, hooks, shared, &mut contracts_seen)
                 })
             }
             Err(e) => Err(e),
@@ -231,15 +234,18 @@ fn session<C: Hear>(
     id: &str,
     hooks: &Hooks,
     shared: &Shared,
+    contracts_seen: &mut Option<i64>,
 ) -> Result<(), StoreError> {
     c.listen()?;
     // Listening first, then the counters: a signal after this read is heard.
     let mut seen = Seen { revoked: c.revoked_generation()?, contracts: c.contracts_generation()? };
+    let missed = contracts_seen.is_some_and(|before| before != seen.contracts);
     let now = crate::util::now_ms();
     let member = Member { id: id.to_string(), kind: settings.kind, delivers: settings.delivers };
     // Rows of processes silent for twenty liveness windows are gone for good.
     c.join_roll(&member, now, seen.revoked, now.saturating_sub(live_window(settings.heartbeat).saturating_mul(20)))?;
-    c.ack_contracts(id, seen.contracts, &(hooks.contracts)(false))?;
+    c.ack_contracts(id, seen.contracts, &(hooks.contracts)(missed))?;
+    *contracts_seen = Some(seen.contracts);
     // Anything remembered before now may have been revoked unheard.
     (hooks.listening)(true);
     let mut last_beat: Option<Instant> = None;
@@ -247,7 +253,9 @@ fn session<C: Hear>(
         if shared.stop.load(Ordering::Acquire) {
             break Ok(());
         }
-        if let Err(e) = poll(c, settings, id, hooks, shared, &mut seen, &mut last_beat) {
+        let polled = poll(c, settings, id, hooks, shared, &mut seen, &mut last_beat);
+        *contracts_seen = Some(seen.contracts);
+        if let Err(e) = polled {
             break Err(e);
         }
         std::thread::sleep(settings.poll);

@@ -39,8 +39,12 @@ pub struct DryRunReport {
     pub journal: Vec<JournalInput>,
     /// Lifecycle events the write would raise.
     pub events: Vec<String>,
-    /// Each push the write would queue, as the partner would receive it.
+    /// Each push the write would queue, as the partner would receive it (to an operator:
+    /// `ebond contracts try`).
     pub pushes: Vec<PushView>,
+    /// Over the API, to a partner: how many other parties would be pushed the change (who they
+    /// are and what they read is theirs).
+    pub other_pushes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -89,6 +93,7 @@ impl DryRunReport {
             journal: Vec::new(),
             events: Vec::new(),
             pushes: Vec::new(),
+            other_pushes: 0,
         }
     }
 }
@@ -177,5 +182,6 @@ pub(super) fn report<C: Repos + ?Sized>(
         journal: cmd.mapped.journal.clone(),
         events: events.iter().map(|e| e.to_string()).collect(),
         pushes: views,
+        other_pushes: 0,
     })
 }

@@ -42,11 +42,13 @@ async fn dry_runs_over_http(backend: Backend) {
         report["derived"].as_array().unwrap().contains(&json!("priority")),
         "priority from impact × urgency: {report}"
     );
-    let acme =
-        report["pushes"].as_array().unwrap().iter().find(|p| p["partner"] == "acme-msp").expect("a push to Acme");
-    assert_eq!((acme["method"].as_str(), acme["creates"].as_bool()), (Some("POST"), Some(true)), "{acme}");
-    assert_eq!(acme["body"]["queue"], "Acme L2");
-    assert_eq!(acme["body"]["summary"], "Email delivery delayed");
+    // A partner learns that another party would be told, not who or what it reads.
+    assert_eq!(
+        (report["pushes"].as_array().map(Vec::len), report["other_pushes"].as_u64()),
+        (Some(0), Some(1)),
+        "{report}"
+    );
+    assert!(!report.to_string().contains("acme"), "{report}");
     // Nothing was written.
     let (status, _, _) = app.get("/tickets/INC0000700", &snow).await;
     assert_eq!(status, 404, "no ticket");
@@ -122,6 +124,17 @@ async fn contracts_try_from_the_cli(backend: Backend) {
     assert!(ok, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((report["outcome"].as_str(), report["status"].as_u64()), (Some("accepted"), Some(201)), "{report}");
+    let mut acme_group = servicenow_incident("INC0000712");
+    acme_group["assignment_group"] = json!("Acme L2");
+    let grouped = file("grouped.json", acme_group);
+    let (ok, out, err) = cli(&app, &["contracts", "try", "servicenow", &grouped], None);
+    assert!(ok, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let acme =
+        report["pushes"].as_array().unwrap().iter().find(|p| p["partner"] == "acme-msp").expect("a push to Acme");
+    assert_eq!((acme["method"].as_str(), acme["creates"].as_bool()), (Some("POST"), Some(true)), "{acme}");
+    assert_eq!(acme["body"]["queue"], "Acme L2", "the operator sees the body Acme would receive");
+    assert_eq!(acme["body"]["summary"], "Email delivery delayed");
 
     let resolve = file("resolve.json", json!({"state": "6"}));
     let (ok, out, _) = cli(&app, &["contracts", "try", "servicenow", &resolve, "--from", "2"], None);

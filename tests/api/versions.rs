@@ -119,6 +119,15 @@ async fn versions_side_by_side(backend: Backend) {
     assert_eq!(status, 201, "no version named: now 2.0.0: {body}");
     assert!(headers.get("deprecation").is_none());
 
+    // Past its sunset, version 1 is refused.
+    std::fs::write(dir.join("servicenow.toml"), dated.replace("sunset = \"2027-06-30\"", "sunset = \"2020-01-01\""))
+        .unwrap();
+    let (status, done, _) = app.send_json(Method::POST, "/admin/contracts/reload?wait=0", &admin, &Value::Null).await;
+    assert_eq!(status, 200, "{done}");
+    let (status, body, _) = post(&app, &snow, Some("1"), &servicenow_incident("INC0000905")).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("contract-version-retired")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("version 2"), "{body}");
+
     // Two files of one major version are refused.
     std::fs::write(dir.join("servicenow.copy.toml"), &v1).unwrap();
     let (status, refused, _) =

@@ -43,7 +43,10 @@ pub async fn create(
         let json = body.json().await?;
         let mapped = contract.map_inbound(&json, Op::Create);
         let request_id = crate::api::audit::request_facts(&req).request_id;
-        crate::api::shadow::evaluate(&state, &contract, &json, Op::Create, &mapped, &request_id);
+        // A dry run is no live traffic: the shadow does not count it.
+        if !dry_run {
+            crate::api::shadow::evaluate(&state, &contract, &json, Op::Create, &mapped, &request_id);
+        }
         let mapped = mapped?;
         // A create has no version to match, but a malformed header is still refused.
         let IfMatch(_) = if_match?;

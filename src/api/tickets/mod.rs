@@ -104,7 +104,13 @@ pub(super) async fn apply(
     let dry_run = dry_run_requested(req);
     match commit(state, contract, op, mapped, if_match, idempotency_key, request_facts(req), dry_run).await {
         Ok(outcome) => Ok(write_response(state, outcome)),
-        Err(ApiError::Sync(crate::sync::SyncError::DryRun(report))) => Ok(dry_run_response(&report, None)),
+        Err(ApiError::Sync(crate::sync::SyncError::DryRun(mut report))) => {
+            // A partner learns that other parties would be told, not who they are or what they
+            // would read (the CLI's `contracts try` shows it all to an operator).
+            report.other_pushes = report.pushes.len();
+            report.pushes.clear();
+            Ok(dry_run_response(&report, None))
+        }
         Err(e) => Err(e),
     }
 }
@@ -158,6 +164,8 @@ pub(crate) async fn commit(
     audit: crate::sync::AuditInfo,
     dry_run: bool,
 ) -> Result<WriteOutcome, ApiError> {
+    // A dry run neither replays an earlier answer nor records one.
+    let idempotency_key = idempotency_key.filter(|_| !dry_run);
     let idempotency = idempotency_key.map(|key| IdempotencyKey {
         request_hash: crate::util::sha256_hex(
             format!("{} {}\n{}", audit.method, audit.path, audit.payload_sha256).as_bytes(),

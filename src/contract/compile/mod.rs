@@ -68,7 +68,8 @@ impl<'a> Locator<'a> {
     /// An unknown key is reported and the file parsed again without it, so that every unknown
     /// key is listed, and the file's other errors after them too: a near miss of a key the
     /// table takes (`required_on_creat`) is checked as that key, so the misspelling does not
-    /// also show up as the key missing; any other unknown key is blanked out (offsets kept).
+    /// also show up as the key missing; any other unknown key is blanked out (offsets kept),
+    /// and a required key then missing is reported with a hint that it may be that one.
     fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
         let mut text = self.text.to_string();
         let mut removed = 0;
@@ -109,7 +110,10 @@ impl<'a> Locator<'a> {
                             continue;
                         }
                     }
-                    if !(removed > 0 && message.starts_with("missing field")) {
+                    if removed > 0 && message.starts_with("missing field") {
+                        // Most likely the unknown key above, misspelt past recognition.
+                        self.error(span, format!("{message} (if an unknown key above is this one misspelt, fix that)"));
+                    } else {
                         self.error(span, message);
                     }
                     return None;
