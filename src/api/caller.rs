@@ -195,8 +195,7 @@ pub struct VersionNotice {
 fn requested_version(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
     let Some(v) = req.headers().get("ebond-contract-version") else { return Ok(None) };
     let text = v.to_str().unwrap_or("").trim();
-    let digits = text.trim_start_matches(['v', 'V']);
-    digits.split('.').next().and_then(|m| m.parse().ok()).map(Some).ok_or_else(|| ApiError::BadRequest {
+    crate::contract::parse_major(text).map(Some).ok_or_else(|| ApiError::BadRequest {
         code: "unknown-contract-version",
         detail: format!("Ebond-Contract-Version `{text}`: send the contract's major version, e.g. 2"),
     })

@@ -353,12 +353,9 @@ async fn contract_document(
 ) -> Result<HttpResponse, ApiError> {
     ops_access::check(&state, &req, ops_access::Needs::Document(path.as_str())).await?;
     let registry = state.registry();
-    let version = req.query_string().split('&').find_map(|kv| kv.strip_prefix("version="));
-    let contract = match version.map(|v| v.trim_start_matches(['v', 'V']).split('.').next().unwrap_or(v).parse::<u64>())
-    {
+    let contract = match version_param(&req)? {
         None => registry.get(path.as_str()),
-        Some(Ok(major)) => registry.version(path.as_str(), major),
-        Some(Err(_)) => None,
+        Some(major) => registry.version(path.as_str(), major),
     };
     let Some(contract) = contract else {
         return Err(ApiError::NotFound(format!("no partner `{path}` has a contract of that version here")));
@@ -404,14 +401,25 @@ fn prefers_html(accept: &str) -> bool {
     }
 }
 
+/// `?version=2` on a partner's documents: a major version, or a clear 400.
+fn version_param(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    match req.query_string().split('&').find_map(|kv| kv.strip_prefix("version=")) {
+        None => Ok(None),
+        Some(v) => crate::contract::parse_major(v).map(Some).ok_or_else(|| ApiError::BadRequest {
+            code: "bad-version",
+            detail: format!("version `{v}`: name the contract's major version, e.g. version=2"),
+        }),
+    }
+}
+
 async fn openapi_partner(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     ops_access::check(&state, &req, ops_access::Needs::Document(path.as_str())).await?;
-    let key = match req.query_string().split('&').find_map(|kv| kv.strip_prefix("version=")) {
-        Some(v) => format!("{path}@{}", v.trim_start_matches(['v', 'V']).split('.').next().unwrap_or(v)),
+    let key = match version_param(&req)? {
+        Some(major) => format!("{path}@{major}"),
         None => path.to_string(),
     };
     match state.partner_document(&key) {

@@ -74,20 +74,28 @@ pub fn compare(live: &Result<Mapped, MapError>, shadow: &Result<Mapped, MapError
 
 /// Evaluates `payload` against `live`'s shadow, when one is loaded: counted here, a difference
 /// recorded in the background (a failure to record is logged, never the request's).
+/// A dry run is no live traffic: it is not evaluated.
 pub fn evaluate(
     state: &AppState,
+    req: &actix_web::HttpRequest,
     live: &Contract,
     payload: &Value,
     op: Op,
     live_result: &Result<Mapped, MapError>,
-    request_id: &str,
 ) {
+    if super::tickets::dry_run_requested(req) {
+        return;
+    }
     let registry = state.registry();
     let Some(shadow) = registry.shadow(live.id.as_str()) else { return };
+    let request_id = actix_web::HttpMessage::extensions(req)
+        .get::<super::context::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     let sha = shadow.file_sha256.clone();
     state.shadows.counter(live.id.as_str(), &sha).fetch_add(1, Ordering::Relaxed);
     let Some(diff) = compare(live_result, &shadow.map_inbound(payload, op)) else { return };
-    let (db, partner, request_id) = (state.db.clone(), live.id.to_string(), request_id.to_string());
+    let (db, partner) = (state.db.clone(), live.id.to_string());
     tokio::spawn(async move {
         let now = crate::util::now_ms();
         let detail = diff.detail.to_string();

@@ -197,6 +197,11 @@ pub fn write_schemas(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The major number a caller names a contract version by: `2`, `v2`, `2.1` and `2.1.0` are 2.
+pub fn parse_major(text: &str) -> Option<u64> {
+    text.trim().trim_start_matches(['v', 'V']).split('.').next().and_then(|m| m.parse().ok())
+}
+
 /// Loads one partner file with the `workflow.toml` of its folder.
 pub fn load_file(file: &Path) -> Result<Registry, Vec<ContractError>> {
     compile::load_file(file)

@@ -76,6 +76,7 @@ async fn versions_side_by_side(backend: Backend) {
     assert_eq!(v["info"]["version"], "2.0.0");
     assert!(v["components"]["schemas"]["TicketCreate"]["properties"].get("title").is_some(), "{v}");
     assert_eq!(doc("?version=7").await.unwrap().status(), 404);
+    assert_eq!(doc("?version=latest").await.unwrap().status(), 400, "a malformed version is a clear error");
     let (_, partners, _) = app.send_json(Method::GET, "/admin/partners", &admin, &Value::Null).await;
     let snow_row = partners.as_array().unwrap().iter().find(|p| p["id"] == "servicenow").unwrap();
     assert_eq!(snow_row["versions"], json!(["1.0.0", "2.0.0"]), "{snow_row}");

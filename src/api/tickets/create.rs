@@ -42,11 +42,7 @@ pub async fn create(
     let result = async {
         let json = body.json().await?;
         let mapped = contract.map_inbound(&json, Op::Create);
-        let request_id = crate::api::audit::request_facts(&req).request_id;
-        // A dry run is no live traffic: the shadow does not count it.
-        if !dry_run {
-            crate::api::shadow::evaluate(&state, &contract, &json, Op::Create, &mapped, &request_id);
-        }
+        crate::api::shadow::evaluate(&state, &req, &contract, &json, Op::Create, &mapped);
         let mapped = mapped?;
         // A create has no version to match, but a malformed header is still refused.
         let IfMatch(_) = if_match?;

@@ -116,7 +116,7 @@ pub(super) async fn apply(
 }
 
 /// `Prefer: return=dry-run` or `?dry_run=true`: report what the write would do, write nothing.
-pub(super) fn dry_run_requested(req: &HttpRequest) -> bool {
+pub(crate) fn dry_run_requested(req: &HttpRequest) -> bool {
     let preferred = req
         .headers()
         .get_all("prefer")

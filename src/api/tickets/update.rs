@@ -47,11 +47,7 @@ pub async fn update(
     let result = async {
         let json = body.json().await?;
         let mapped = contract.map_inbound(&json, Op::Update);
-        let request_id = crate::api::audit::request_facts(&req).request_id;
-        // A dry run is no live traffic: the shadow does not count it.
-        if !dry_run {
-            crate::api::shadow::evaluate(&state, &contract, &json, Op::Update, &mapped, &request_id);
-        }
+        crate::api::shadow::evaluate(&state, &req, &contract, &json, Op::Update, &mapped);
         let mapped = mapped?;
         let (IfMatch(if_match), IdempotencyKeyHeader(key)) = (if_match?, key?);
         // An id no ticket can have is "not found", as an unknown one is, after every other check.

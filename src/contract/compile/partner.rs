@@ -196,7 +196,7 @@ pub(super) fn compile_contract(
 
 /// The major number of a contract version (`2` of `2.1.0`; 0 when it does not start with one).
 pub(super) fn major_of(version: &str) -> u64 {
-    version.split('.').next().and_then(|m| m.trim().parse().ok()).unwrap_or(0)
+    super::super::parse_major(version).unwrap_or(0)
 }
 
 /// A `YYYY-MM-DD` date as Unix seconds at midnight UTC.
