@@ -99,6 +99,10 @@ pub struct AuthSettings {
     /// How long a checked bearer token is taken from memory (0: ask the database on every
     /// request). A revocation still takes effect at once in every process.
     pub token_cache_secs: u64,
+    /// A console session ends after this long without a request.
+    pub console_idle_secs: i64,
+    /// A console session ends this long after sign-in, however busy.
+    pub console_absolute_secs: i64,
 }
 
 /// The outbox processor (delivery to partners).
@@ -358,6 +362,8 @@ impl Default for AuthSettings {
             basic_cache_secs: 300,
             refresh_token_ttl_secs: 8 * 3600,
             token_cache_secs: 60,
+            console_idle_secs: 30 * 60,
+            console_absolute_secs: 12 * 3600,
         }
     }
 }

@@ -325,6 +325,10 @@ enum AdminCredentialsCommand {
         /// Print {"client_id": …, "client_secret": …}.
         #[arg(long)]
         json: bool,
+        /// A read-only operator (`admin:read`): signs in to the console and reads the admin
+        /// API, but may not replay, resolve, pause or reload.
+        #[arg(long)]
+        read_only: bool,
     },
     /// List operator credentials: client id, scope, creation and revocation.
     List {
@@ -528,15 +532,13 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             db.write_now(move |c| ebond::api::admin::clear_lockout(c, &clear, &who, now))?;
             println!("lockout of {shown} cleared: earlier failures no longer count");
         }
-        Command::Admin { command: AdminCommand::Credentials { command: AdminCredentialsCommand::Issue { json } } } => {
-            issue(&settings, None, json)?;
+        Command::Admin {
+            command: AdminCommand::Credentials { command: AdminCredentialsCommand::Issue { json, read_only } },
+        } => {
+            issue_scoped(&settings, None, read_only, auth::CredentialKind::Client, None, json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn issue(settings: &Settings, partner: Option<&str>, json: bool) -> anyhow::Result<()> {
-    issue_scoped(settings, partner, false, auth::CredentialKind::Client, None, json)
 }
 
 fn issue_scoped(

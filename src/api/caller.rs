@@ -124,7 +124,7 @@ pub fn partner_of(
         Scope::Tickets => {}
         Scope::TicketsRead if !write => {}
         Scope::TicketsRead => return Err(AuthError::ReadOnly.into()),
-        Scope::Admin => return Err(ApiError::PartnerOnly),
+        Scope::Admin | Scope::AdminRead => return Err(ApiError::PartnerOnly),
     }
     let id = principal.partner.as_deref().ok_or(ApiError::PartnerOnly)?;
     let registry = state.registry();

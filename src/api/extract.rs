@@ -74,12 +74,16 @@ impl FromRequest for Operator {
         Box::pin(async move {
             let state = app_state(&req)?;
             let principal = caller::authenticate(&state, &req).await?;
+            // A read-only operator reads the admin API too, and changes nothing there.
+            let reading = matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD);
             match principal.scope {
                 crate::auth::Scope::Admin => {
                     let operator = Operator { credential_id: principal.credential_id };
                     req.extensions_mut().insert(super::audit::AuditActor(operator.label()));
                     Ok(operator)
                 }
+                crate::auth::Scope::AdminRead if reading => Ok(Operator { credential_id: principal.credential_id }),
+                crate::auth::Scope::AdminRead => Err(ApiError::ReadOnlyOperator),
                 _ => Err(ApiError::AdminOnly),
             }
         })

@@ -191,6 +191,7 @@ pub fn server_with(state: web::Data<AppState>, listener: TcpListener) -> std::io
             .wrap(from_fn(context::middleware))
             .configure(routes)
             .configure(table::routes)
+            .configure(crate::console::routes)
             .default_service(web::to(not_found))
     })
     .on_connect(remember_client_cert)

@@ -31,13 +31,13 @@ pub async fn check(state: &AppState, req: &HttpRequest, needs: Needs<'_>) -> Res
         Needs::Metrics if !sec.metrics_require_token => Ok(()),
         Needs::Document(_) if !sec.documents_require_token => Ok(()),
         Needs::Metrics => match super::caller::authenticate(state, req).await?.scope {
-            Scope::Admin => Ok(()),
+            Scope::Admin | Scope::AdminRead => Ok(()),
             _ => Err(ApiError::AdminOnly),
         },
         Needs::Document(partner) => {
             let principal = super::caller::authenticate(state, req).await?;
             match (principal.scope, principal.partner.as_deref()) {
-                (Scope::Admin, _) => Ok(()),
+                (Scope::Admin | Scope::AdminRead, _) => Ok(()),
                 (_, Some(p)) if p == partner => Ok(()),
                 // Another partner's document: as if there were none (no partner learns who else
                 // is connected).

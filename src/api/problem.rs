@@ -54,6 +54,8 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("this endpoint needs an operator (admin) token")]
     AdminOnly,
+    #[error("this operator credential is read-only: it may look, not act")]
+    ReadOnlyOperator,
     #[error("this endpoint needs a partner token")]
     PartnerOnly,
     #[error("the partner may not write: {}", .0.join(", "))]
@@ -131,6 +133,7 @@ impl ApiError {
                 AuthError::Crypto(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
             ApiError::AdminOnly => (S::FORBIDDEN, "admin-only", "Operator endpoint"),
+            ApiError::ReadOnlyOperator => (S::FORBIDDEN, "read-only-operator", "Read-only operator"),
             ApiError::PartnerOnly => (S::FORBIDDEN, "partner-only", "Partner endpoint"),
             ApiError::ForbiddenFields(_) => (S::FORBIDDEN, "forbidden-fields", "Fields not writable by this partner"),
             ApiError::Validation(_) => {

@@ -20,14 +20,22 @@ pub enum Scope {
     TicketsRead,
     /// Operator endpoints under `/admin`.
     Admin,
+    /// An operator who may look but not act: the console's pages and the admin API's reads.
+    AdminRead,
 }
 
 impl Scope {
+    /// An operator's scope, read-only or not.
+    pub fn is_operator(self) -> bool {
+        matches!(self, Scope::Admin | Scope::AdminRead)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Tickets => "tickets",
             Scope::TicketsRead => "tickets:read",
             Scope::Admin => "admin",
+            Scope::AdminRead => "admin:read",
         }
     }
 
@@ -36,6 +44,7 @@ impl Scope {
             "tickets" => Some(Scope::Tickets),
             "tickets:read" => Some(Scope::TicketsRead),
             "admin" => Some(Scope::Admin),
+            "admin:read" => Some(Scope::AdminRead),
             _ => None,
         }
     }

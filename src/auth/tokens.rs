@@ -35,7 +35,8 @@ pub fn issue_credential_scoped<C: CredentialRepo + ?Sized>(
     let (prefix, scope) = match (partner, read_only) {
         (Some(p), false) => (p, Scope::Tickets),
         (Some(p), true) => (p, Scope::TicketsRead),
-        (None, _) => ("admin", Scope::Admin),
+        (None, false) => ("admin", Scope::Admin),
+        (None, true) => ("operator", Scope::AdminRead),
     };
     let client_id = format!("{prefix}.{}", random_token(9)?);
     let client_secret = format!("ebs_{}", random_token(32)?);

@@ -45,6 +45,16 @@ pub fn markdown(registry: &Registry, c: &Contract, default_ttl_secs: i64, audien
 
 /// The same document as a standalone HTML page.
 pub fn html(registry: &Registry, c: &Contract, default_ttl_secs: i64, audience: Audience) -> String {
+    let body = html_fragment(registry, c, default_ttl_secs, audience);
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Data contract: {} ({})</title>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
+        escape_html(&c.name),
+        escape_html(c.id.as_str())
+    )
+}
+
+/// The document's HTML without a page around it (the console shows it inside its own).
+pub fn html_fragment(registry: &Registry, c: &Contract, default_ttl_secs: i64, audience: Audience) -> String {
     let md = markdown(registry, c, default_ttl_secs, audience);
     let mut body = String::new();
     // Raw HTML in the Markdown (only ever from a contract's own words) is shown as text.
@@ -55,11 +65,7 @@ pub fn html(registry: &Registry, c: &Contract, default_ttl_secs: i64, audience: 
         other => other,
     });
     pulldown_cmark::html::push_html(&mut body, parser);
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Data contract: {} ({})</title>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
-        escape_html(&c.name),
-        escape_html(c.id.as_str())
-    )
+    body
 }
 
 fn connection(md: &mut String, c: &Contract, default_ttl_secs: i64) {

@@ -12,6 +12,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The alert rule: enough attempts in the window, and a failed share above the threshold
+/// (what the console shows as "alert on" too).
+pub fn over_threshold(attempts: i64, failures: i64, threshold: f64, min_attempts: i64) -> bool {
+    attempts > 0 && attempts >= min_attempts && failures as f64 / attempts as f64 > threshold
+}
+
 pub struct Alerts {
     http: reqwest::Client,
     url: Option<String>,
@@ -102,7 +108,7 @@ impl Alerts {
                 counts.iter().find(|c| c.partner == partner).map(|c| (c.attempts, c.failures)).unwrap_or((0, 0));
             let rate = if attempts > 0 { failures as f64 / attempts as f64 } else { 0.0 };
             self.metrics.failure_rate.with_label_values(&[&partner]).set(rate);
-            let over = attempts >= min_attempts && rate > out.alert_threshold;
+            let over = over_threshold(attempts, failures, out.alert_threshold, min_attempts);
             let was = {
                 let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
                 let was = failing.contains(&partner);

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth_events;
 pub mod conflicts;
+pub mod console;
 pub mod credentials;
 pub mod listener;
 pub mod models;
@@ -186,6 +187,7 @@ pub trait Repos:
     + table_api::TableApiRepo
     + signals::SignalRepo
     + shadow::ShadowRepo
+    + console::ConsoleRepo
 {
 }
 

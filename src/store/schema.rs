@@ -370,3 +370,17 @@ diesel::table! {
         used_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    console_sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        credential_id -> BigInt,
+        read_only -> Bool,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+        ended_at -> Nullable<BigInt>,
+    }
+}

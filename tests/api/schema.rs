@@ -97,23 +97,27 @@ fn execute(conn: &mut DbConn, sql: &str) -> usize {
 }
 
 /// The indexes every migrated database has (besides primary keys and unique constraints).
-const INDEXES: [&str; 26] = [
+const INDEXES: [&str; 30] = [
     "access_tokens_expiry",
     "auth_events_client",
     "auth_events_source",
     "conflicts_partner",
     "conflicts_status",
     "conflicts_ticket",
+    "console_sessions_expiry",
     "delivery_attempts_outbox",
     "delivery_attempts_partner_time",
     "inbound_webhooks_age",
     "journal_partner_entry",
     "journal_ticket",
+    "outbox_dead",
+    "outbox_dead_partner",
     "outbox_delivered_at",
     "outbox_due",
     "outbox_partner_ticket",
     "outbox_unsettled",
     "reconcile_items_run",
+    "reconcile_items_ticket",
     "refresh_tokens_credential",
     "shadow_diffs_partner",
     "sync_run_errors_run",
@@ -238,7 +242,7 @@ async fn only_migrate_serve_and_worker_migrate(backend: Backend) {
     assert!(ok, "{err}");
     let kind = if backend == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
     assert!(out.starts_with(&format!("migrated the {kind} database ")), "{out}");
-    assert!(out.contains("applied 12 migrations"), "{out}");
+    assert!(out.contains("applied 13 migrations"), "{out}");
     assert!(!out.contains("password") && !out.contains("postgres://"), "no URL with credentials: {out}");
     let (ok, out, err) = ebond(&url, tmp.path(), &["migrate"]);
     assert!(ok && out.contains("is up to date"), "{out} {err}");
