@@ -119,6 +119,9 @@ pub fn page_with(status: StatusCode, viewer: &Viewer, active: Nav, title: &str, 
                     }
                 }
                 main id="main" {
+                    @if viewer.read_only {
+                        p.notice role="note" { "You are signed in with a read-only credential: you may look at everything, and the gateway refuses every action." }
+                    }
                     h1 { (title) }
                     (body)
                 }
@@ -169,7 +172,7 @@ pub fn button(viewer: &Viewer, action: &str, label: &str, class: &str) -> Markup
     html! {
         form.inline method="post" action=(action) {
             (csrf(viewer))
-            button type="submit" class=(class) disabled[viewer.read_only] { (label) }
+            button type="submit" class=(class) { (label) }
         }
     }
 }

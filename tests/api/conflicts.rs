@@ -8,13 +8,13 @@ use crate::{backend_test, delivery_test, per_backend};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-struct Parties {
-    snow: String,
-    acme: String,
-    admin: String,
+pub(crate) struct Parties {
+    pub snow: String,
+    pub acme: String,
+    pub admin: String,
 }
 
-async fn parties(app: &TestApp) -> Parties {
+pub(crate) async fn parties(app: &TestApp) -> Parties {
     Parties {
         snow: app.token(Some("servicenow")).await,
         acme: app.token(Some("acme-msp")).await,
@@ -430,7 +430,7 @@ per_backend!(a_burst_of_1000_conflicting_writes_loses_none, super::a_burst_of_co
 // ---- with delivery: pushes count as seen, resolutions converge the copies ----
 
 /// Waits until every outbox row of `number` is delivered.
-async fn settled(app: &TestApp, number: &str) {
+pub(crate) async fn settled(app: &TestApp, number: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let rows = app.outbox_rows(number).await;
@@ -442,7 +442,7 @@ async fn settled(app: &TestApp, number: &str) {
     }
 }
 
-fn last_for<'a>(got: &'a [Received], number: &str) -> &'a Received {
+pub(crate) fn last_for<'a>(got: &'a [Received], number: &str) -> &'a Received {
     got.iter().rev().find(|r| r.ticket() == number).expect("a push for the ticket")
 }
 
@@ -473,7 +473,13 @@ delivery_test!(a_write_after_the_other_sides_push_does_not_conflict, |_s| {}, |a
 
 /// Acme resolves while ServiceNow's hold is still on its way (deliveries to Acme paused): one
 /// open conflict on the state. Returns the conflict id.
-async fn conflicting_resolution(app: &TestApp, p: &Parties, f: &Partners, inc: &str, acme_id: &str) -> (String, i64) {
+pub(crate) async fn conflicting_resolution(
+    app: &TestApp,
+    p: &Parties,
+    f: &Partners,
+    inc: &str,
+    acme_id: &str,
+) -> (String, i64) {
     f.acme.next_id(acme_id);
     let mut body = servicenow_incident(inc);
     body["assignment_group"] = json!("Acme L2");

@@ -7,6 +7,8 @@ mod table_fake;
 
 mod auth;
 mod conflicts;
+mod console;
+mod console_browser;
 mod contracts;
 mod delivery;
 mod dry_run;

@@ -86,7 +86,7 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, q: Params) -> Resu
     Ok(page(&viewer, Nav::Conflicts, "Conflicts", body))
 }
 
-fn field_card(viewer: &Viewer, c: &ConflictView, f: &ConflictFieldView, open: bool) -> Markup {
+fn field_card(c: &ConflictView, f: &ConflictFieldView, open: bool) -> Markup {
     let held = f.disposition == "held";
     let name = &f.field;
     let vocab = |pick: fn(&crate::api::admin::conflicts::SideValues) -> &Value| -> Markup {
@@ -112,7 +112,7 @@ fn field_card(viewer: &Viewer, c: &ConflictView, f: &ConflictFieldView, open: bo
                     label { input type="radio" name=(format!("choice.{name}")) value="take_partner"; " Take " (c.partner) "'s value" }
                     label { input type="radio" name=(format!("choice.{name}")) value="custom"; " Use this value:" }
                     label.visually-hidden for=(format!("value-{name}")) { "Value for " (name) }
-                    input type="text" id=(format!("value-{name}")) name=(format!("value.{name}")) placeholder="canonical value (JSON or text)" disabled[viewer.read_only];
+                    input type="text" id=(format!("value-{name}")) name=(format!("value.{name}")) placeholder="canonical value (JSON or text)";
                 }
             }
         }
@@ -149,12 +149,12 @@ fn card(viewer: &Viewer, c: &ConflictView, error: Option<&str>) -> Markup {
         }
         form method="post" action=(format!("/console/conflicts/{}/resolve", c.id)) {
             (csrf(viewer))
-            @for f in &c.fields { (field_card(viewer, c, f, open)) }
+            @for f in &c.fields { (field_card(c, f, open)) }
             @if open {
                 div.stack {
                     label for="comment" { "Comment (kept with the resolution)" }
-                    textarea id="comment" name="comment" disabled[viewer.read_only] {}
-                    div { button type="submit" disabled[viewer.read_only] { "Resolve" } }
+                    textarea id="comment" name="comment" {}
+                    div { button type="submit" { "Resolve" } }
                 }
             }
         }
@@ -238,7 +238,7 @@ pub async fn resolve(
     let version = resolved.version;
     let v = view(&state.registry(), resolved.conflict);
     let body = html! {
-        p.notice role="status" {
+        p.notice role="status" data-version=(version) {
             "Resolved: the ticket is at version " (version) ". "
             @if pushed.is_empty() { "No partner needs the change." }
             @else { "Sent to " span data-pushed-to=(pushed.join(",")) { (pushed.join(", ")) } "." }

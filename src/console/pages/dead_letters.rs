@@ -122,7 +122,7 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, q: Params) -> Resu
     let body = html! {
         (filters(&q, &state))
         p data-dead-total=(total) { strong { (count(total)) } " dead letter" (if total == 1 { "" } else { "s" }) " match." }
-        @if total > 0 && !viewer.read_only {
+        @if total > 0 {
             div.row {
                 a href=(bulk_link("replay")) { "Replay all " (count(total)) "…" }
                 a href=(bulk_link("discard")) { "Discard all " (count(total)) "…" }
@@ -257,7 +257,7 @@ pub async fn confirm_bulk(state: web::Data<AppState>, viewer: Viewer, q: Params)
             input type="hidden" name="action" value=(if replay { "replay" } else { "discard" });
             @for (k, v) in pairs(get) { @if let Some(v) = v { input type="hidden" name=(k) value=(v); } }
             input type="hidden" name="expected" value=(n);
-            button type="submit" class=(if replay { "" } else { "danger" }) disabled[viewer.read_only || n == 0] { (verb) " " (count(n)) }
+            button type="submit" class=(if replay { "" } else { "danger" }) disabled[n == 0] { (verb) " " (count(n)) }
             " "
             a href=(format!("/console/dead-letters{}", query(&pairs(get)))) { "Cancel" }
         }

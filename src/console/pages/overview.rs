@@ -114,7 +114,7 @@ pub async fn view(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResp
                     th scope="col" { "Partner" } th scope="col" { "Breaker" } th scope="col" { "Delivery" }
                     th.num scope="col" { "Backlog" } th scope="col" { "Oldest pending" } th.num scope="col" { "Dead letters" }
                     th.num scope="col" { "Failure rate" } th scope="col" { "Alert" } th.num scope="col" { "Open conflicts" }
-                    th.num scope="col" { "Drift (last reconciliation)" } th scope="col" { "Last pull" }
+                    th.num scope="col" title="Items the last reconciliation found" { "Drift" } th scope="col" { "Last pull" }
                 } }
                 tbody {
                     @for h in &rows {

@@ -139,13 +139,13 @@ fn credentials(viewer: &Viewer, partner: &str, rows: &[CredentialRow], now: i64)
                                         option value="24h" selected { "24 h" } option value="1h" { "1 h" } option value="0s" { "0 (now)" }
                                     }
                                     " "
-                                    button type="submit" class="secondary" disabled[viewer.read_only] { "Rotate" }
+                                    button type="submit" class="secondary" { "Rotate" }
                                 }
                                 " "
                                 form.inline method="post" action=(format!("/console/partners/{partner}/credentials/revoke")) {
                                     (csrf(viewer))
                                     input type="hidden" name="client_id" value=(r.client_id);
-                                    button type="submit" class="danger" disabled[viewer.read_only] { "Revoke" }
+                                    button type="submit" class="danger" { "Revoke" }
                                 }
                             }
                         }

@@ -61,8 +61,8 @@ pub async fn runs(state: web::Data<AppState>, viewer: Viewer, q: Params) -> Resu
                 (csrf(&viewer))
                 div { (select("partner", "Partner", &readable, None)) }
                 div { (select("scope", "Tickets", &scopes, Some("open"))) }
-                div { button type="submit" name="mode" value="dry_run" class="secondary" disabled[viewer.read_only] { "Dry run (report only)" } }
-                div { button type="submit" name="mode" value="heal" disabled[viewer.read_only] { "Heal (re-push and apply)" } }
+                div { button type="submit" name="mode" value="dry_run" class="secondary" { "Dry run (report only)" } }
+                div { button type="submit" name="mode" value="heal" { "Heal (re-push and apply)" } }
             }
         }
         h2 { "Runs" }
