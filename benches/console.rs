@@ -82,9 +82,9 @@ fn seed(c: &mut dyn SimpleConnection, d: &Dialect, o: &Options, now: i64) {
     let steps: Vec<(&str, String)> = vec![
         ("tickets", format!(
             "{} INSERT INTO tickets (id, number, kind, short_description, state, priority, attributes, version, created_at, updated_at, \
-             created_by, updated_by, field_stamps, open_conflicts, sys_id) \
+             created_by, updated_by, field_stamps, open_conflicts, sys_id) {} \
              SELECT i, {number}, 'incident', 'Seeded ticket ' || i, 'in_progress', 3, '{{}}', 2, {at}, {at} + 1000, 'servicenow', 'acme-msp', '{{}}', 0, {} FROM s",
-            d.series(n), d.hex32("i"))),
+            d.series(n), if d.postgres { "OVERRIDING SYSTEM VALUE" } else { "" }, d.hex32("i"))),
         ("cross-references", format!(
             "{} INSERT INTO xrefs (partner, partner_ticket_id, ticket_id, active, created_at, updated_at, seen_version) \
              SELECT 'servicenow', 'INC' || {}, i, TRUE, {at}, {at}, 2 FROM s \
@@ -156,7 +156,9 @@ async fn main() {
     } else {
         let name = format!("ebond_console_{}", std::process::id());
         let mut c = PgConnection::establish(&o.db).expect("connect to the PostgreSQL URL given with --db");
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}")).expect("create database");
+        // Two statements: PostgreSQL runs a multi-statement string as one transaction.
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).expect("drop database");
+        c.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
         let (head, _) = o.db.rsplit_once('/').expect("a PostgreSQL URL ends with /database");
         (format!("{head}/{name}"), Some((o.db.clone(), name)))
     };
