@@ -1,5 +1,5 @@
 //! Retention: delivered outbox rows and their attempts are purged after a configurable age.
-//! Dead letters stay until replayed or purged on purpose.
+//! Dead letters stay until replayed or purged on purpose. Expired console sessions go too.
 
 use crate::store::{Db, StoreError};
 
@@ -24,5 +24,7 @@ pub async fn purge(db: &Db, days: u64) -> Result<usize, StoreError> {
     // Signed events older than a day can no longer be replayed (their timestamps are stale).
     let day_ago = crate::util::now_ms() - 86_400_000;
     db.write(move |c| c.forget_webhooks_before(day_ago).map_err(StoreError::from)).await?;
+    // Console sessions past their absolute limit open nothing; kept a day for the curious.
+    db.write(move |c| c.purge_sessions(day_ago).map_err(StoreError::from)).await?;
     Ok(n)
 }

@@ -5,7 +5,7 @@
 
 use super::models::{OutboxRow, ReconcileItemRow};
 use super::outbox::OutboxStatus;
-use super::schema::{outbox, partner_controls, reconcile_items};
+use super::schema::{delivery_attempts, outbox, partner_controls, reconcile_items};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
@@ -108,7 +108,7 @@ pub trait ConsoleRepo {
     fn hourly_attempts(&mut self, partner: &str, since: i64) -> QueryResult<Vec<HourCount>>;
     /// `partner`'s attempts and failures since `since` (its alert window).
     fn attempts_since(&mut self, partner: &str, since: i64) -> QueryResult<(i64, i64)>;
-    /// `partner`'s newest outbox rows, newest first.
+    /// `partner`'s most recently attempted outbox rows, newest first.
     fn recent_outbox(&mut self, partner: &str, limit: i64) -> QueryResult<Vec<OutboxRow>>;
     /// Outbox rows of a ticket for the given partners (each an index range), oldest first.
     fn outbox_of_ticket_for(&mut self, ticket_id: i64, partners: &[String]) -> QueryResult<Vec<OutboxRow>>;
@@ -244,13 +244,18 @@ impl ConsoleRepo for $conn {
     }
 
     fn recent_outbox(&mut self, partner: &str, limit: i64) -> QueryResult<Vec<OutboxRow>> {
-        // The primary key walked backwards, filtered by partner (a bond has few partners).
-        outbox::table
-            .filter(outbox::partner.eq(partner))
-            .order(outbox::id.desc())
-            .limit(limit)
-            .select(OutboxRow::as_select())
-            .load(self)
+        // The partner's newest attempts (an index range), not the outbox walked backwards by id:
+        // a partner with few rows would otherwise be looked for across the whole history.
+        let ids: Vec<i64> = delivery_attempts::table
+            .filter(delivery_attempts::partner.eq(partner))
+            .order(delivery_attempts::started_at.desc())
+            .limit(limit * 4)
+            .select(delivery_attempts::outbox_id)
+            .load(self)?;
+        let mut rows: Vec<OutboxRow> = outbox::table.filter(outbox::id.eq_any(&ids)).select(OutboxRow::as_select()).load(self)?;
+        rows.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+        rows.truncate(limit as usize);
+        Ok(rows)
     }
 
     fn outbox_of_ticket_for(&mut self, ticket_id: i64, partners: &[String]) -> QueryResult<Vec<OutboxRow>> {

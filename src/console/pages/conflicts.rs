@@ -53,8 +53,7 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, q: Params) -> Resu
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|(r, _)| r.id)).flatten().map(|a| {
         query(&[("status", Some(status.clone())), ("partner", partner.clone()), ("after", Some(a.to_string()))])
     });
-    let mut partners: Vec<(String, String)> = vec![(String::new(), "every partner".into())];
-    partners.extend(state.registry().partners().map(|c| (c.id.to_string(), c.id.to_string())));
+    let partners = super::partner_options(&state);
     let statuses: Vec<(String, String)> =
         ["open", "resolved", "superseded", "overwritten"].iter().map(|s| (s.to_string(), s.to_string())).collect();
     let body = html! {

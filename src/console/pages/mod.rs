@@ -39,3 +39,10 @@ pub fn number(
 
 /// The query of a console page.
 pub type Params = web::Query<std::collections::HashMap<String, String>>;
+
+/// The options of a partner filter: every loaded partner, after "every partner".
+pub fn partner_options(state: &AppState) -> Vec<(String, String)> {
+    let mut out = vec![(String::new(), "every partner".to_string())];
+    out.extend(state.registry().partners().map(|c| (c.id.to_string(), c.id.to_string())));
+    out
+}
