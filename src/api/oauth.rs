@@ -56,7 +56,8 @@ pub struct TokenRequest {
     /// When not sent with HTTP Basic.
     client_id: Option<String>,
     client_secret: Option<String>,
-    /// `tickets` (or `tickets:read`) for partners, `admin` for operators (optional).
+    /// `tickets` (or `tickets:read`) for partners, `admin` (or `admin:read`, read-only) for
+    /// operators (optional).
     scope: Option<String>,
 }
 
