@@ -86,7 +86,7 @@ pub fn table(rows: &[OutboxRow], recent: bool) -> Markup {
 }
 
 fn filters(q: &Params, state: &AppState) -> Markup {
-    let partners = super::partner_options(&state);
+    let partners = super::partner_options(state);
     let mut events: Vec<(String, String)> = vec![(String::new(), "every event".into())];
     events.extend(crate::domain::events::Event::ALL.iter().map(|e| (e.as_str().to_string(), e.as_str().to_string())));
     let ages: Vec<(String, String)> = AGES.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
