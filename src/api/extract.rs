@@ -82,7 +82,11 @@ impl FromRequest for Operator {
                     req.extensions_mut().insert(super::audit::AuditActor(operator.label()));
                     Ok(operator)
                 }
-                crate::auth::Scope::AdminRead if reading => Ok(Operator { credential_id: principal.credential_id }),
+                crate::auth::Scope::AdminRead if reading => {
+                    let operator = Operator { credential_id: principal.credential_id };
+                    req.extensions_mut().insert(super::audit::AuditActor(operator.label()));
+                    Ok(operator)
+                }
                 crate::auth::Scope::AdminRead => Err(ApiError::ReadOnlyOperator),
                 _ => Err(ApiError::AdminOnly),
             }

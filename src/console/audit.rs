@@ -13,12 +13,12 @@ pub async fn record(
     state: &AppState,
     req: &HttpRequest,
     viewer: Option<&Viewer>,
-    outcome: Result<(), &ConsoleError>,
+    outcome: Result<u16, &ConsoleError>,
     ticket: Option<(i64, String)>,
 ) {
     let info = crate::api::audit::request_facts(req);
     let (result, status, codes) = match outcome {
-        Ok(()) => ("accepted", 303u16, String::new()),
+        Ok(status) => ("accepted", status, String::new()),
         Err(e) => ("rejected", e.status_code().as_u16(), e.code()),
     };
     let row = info.row(
@@ -30,15 +30,16 @@ pub async fn record(
     }
 }
 
-/// Runs a console action and audits its outcome (what every action handler goes through).
+/// Runs a console action and audits its outcome (what every action handler goes through):
+/// `status` is what the action answers when it succeeds (303 for a redirect, 200 for a page).
 pub async fn audited<T>(
     state: &AppState,
     req: &HttpRequest,
     viewer: Option<&Viewer>,
-    ticket: Option<(i64, String)>,
+    status: u16,
     action: impl std::future::Future<Output = Result<T, ConsoleError>>,
 ) -> Result<T, ConsoleError> {
     let out = action.await;
-    record(state, req, viewer, out.as_ref().map(|_| ()), ticket).await;
+    record(state, req, viewer, out.as_ref().map(|_| status), None).await;
     out
 }

@@ -30,6 +30,15 @@ impl From<crate::store::StoreError> for ConsoleError {
 }
 
 impl ConsoleError {
+    /// What the page says: the operator functions' own words, but for a database failure the
+    /// same safe detail the admin API gives (never the driver's text).
+    pub fn message(&self) -> String {
+        match self {
+            ConsoleError::Api(e) => e.problem().detail,
+            other => other.to_string(),
+        }
+    }
+
     /// The short name the audit trail records for the refusal.
     pub fn code(&self) -> String {
         match self {
@@ -63,7 +72,7 @@ impl ResponseError for ConsoleError {
         }
         let status = self.status_code();
         let title = status.canonical_reason().unwrap_or("Refused");
-        let mut resp = super::layout::bare(status, title, &self.to_string());
+        let mut resp = super::layout::bare(status, title, &self.message());
         if let ConsoleError::Api(e) = self {
             if let Some(wait) = e.error_response().headers().get(header::RETRY_AFTER) {
                 resp.headers_mut().insert(header::RETRY_AFTER, wait.clone());

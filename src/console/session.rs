@@ -145,9 +145,19 @@ pub fn cookie(value: String, secure: bool) -> Cookie<'static> {
     c
 }
 
-/// Whether the console is served over HTTPS (the gateway's own TLS).
-pub fn secure(state: &AppState) -> bool {
-    state.settings.tls.cert_file.is_some()
+/// Whether the browser reached the console over HTTPS: the gateway's own TLS, or a trusted
+/// proxy (`security.trusted_proxies`) that terminated it and says so in `X-Forwarded-Proto`.
+pub fn secure(state: &AppState, req: &HttpRequest) -> bool {
+    if state.settings.tls.cert_file.is_some() {
+        return true;
+    }
+    let from_proxy = req.peer_addr().is_some_and(|p| state.trusted_proxies.iter().any(|n| n.contains(&p.ip())));
+    from_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 #[cfg(test)]

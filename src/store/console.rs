@@ -53,6 +53,9 @@ pub struct DeadFilter {
     pub event: Option<String>,
     /// Only letters created before this time (epoch ms): "older than".
     pub created_before: Option<i64>,
+    /// Only letters up to this id: what a confirmation counted (letters that die later are
+    /// not swept up by the action confirmed before them).
+    pub max_id: Option<i64>,
 }
 
 /// A partner's delivery switch and shared breaker.
@@ -86,7 +89,8 @@ pub struct CauseCount {
     pub n: i64,
 }
 
-/// How many dead letters a bulk action touches per statement.
+/// How many dead letters a bulk action touches per transaction (a large action never holds
+/// the database, on SQLite the writer every request waits for, for long).
 const CHUNK: i64 = 500;
 
 pub trait ConsoleRepo {
@@ -100,8 +104,15 @@ pub trait ConsoleRepo {
     /// Dead letters matching `f`, newest first, older than `before_id` when given.
     fn dead_letters(&mut self, f: &DeadFilter, before_id: Option<i64>, limit: i64) -> QueryResult<Vec<OutboxRow>>;
     fn count_dead(&mut self, f: &DeadFilter) -> QueryResult<i64>;
-    /// Replays (`true`) or discards every dead letter matching `f`; how many.
-    fn settle_dead_matching(&mut self, f: &DeadFilter, replay: bool, now: i64) -> QueryResult<usize>;
+    /// Replays (`true`) or discards the next chunk of dead letters matching `f` with an id
+    /// above `after`, oldest first: how many, and the last id (`None`: nothing was left).
+    fn settle_dead_chunk(
+        &mut self,
+        f: &DeadFilter,
+        after: i64,
+        replay: bool,
+        now: i64,
+    ) -> QueryResult<(usize, Option<i64>)>;
     /// Every partner's pause switch and shared breaker.
     fn partner_controls(&mut self) -> QueryResult<Vec<ControlRow>>;
     /// `partner`'s attempts and failures per hour since `since`.
@@ -130,6 +141,9 @@ macro_rules! dead {
         }
         if let Some(t) = f.created_before {
             q = q.filter(outbox::created_at.lt(t));
+        }
+        if let Some(m) = f.max_id {
+            q = q.filter(outbox::id.le(m));
         }
         q
     }};
@@ -198,25 +212,20 @@ impl ConsoleRepo for $conn {
         dead!(f).count().get_result(self)
     }
 
-    fn settle_dead_matching(&mut self, f: &DeadFilter, replay: bool, now: i64) -> QueryResult<usize> {
-        // In chunks by id, oldest first: a replay keeps each ticket's order (the claim sends a
-        // ticket's rows one after another whatever their due times).
-        let mut after = 0i64;
-        let mut done = 0usize;
-        loop {
-            let ids: Vec<i64> = dead!(f).filter(outbox::id.gt(after)).order(outbox::id).limit(CHUNK).select(outbox::id).load(self)?;
-            let Some(last) = ids.last().copied() else { break };
-            after = last;
-            let rows = outbox::table.filter(outbox::id.eq_any(&ids)).filter(outbox::status.eq(OutboxStatus::Dead.as_str()));
-            done += if replay {
-                diesel::update(rows)
-                    .set((outbox::status.eq(OutboxStatus::Pending.as_str()), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
-                    .execute(self)?
-            } else {
-                diesel::update(rows).set((outbox::status.eq(OutboxStatus::Discarded.as_str()), outbox::updated_at.eq(now))).execute(self)?
-            };
-        }
-        Ok(done)
+    fn settle_dead_chunk(&mut self, f: &DeadFilter, after: i64, replay: bool, now: i64) -> QueryResult<(usize, Option<i64>)> {
+        // Oldest first: a replay keeps each ticket's order (the claim sends a ticket's rows one
+        // after another whatever their due times).
+        let ids: Vec<i64> = dead!(f).filter(outbox::id.gt(after)).order(outbox::id).limit(CHUNK).select(outbox::id).load(self)?;
+        let Some(last) = ids.last().copied() else { return Ok((0, None)) };
+        let rows = outbox::table.filter(outbox::id.eq_any(&ids)).filter(outbox::status.eq(OutboxStatus::Dead.as_str()));
+        let n = if replay {
+            diesel::update(rows)
+                .set((outbox::status.eq(OutboxStatus::Pending.as_str()), outbox::next_attempt_at.eq(now), outbox::attempts.eq(0), outbox::updated_at.eq(now)))
+                .execute(self)?
+        } else {
+            diesel::update(rows).set((outbox::status.eq(OutboxStatus::Discarded.as_str()), outbox::updated_at.eq(now))).execute(self)?
+        };
+        Ok((n, Some(last)))
     }
 
     fn partner_controls(&mut self) -> QueryResult<Vec<ControlRow>> {

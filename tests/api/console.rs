@@ -229,6 +229,7 @@ backend_test!(every_page_answers_and_unknown_ones_are_404, |app: TestApp| async 
         ("/console/tickets/EB9999999", 404),
         ("/console/tickets?q=NOPE-1", 404),
         ("/console/dead-letters?older_than=soon", 400),
+        ("/console/dead-letters?older_than=99999999999999999d", 400),
         ("/console/dead-letters?partner=nobody", 400),
         ("/console/nothing-here", 404),
     ] {
@@ -354,11 +355,18 @@ delivery_test!(
             console.get(&app, "/console/dead-letters/bulk?action=replay&partner=acme-msp&event=updated").await;
         assert!(page.contains("data-confirm-count=\"0\""), "only what the filter matches");
         f.acme.clear_script();
+        // The action replays what the confirmation counted, not what died since.
+        let (_, page, _) = console.get(&app, "/console/dead-letters/bulk?action=replay&partner=acme-msp").await;
+        let max_id = page.split("name=\"max_id\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        let (status, _, _) = console
+            .post(&app, "/console/dead-letters/bulk", &[("action", "replay"), ("partner", "acme-msp")], true)
+            .await;
+        assert_eq!(status, 400, "not without a confirmation");
         let (status, page, _) = console
             .post(
                 &app,
                 "/console/dead-letters/bulk",
-                &[("action", "replay"), ("partner", "acme-msp"), ("expected", "3")],
+                &[("action", "replay"), ("partner", "acme-msp"), ("max_id", &max_id)],
                 true,
             )
             .await;
@@ -382,4 +390,27 @@ pub(crate) async fn wait_dead(app: &TestApp, number: &str) -> i64 {
         assert!(std::time::Instant::now() < deadline, "{number} never became a dead letter");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+crate::per_backend!(cookies_are_secure_behind_a_trusted_tls_proxy, super::behind_a_tls_proxy);
+
+async fn behind_a_tls_proxy(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.security.trusted_proxies = vec!["127.0.0.1/32".into()]).await;
+    let (id, secret) = app.credentials(None).await;
+    let form = app.http.get(app.url("/console/sign-in")).header("x-forwarded-proto", "https").send().await.unwrap();
+    let token_cookie = set_cookie(&form, "ebond_console_sign_in").unwrap();
+    assert!(token_cookie.contains("Secure"), "{token_cookie}");
+    let html = form.text().await.unwrap();
+    let resp = app
+        .http
+        .post(app.url("/console/sign-in"))
+        .header("x-forwarded-proto", "https")
+        .header("cookie", format!("ebond_console_sign_in={}", cookie_value(&token_cookie)))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("client_id", id.as_str()), ("client_secret", secret.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = set_cookie(&resp, "ebond_console").unwrap();
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
 }

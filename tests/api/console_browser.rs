@@ -227,7 +227,7 @@ async fn in_the_browser(backend: Backend) {
     // Fixed: replay it and watch it delivered.
     f.acme.clear_script();
     s.click(&format!("form[action='/console/dead-letters/{letter}/replay'] button")).await;
-    s.wait_path(&format!("/console/dead-letters/{letter}"), false).await;
+    s.wait_path(&format!("/console/dead-letters/{letter}?done=replayed"), false).await;
     s.until_attr("dd[data-status]", "data-status", "delivered", 20).await;
     f.acme
         .wait_for(10, "the replayed create at Acme", |r| r.iter().any(|x| x.ticket() == number && x.method == "POST"))

@@ -165,21 +165,8 @@ fn typed(v: &str) -> Value {
     serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
 }
 
-pub async fn resolve(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    viewer: Viewer,
-    path: web::Path<i64>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ConsoleError> {
-    let id = path.into_inner();
-    let fields = match form::action(&req, &viewer, &body) {
-        Ok(f) => f,
-        Err(e) => {
-            crate::console::audit::record(&state, &req, Some(&viewer), Err(&e), None).await;
-            return Err(e);
-        }
-    };
+/// The per-field choices and the comment of a posted resolution.
+fn choices_of(fields: &form::Fields) -> Result<(BTreeMap<String, Choice>, Option<String>), ConsoleError> {
     let mut choices = BTreeMap::new();
     for (field, choice) in fields.with_prefix("choice.") {
         let c = match choice {
@@ -190,7 +177,25 @@ pub async fn resolve(
         };
         choices.insert(field.to_string(), c);
     }
-    let comment = fields.get("comment").map(str::to_string);
+    Ok((choices, fields.get("comment").map(str::to_string)))
+}
+
+pub async fn resolve(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    // A refusal before the resolution runs is audited here; the resolution audits itself.
+    let (choices, comment) = match form::action(&req, &viewer, &body).and_then(|f| choices_of(&f)) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::console::audit::record(&state, &req, Some(&viewer), Err(&e), None).await;
+            return Err(e);
+        }
+    };
     let audit = crate::api::audit::request_facts(&req);
     let registry = state.registry();
     let label = viewer.label();
@@ -227,7 +232,7 @@ pub async fn resolve(
                 &viewer,
                 Nav::Conflicts,
                 &format!("Conflict {id}"),
-                card(&viewer, &v, Some(&e.to_string())),
+                card(&viewer, &v, Some(&e.message())),
             ));
         }
     };

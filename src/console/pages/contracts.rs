@@ -78,7 +78,7 @@ pub async fn reload(
     viewer: Viewer,
     form_body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    let outcome = audit::audited(&state, &req, Some(&viewer), None, async {
+    let outcome = audit::audited(&state, &req, Some(&viewer), 200, async {
         form::action(&req, &viewer, &form_body)?;
         Ok(crate::api::admin::contracts::reload_everywhere(&state, std::time::Duration::from_secs(5)).await?)
     })

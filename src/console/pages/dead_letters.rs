@@ -39,12 +39,30 @@ fn filter_of(state: &AppState, get: impl Fn(&str) -> Option<String>) -> Result<D
     let created_before = match get("older_than") {
         None => None,
         Some(a) => {
-            let d = crate::contract::parse_duration(&a)
-                .ok_or_else(|| ConsoleError::BadRequest(format!("`{a}` is not an age such as 1h or 7d")))?;
-            Some(crate::util::now_ms() - d.as_millis() as i64)
+            let cutoff = crate::contract::parse_duration(&a)
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+                .and_then(|ms| crate::util::now_ms().checked_sub(ms));
+            Some(cutoff.ok_or_else(|| ConsoleError::BadRequest(format!("`{a}` is not an age such as 1h or 7d")))?)
         }
     };
-    Ok(DeadFilter { partner, event, created_before })
+    Ok(DeadFilter { partner, event, created_before, max_id: None })
+}
+
+/// The filter a confirmation fixed: its partner and event, and the absolute cutoff and
+/// highest id it counted (so the action touches what was confirmed, not what died since).
+fn confirmed_filter(state: &AppState, fields: &form::Fields) -> Result<DeadFilter, ConsoleError> {
+    let get = |k: &str| fields.get(k).map(str::to_string);
+    let mut f = filter_of(state, |k| if k == "older_than" { None } else { get(k) })?;
+    let number = |k: &str| {
+        get(k)
+            .map(|v| v.parse::<i64>().map_err(|_| ConsoleError::BadRequest(format!("`{k}` must be a number"))))
+            .transpose()
+    };
+    f.created_before = number("created_before")?;
+    f.max_id = Some(number("max_id")?.ok_or_else(|| {
+        ConsoleError::BadRequest("confirm first: the form of /console/dead-letters/bulk says how many".into())
+    })?);
+    Ok(f)
 }
 
 /// The filter's own query pairs (for links and hidden fields).
@@ -137,6 +155,7 @@ pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     path: web::Path<i64>,
+    q: Params,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = path.into_inner();
     let d = state
@@ -146,7 +165,13 @@ pub async fn show(
         .ok_or_else(|| ConsoleError::NotFound(format!("no outbox row {id}")))?;
     let payload = serde_json::to_string_pretty(&d.payload).unwrap_or_default();
     let dead = d.row.status == "dead";
+    let done = match param(&q, "done").as_deref() {
+        Some("replayed") => Some("Replayed: it goes out again now, in its ticket's order."),
+        Some("discarded") => Some("Discarded: it will never be delivered; its ticket's later changes flow again."),
+        _ => None,
+    };
     let body = html! {
+        @if let Some(d) = done { p.notice role="status" { (d) } }
         div.card {
             dl.facts {
                 dt { "Status" } dd data-status=(d.row.status) { (badge(&d.row.status)) }
@@ -195,7 +220,7 @@ async fn on_one(
     body: web::Bytes,
     replay: bool,
 ) -> Result<HttpResponse, ConsoleError> {
-    audit::audited(&state, &req, Some(&viewer), None, async {
+    audit::audited(&state, &req, Some(&viewer), 303, async {
         form::action(&req, &viewer, &body)?;
         let action = if replay { crate::outbox::admin::replay } else { crate::outbox::admin::discard };
         if !state.db.write(move |c| action(c, id)).await? {
@@ -203,7 +228,10 @@ async fn on_one(
         }
         tracing::info!(outbox_id = id, replay, operator = %viewer.label(), "dead letter handled in the console");
         state.wake_outbox();
-        Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/console/dead-letters/{id}"))).finish())
+        let done = if replay { "replayed" } else { "discarded" };
+        Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/console/dead-letters/{id}?done={done}")))
+            .finish())
     })
     .await
 }
@@ -241,7 +269,14 @@ pub async fn confirm_bulk(state: web::Data<AppState>, viewer: Viewer, q: Params)
     let get = |k: &str| param(&q, k);
     let replay = bulk_action(get("action"))?;
     let f = filter_of(&state, get)?;
-    let n = state.db.read(move |c| c.count_dead(&f).map_err(StoreError::from)).await?;
+    let cutoff = f.created_before;
+    let (n, max_id) = state
+        .db
+        .read(move |c| {
+            let newest = c.dead_letters(&f, None, 1)?.first().map(|r| r.id);
+            Ok::<_, StoreError>((c.count_dead(&f)?, newest))
+        })
+        .await?;
     let verb = if replay { "Replay" } else { "Discard" };
     let body = html! {
         p.notice role="status" data-confirm-count=(n) {
@@ -254,8 +289,9 @@ pub async fn confirm_bulk(state: web::Data<AppState>, viewer: Viewer, q: Params)
         form method="post" action="/console/dead-letters/bulk" {
             (csrf(&viewer))
             input type="hidden" name="action" value=(if replay { "replay" } else { "discard" });
-            @for (k, v) in pairs(get) { @if let Some(v) = v { input type="hidden" name=(k) value=(v); } }
-            input type="hidden" name="expected" value=(n);
+            @for (k, v) in [("partner", get("partner")), ("event", get("event"))] { @if let Some(v) = v { input type="hidden" name=(k) value=(v); } }
+            @if let Some(t) = cutoff { input type="hidden" name="created_before" value=(t); }
+            input type="hidden" name="max_id" value=(max_id.unwrap_or(0));
             button type="submit" class=(if replay { "" } else { "danger" }) disabled[n == 0] { (verb) " " (count(n)) }
             " "
             a href=(format!("/console/dead-letters{}", query(&pairs(get)))) { "Cancel" }
@@ -270,13 +306,23 @@ pub async fn bulk(
     viewer: Viewer,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (n, replay) = audit::audited(&state, &req, Some(&viewer), None, async {
+    let (n, replay) = audit::audited(&state, &req, Some(&viewer), 200, async {
         let fields = form::action(&req, &viewer, &body)?;
-        let get = |k: &str| fields.get(k).map(str::to_string);
-        let replay = bulk_action(get("action"))?;
-        let f = filter_of(&state, get)?;
+        let replay = bulk_action(fields.get("action").map(str::to_string))?;
+        let f = confirmed_filter(&state, &fields)?;
         let now = crate::util::now_ms();
-        let n = state.db.write(move |c| c.settle_dead_matching(&f, replay, now).map_err(StoreError::from)).await?;
+        // A transaction per chunk: the rest of the gateway writes between them.
+        let (mut n, mut after) = (0usize, 0i64);
+        loop {
+            let f = f.clone();
+            let (done, last) =
+                state.db.write(move |c| c.settle_dead_chunk(&f, after, replay, now).map_err(StoreError::from)).await?;
+            n += done;
+            match last {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
         tracing::info!(count = n, replay, operator = %viewer.label(), "dead letters handled in bulk in the console");
         if n > 0 {
             state.wake_outbox();

@@ -186,7 +186,7 @@ async fn set_paused(
     body: web::Bytes,
     paused: bool,
 ) -> Result<HttpResponse, ConsoleError> {
-    audit::audited(&state, &req, Some(&viewer), None, async {
+    audit::audited(&state, &req, Some(&viewer), 303, async {
         form::action(&req, &viewer, &body)?;
         let id = contract_of(&state, &partner)?.id.to_string();
         let p = id.clone();
@@ -226,14 +226,18 @@ pub async fn rotate(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let partner = path.into_inner();
-    let issued = audit::audited(&state, &req, Some(&viewer), None, async {
+    let issued = audit::audited(&state, &req, Some(&viewer), 200, async {
         let fields = form::action(&req, &viewer, &body)?;
         let id = contract_of(&state, &partner)?.id.to_string();
         let client_id = fields.require("client_id")?.to_string();
         let overlap = fields.get("overlap").unwrap_or("24h");
+        // At most 30 days: an old secret that never stops working is no rotation.
         let overlap_secs = crate::contract::parse_duration(overlap)
+            .filter(|d| d.as_secs() <= 30 * 86_400)
             .map(|d| d.as_secs() as i64)
-            .ok_or_else(|| ConsoleError::BadRequest(format!("`{overlap}` is not a duration such as 24h or 0s")))?;
+            .ok_or_else(|| {
+                ConsoleError::BadRequest(format!("`{overlap}` is not a duration up to 30d, such as 24h or 0s"))
+            })?;
         let iterations = state.settings.auth.pbkdf2_iterations;
         let (p, cid) = (id.clone(), client_id.clone());
         let rotated = state
@@ -266,7 +270,7 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let partner = path.into_inner();
-    audit::audited(&state, &req, Some(&viewer), None, async {
+    audit::audited(&state, &req, Some(&viewer), 303, async {
         let fields = form::action(&req, &viewer, &body)?;
         let id = contract_of(&state, &partner)?.id.to_string();
         let client_id = fields.require("client_id")?.to_string();

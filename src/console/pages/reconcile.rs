@@ -78,7 +78,7 @@ pub async fn start(
     viewer: Viewer,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    audit::audited(&state, &req, Some(&viewer), None, async {
+    audit::audited(&state, &req, Some(&viewer), 303, async {
         let fields = form::action(&req, &viewer, &body)?;
         let dry_run = match fields.get("mode") {
             Some("dry_run") => true,

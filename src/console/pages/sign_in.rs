@@ -56,12 +56,12 @@ fn render(status: StatusCode, message: Option<&str>, client_id: &str, secure: bo
     resp
 }
 
-pub async fn form(state: web::Data<AppState>, q: Params) -> HttpResponse {
-    render(StatusCode::OK, reason_text(q.get("reason").map(String::as_str)), "", session::secure(&state))
+pub async fn form(state: web::Data<AppState>, req: HttpRequest, q: Params) -> HttpResponse {
+    render(StatusCode::OK, reason_text(q.get("reason").map(String::as_str)), "", session::secure(&state, &req))
 }
 
 pub async fn submit(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let secure = session::secure(&state);
+    let secure = session::secure(&state, &req);
     let fields = match Fields::parse(&req, &body) {
         Ok(f) => f,
         Err(e) => return render(StatusCode::BAD_REQUEST, Some(&e.to_string()), "", secure),
@@ -85,7 +85,7 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
         },
         Err(e) => {
             let status = actix_web::ResponseError::status_code(&e);
-            let mut resp = render(status, Some(&e.to_string()), &client_id, secure);
+            let mut resp = render(status, Some(&e.message()), &client_id, secure);
             if let ConsoleError::Api(api) = &e {
                 if let Some(wait) = actix_web::ResponseError::error_response(api).headers().get(header::RETRY_AFTER) {
                     resp.headers_mut().insert(header::RETRY_AFTER, wait.clone());
@@ -165,7 +165,7 @@ pub async fn sign_out(
         }
     });
     let id = viewer.session_id;
-    let done = audit::audited(&state, &req, Some(&viewer), None, async {
+    let done = audit::audited(&state, &req, Some(&viewer), 303, async {
         checked?;
         let now = crate::util::now_ms();
         state.db.write(move |c| c.end_session(id, now).map_err(crate::store::StoreError::from)).await?;
@@ -175,6 +175,6 @@ pub async fn sign_out(
     done?;
     let mut resp =
         HttpResponse::SeeOther().insert_header((header::LOCATION, "/console/sign-in?reason=signed-out")).finish();
-    let _ = resp.add_cookie(&session::cookie(String::new(), session::secure(&state)));
+    let _ = resp.add_cookie(&session::cookie(String::new(), session::secure(&state, &req)));
     Ok(resp)
 }

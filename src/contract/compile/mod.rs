@@ -520,9 +520,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     let secs = match unit {
         "ms" => return Some(Duration::from_millis(n)),
         "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        // A count too large for its unit is no duration (and never a panic).
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
         _ => return None,
     };
     Some(Duration::from_secs(secs))
