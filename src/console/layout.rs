@@ -186,6 +186,14 @@ pub fn when(ms: i64) -> Markup {
     html! { time datetime=(iso) title=(format!("{iso} (UTC)")) { (shown) } }
 }
 
+/// [`when`] of a time already written as RFC 3339 (the shared operator views carry text).
+pub fn when_text(rfc3339: &str) -> Markup {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => when(t.timestamp_millis()),
+        Err(_) => html! { (rfc3339) },
+    }
+}
+
 /// [`when`] of an optional time.
 pub fn when_opt(ms: Option<i64>) -> Markup {
     match ms {

@@ -6,7 +6,7 @@
 use super::{number, page_size, param, Params};
 use crate::api::admin::conflicts::{announce, view, ConflictFieldView, ConflictView};
 use crate::api::AppState;
-use crate::console::layout::{badge, count, csrf, page, pager, query, select, when, Nav};
+use crate::console::layout::{badge, count, csrf, page, pager, query, select, when, when_text, Nav};
 use crate::console::{form, ConsoleError, Viewer};
 use crate::store::conflicts::ConflictFilter;
 use crate::store::StoreError;
@@ -22,10 +22,6 @@ fn shown(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn ms(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).map(|d| d.timestamp_millis()).unwrap_or(0)
 }
 
 pub async fn list(state: web::Data<AppState>, viewer: Viewer, q: Params) -> Result<HttpResponse, ConsoleError> {
@@ -102,7 +98,7 @@ fn field_card(c: &ConflictView, f: &ConflictFieldView, open: bool) -> Markup {
                 div { h4 { "Last agreed (what " (c.partner) " had seen)" } span data-base { (shown(&f.base)) } (vocab(|s| &s.base)) }
                 div { h4 { (c.partner) "'s value" } span data-proposed { (shown(&f.proposed)) } (vocab(|s| &s.proposed)) }
                 div { h4 { "Current" } span data-current { (shown(&f.current)) } (vocab(|s| &s.current))
-                      br; span.muted { "set by " (f.current_by) " at version " (f.current_version) ", " (when(ms(&f.current_at))) } }
+                      br; span.muted { "set by " (f.current_by) " at version " (f.current_version) ", " (when_text(&f.current_at)) } }
             }
             @if let Some(chosen) = &f.chosen { p { "Chosen: " strong { (shown(chosen)) } } }
             @if open && held {

@@ -4,7 +4,7 @@
 
 use super::{number, page_size, param, Params};
 use crate::api::AppState;
-use crate::console::layout::{age, badge, button, count, csrf, page, pager, query, select, when, Nav};
+use crate::console::layout::{age, badge, button, count, csrf, page, pager, query, select, when, when_text, Nav};
 use crate::console::{audit, form, ConsoleError, Viewer};
 use crate::store::console::DeadFilter;
 use crate::store::models::OutboxRow;
@@ -179,8 +179,12 @@ pub async fn show(
                 dt { "Ticket" } dd { @if let Some(t) = &d.row.ticket { a href=(format!("/console/tickets/{t}")) { (t) } } }
                 dt { "Event" } dd { (d.row.event) }
                 dt { "webhook-id" } dd { code { (d.row.delivery_id) } }
-                dt { "Created" } dd { (d.row.created_at) }
-                dt { "Last error" } dd { (d.row.last_error.clone().unwrap_or_default()) }
+                dt { "Created" } dd { (when_text(&d.row.created_at)) }
+                dt { "Last answer" } dd {
+                    @if let Some(s) = d.row.last_status { "HTTP " (s) " " }
+                    (d.row.last_error.clone().unwrap_or_default())
+                    @if let Some(r) = &d.row.last_response { " " code { (r) } }
+                }
             }
             @if dead {
                 div.row {
@@ -196,7 +200,7 @@ pub async fn show(
                 @for a in &d.history {
                     tr {
                         td.num { (a.attempt) }
-                        td { (a.at) }
+                        td { (when_text(&a.at)) }
                         td.num { (a.duration_ms) " ms" }
                         td { @if let Some(s) = a.http_status { (s) } @else { span.muted { "no answer" } } }
                         td { (badge(&a.outcome)) @if let Some(c) = &a.error_class { " " span.muted { (c) } } }
