@@ -414,3 +414,23 @@ async fn behind_a_tls_proxy(backend: Backend) {
     let cookie = set_cookie(&resp, "ebond_console").unwrap();
     assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
 }
+
+backend_test!(a_reconciliation_starts_from_the_console, |app: TestApp| async move {
+    let (id, secret) = app.credentials(None).await;
+    let console = sign_in(&app, &id, &secret).await;
+    let (status, _, location) = console
+        .post(&app, "/console/reconcile", &[("partner", "servicenow"), ("scope", "open"), ("mode", "dry_run")], true)
+        .await;
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/console/reconcile/runs/"), "{location}");
+    let (status, page, _) = console.get(&app, &location).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("dry run") && page.contains("servicenow"), "{page}");
+    let (_, runs, _) = console.get(&app, "/console/reconcile").await;
+    assert!(runs.contains("console:operator:"), "the run names who started it: {runs}");
+    let (status, page, _) =
+        console.post(&app, "/console/reconcile", &[("partner", "acme-msp"), ("mode", "dry_run")], true).await;
+    assert_eq!(status, 409, "Acme's contract has no read_url: {page}");
+    let (status, _, _) = console.post(&app, "/console/reconcile", &[("partner", "servicenow")], true).await;
+    assert_eq!(status, 400, "a dry run or a heal, said");
+});
