@@ -434,3 +434,47 @@ backend_test!(a_reconciliation_starts_from_the_console, |app: TestApp| async mov
     let (status, _, _) = console.post(&app, "/console/reconcile", &[("partner", "servicenow")], true).await;
     assert_eq!(status, 400, "a dry run or a heal, said");
 });
+
+backend_test!(credentials_rotate_and_revoke_from_the_partner_page, |app: TestApp| async move {
+    let (partner_id, old_secret) = app.credentials(Some("servicenow")).await;
+    let (id, secret) = app.credentials(None).await;
+    let console = sign_in(&app, &id, &secret).await;
+    let (status, page, _) = console
+        .post(
+            &app,
+            "/console/partners/servicenow/credentials/rotate",
+            &[("client_id", &partner_id), ("overlap", "0s")],
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let new_secret = page.split("data-secret>").nth(1).unwrap().split('<').next().unwrap().to_string();
+    assert!(new_secret.starts_with("ebs_"), "shown once: {new_secret}");
+    let token = |s: String| {
+        let (app, partner_id) = (&app, partner_id.clone());
+        async move {
+            app.http
+                .post(app.api("/oauth/token"))
+                .basic_auth(&partner_id, Some(&s))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(token(new_secret.clone()).await, 200, "the new secret works");
+    assert_eq!(token(old_secret).await, 401, "the old one stopped (no overlap asked for)");
+    let (_, partner_page, _) = console.get(&app, "/console/partners/servicenow").await;
+    assert!(!partner_page.contains(&new_secret), "the secret is shown once, never again");
+    let (status, _, location) = console
+        .post(&app, "/console/partners/servicenow/credentials/revoke", &[("client_id", &partner_id)], true)
+        .await;
+    assert_eq!((status, location.as_str()), (303, "/console/partners/servicenow"));
+    assert_eq!(token(new_secret).await, 401, "revoked");
+    let (status, _, _) = console
+        .post(&app, "/console/partners/servicenow/credentials/revoke", &[("client_id", &partner_id)], true)
+        .await;
+    assert_eq!(status, 404, "nothing live to revoke any more");
+});
