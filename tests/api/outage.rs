@@ -144,6 +144,8 @@ async fn a_database_outage_is_503_and_the_gateway_recovers() {
     let (id, secret) = app.credentials(Some("servicenow")).await;
     let (status, body) = app.post("/tickets", &token, &servicenow_incident("INC0000401")).await;
     assert_eq!(status, 201, "{body}");
+    let (operator, operator_secret) = app.credentials(None).await;
+    let console = crate::console::sign_in(&app, &operator, &operator_secret).await;
     assert!(terminate_backends(&admin_url, &database) > 0, "the gateway's sessions are found by database name");
 
     // Under load (eight clients), the database goes away: the proxy drops every connection
@@ -180,7 +182,18 @@ async fn a_database_outage_is_503_and_the_gateway_recovers() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     proxy.cut();
     away.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The console too: a page the database cannot answer is 503 with Retry-After, and says
+    // so without the driver's words.
+    let (status, page, headers) = console.get(&app, "/console/dead-letters").await;
+    assert_eq!(status, 503, "{page}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert!(page.contains("the database is unavailable"), "{page}");
+    assert!(
+        !page.contains(&via) && !page.contains("refused") && !page.contains("server closed"),
+        "no driver text: {page}"
+    );
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     away.store(false, Ordering::SeqCst);
     proxy.restore();
 
