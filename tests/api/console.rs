@@ -478,3 +478,17 @@ backend_test!(credentials_rotate_and_revoke_from_the_partner_page, |app: TestApp
         .await;
     assert_eq!(status, 404, "nothing live to revoke any more");
 });
+
+backend_test!(contracts_reload_from_the_console, |app: TestApp| async move {
+    let (id, secret) = app.credentials(None).await;
+    let console = sign_in(&app, &id, &secret).await;
+    let (status, page, _) = console.post(&app, "/console/contracts/reload", &[], true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Reloaded: the folder holds what was in force."), "{page}");
+    // The check's findings are shown: here the example contracts' secrets from unset variables.
+    let check = page.split("<h2>Check</h2>").nth(1).unwrap_or("");
+    assert!(check.contains("badge bad") && check.contains("EBOND_"), "{check}");
+    let (ro_id, ro_secret) = read_only_operator(&app).await;
+    let reader = sign_in(&app, &ro_id, &ro_secret).await;
+    assert_eq!(reader.post(&app, "/console/contracts/reload", &[], true).await.0, 403);
+});
