@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/partners/{id}/contract", web::get().to(partner::contract_document))
             .route("/partners/{id}/pause", web::post().to(partner::pause))
             .route("/partners/{id}/resume", web::post().to(partner::resume))
+            .route("/partners/{id}/pull", web::post().to(partner::start_pull))
             .route("/partners/{id}/credentials/rotate", web::post().to(partner::rotate))
             .route("/partners/{id}/credentials/revoke", web::post().to(partner::revoke))
             .route("/dead-letters", web::get().to(dead_letters::list))
@@ -60,6 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tickets/{number}", web::get().to(ticket::story))
             .route("/audit", web::get().to(audit_pages::transactions))
             .route("/auth-events", web::get().to(audit_pages::auth_events))
+            .route("/lockouts/clear", web::post().to(audit_pages::clear_lockout))
             .route("/contracts", web::get().to(contracts::view))
             .route("/contracts/reload", web::post().to(contracts::reload))
             .default_service(web::to(|| async {

@@ -492,3 +492,41 @@ backend_test!(contracts_reload_from_the_console, |app: TestApp| async move {
     let reader = sign_in(&app, &ro_id, &ro_secret).await;
     assert_eq!(reader.post(&app, "/console/contracts/reload", &[], true).await.0, 403);
 });
+
+backend_test!(a_lockout_is_cleared_from_the_auth_events_page, |app: TestApp| async move {
+    let (locked, locked_secret) = app.credentials(None).await;
+    for _ in 0..app.settings.security.lockout_threshold {
+        assert_eq!(sign_in_response(&app, &locked, "ebs_wrong").await.status(), 401);
+    }
+    assert_eq!(sign_in_response(&app, &locked, &locked_secret).await.status(), 429, "locked out");
+    // Another operator, from another address as far as the lockout knows: the client id is locked.
+    let (id, secret) = app.credentials(None).await;
+    sql(&app, "UPDATE auth_events SET source = '192.0.2.1'").await;
+    let console = sign_in(&app, &id, &secret).await;
+    let (status, _, location) = console.post(&app, "/console/lockouts/clear", &[("client_id", &locked)], true).await;
+    assert_eq!(status, 303);
+    assert_eq!(location, format!("/console/auth-events?client_id={locked}"));
+    let (_, page, _) = console.get(&app, &location).await;
+    assert!(page.contains("cleared"), "the clearing is an authentication event: {page}");
+    assert_eq!(sign_in_response(&app, &locked, &locked_secret).await.status(), 303, "signs in again");
+    let (status, _, _) = console.post(&app, "/console/lockouts/clear", &[], true).await;
+    assert_eq!(status, 400, "a client id or an address, said");
+});
+
+crate::per_backend!(a_pull_run_starts_from_the_partner_page, super::pull_from_the_console);
+
+async fn pull_from_the_console(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.sync.schedule = false).await;
+    let (id, secret) = app.credentials(None).await;
+    let console = sign_in(&app, &id, &secret).await;
+    let (_, page, _) = console.get(&app, "/console/partners/servicenow").await;
+    assert!(page.contains("Start a pull run"), "ServiceNow's contract has [pull]");
+    let (_, page, _) = console.get(&app, "/console/partners/acme-msp").await;
+    assert!(!page.contains("Start a pull run"), "Acme's has none");
+    let (status, _, location) = console.post(&app, "/console/partners/servicenow/pull", &[], true).await;
+    assert_eq!((status, location.as_str()), (303, "/console/partners/servicenow"));
+    let (_, page, _) = console.get(&app, "/console/partners/servicenow").await;
+    assert!(page.contains("data-run-id=") && page.contains("console:operator:"), "the run is listed: {page}");
+    let (status, _, _) = console.post(&app, "/console/partners/acme-msp/pull", &[], true).await;
+    assert_eq!(status, 409, "no [pull] in Acme's contract");
+}

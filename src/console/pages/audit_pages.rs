@@ -3,8 +3,8 @@
 
 use super::{number, page_size, param, Params};
 use crate::api::AppState;
-use crate::console::layout::{badge, page, pager, query, select, when, Nav};
-use crate::console::{ConsoleError, Viewer};
+use crate::console::layout::{badge, csrf, page, pager, query, select, when, Nav};
+use crate::console::{audit, form, ConsoleError, Viewer};
 use crate::store::audit::TransactionFilter;
 use crate::store::StoreError;
 use actix_web::{web, HttpResponse};
@@ -87,6 +87,15 @@ pub async fn auth_events(state: web::Data<AppState>, viewer: Viewer, q: Params) 
         .map(|r| (r.to_string(), if r.is_empty() { "any outcome".to_string() } else { r.to_string() }))
         .collect();
     let body = html! {
+        details.card {
+            summary { "Clear a lockout" }
+            form.filters method="post" action="/console/lockouts/clear" {
+                (csrf(&viewer))
+                div { label for="clear_client_id" { "Client id" } input type="text" id="clear_client_id" name="client_id"; }
+                div { label for="clear_source" { "Source address" } input type="text" id="clear_source" name="source"; }
+                div { button type="submit" class="secondary" { "Clear: earlier failures stop counting" } }
+            }
+        }
         form.filters method="get" action="/console/auth-events" {
             div { label for="client_id" { "Client id" } input type="text" id="client_id" name="client_id" value=(client_id.clone().unwrap_or_default()); }
             div { (select("outcome", "Outcome", &outcomes, outcome.as_deref())) }
@@ -110,4 +119,30 @@ pub async fn auth_events(state: web::Data<AppState>, viewer: Viewer, q: Params) 
         (pager("/console/auth-events", next))
     };
     Ok(page(&viewer, Nav::AuthEvents, "Authentication events", body))
+}
+
+/// Clears a lockout now, as `ebond admin lockout clear` does: failures so far stop counting
+/// (itself an authentication event, by the operator).
+pub async fn clear_lockout(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    viewer: Viewer,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    audit::audited(&state, &req, Some(&viewer), 303, async {
+        let fields = form::action(&req, &viewer, &body)?;
+        let clear = crate::api::admin::LockoutClear {
+            client_id: fields.get("client_id").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            source: fields.get("source").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        };
+        if clear.client_id.is_none() && clear.source.is_none() {
+            return Err(ConsoleError::BadRequest("name the locked-out client id, the source address, or both".into()));
+        }
+        let (who, now) = (viewer.label(), crate::util::now_ms());
+        let location = format!("/console/auth-events{}", query(&[("client_id", clear.client_id.clone())]));
+        state.db.write(move |c| crate::api::admin::clear_lockout(c, &clear, &who, now)).await?;
+        tracing::info!(operator = %viewer.label(), "lockout cleared in the console");
+        Ok(HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, location)).finish())
+    })
+    .await
 }

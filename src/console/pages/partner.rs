@@ -109,6 +109,9 @@ pub async fn view(
         p { (seen.dead_total) " in all. " a href=(format!("/console/dead-letters?partner={id}")) { "All of this partner's dead letters" } }
         (super::dead_letters::table(&seen.dead, false))
         h2 { "Pull runs" }
+        @if contract.pull.is_some() {
+            div.row { (button(&viewer, &format!("/console/partners/{id}/pull"), "Start a pull run", "secondary")) span.muted { "Reads what changed at the partner since the last run." } }
+        }
         (super::reconcile::runs_table(&seen.pulls))
         h2 { "Reconciliation runs" }
         (super::reconcile::runs_table(&seen.reconciles))
@@ -282,6 +285,35 @@ pub async fn revoke(
             return Err(ConsoleError::NotFound(format!("{id} has no live credential {client_id}")));
         }
         tracing::info!(partner = %id, client_id = %client_id, operator = %viewer.label(), "credential revoked in the console");
+        Ok(back_to(&id))
+    })
+    .await
+}
+
+/// Starts a pull run now (as the scheduler would); it goes on in the background.
+pub async fn start_pull(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let partner = path.into_inner();
+    audit::audited(&state, &req, Some(&viewer), 303, async {
+        form::action(&req, &viewer, &body)?;
+        let id = contract_of(&state, &partner)?.id.to_string();
+        let engine = state.sync.clone();
+        let started = engine
+            .begin_pull(&id, &format!("console:{}", viewer.label()))
+            .await
+            .map_err(crate::api::problem::ApiError::from)?;
+        let run = started.run.id;
+        tokio::spawn(async move {
+            if let Err(e) = engine.complete_pull(started, |_| {}).await {
+                tracing::warn!(run, error = %e, "pull run ended badly");
+            }
+        });
+        tracing::info!(run, partner = %id, operator = %viewer.label(), "pull run started in the console");
         Ok(back_to(&id))
     })
     .await
