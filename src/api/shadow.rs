@@ -228,6 +228,12 @@ pub struct ShadowOutcome {
 }
 
 async fn settle(state: web::Data<AppState>, id: String, promote: bool) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(settle_shadow(&state, id, promote).await?))
+}
+
+/// Promotes (`true`) or drops `id`'s shadow contract, reloads every process and forgets the
+/// shadow's differences: what the admin API and the console both do.
+pub async fn settle_shadow(state: &web::Data<AppState>, id: String, promote: bool) -> Result<ShadowOutcome, ApiError> {
     let registry = state.registry();
     let moved = if promote {
         crate::contract::live::promote_shadow(&registry, &id)
@@ -239,16 +245,16 @@ async fn settle(state: web::Data<AppState>, id: String, promote: bool) -> Result
         Some(_) if registry.shadow(&id).is_none() => ApiError::NotFound(why),
         Some(_) => ApiError::Internal(why),
     })?;
-    let reload = super::admin::contracts::reload_everywhere(&state, std::time::Duration::from_secs(5)).await?;
+    let reload = super::admin::contracts::reload_everywhere(state, std::time::Duration::from_secs(5)).await?;
     let partner = id.clone();
     state.db.write(move |c| c.clear_shadow_diffs(&partner).map_err(StoreError::from)).await?;
     let version = state.registry().get(&id).map(|c| c.version.clone()).unwrap_or_default();
-    Ok(HttpResponse::Ok().json(ShadowOutcome {
+    Ok(ShadowOutcome {
         partner: id,
         action: if promote { "promoted" } else { "dropped" }.into(),
         contract_version: version,
         reload,
-    }))
+    })
 }
 
 #[utoipa::path(

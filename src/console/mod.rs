@@ -64,6 +64,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/lockouts/clear", web::post().to(audit_pages::clear_lockout))
             .route("/contracts", web::get().to(contracts::view))
             .route("/contracts/reload", web::post().to(contracts::reload))
+            .route("/contracts/{id}/shadow/promote", web::post().to(contracts::promote_shadow))
+            .route("/contracts/{id}/shadow/drop", web::post().to(contracts::drop_shadow))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ConsoleError::NotFound("no console page here".into()))
             })),

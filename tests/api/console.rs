@@ -530,3 +530,35 @@ async fn pull_from_the_console(backend: Backend) {
     let (status, _, _) = console.post(&app, "/console/partners/acme-msp/pull", &[], true).await;
     assert_eq!(status, 409, "no [pull] in Acme's contract");
 }
+
+crate::per_backend!(a_shadow_contract_is_promoted_and_dropped_from_the_console, super::shadow_from_the_console);
+
+async fn shadow_from_the_console(backend: Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = crate::reload::copy_contracts(&tmp.path().join("contracts"));
+    let live = std::fs::read_to_string(dir.join("servicenow.toml")).unwrap();
+    std::fs::write(dir.join("servicenow.shadow.toml"), &live).unwrap();
+    crate::reload::set_version(&dir, "servicenow.shadow", "2.0.0");
+    let d2 = dir.clone();
+    let app = TestApp::spawn_with(backend, move |s| s.contracts_dir = d2).await;
+    let (id, secret) = app.credentials(None).await;
+    let console = sign_in(&app, &id, &secret).await;
+    let (_, page, _) = console.get(&app, "/console/contracts").await;
+    assert!(page.contains("data-shadow=\"servicenow\""), "the shadow is listed: {page}");
+
+    let (status, page, _) = console.post(&app, "/console/contracts/servicenow/shadow/promote", &[], true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-shadow-outcome=\"promoted\"") && page.contains("version 2.0.0 is in force"), "{page}");
+    assert!(!page.contains("data-shadow=\"servicenow\""), "no shadow any more");
+
+    // A next one, loaded by a reload from the console, then dropped: 2.0.0 stays.
+    std::fs::write(dir.join("servicenow.shadow.toml"), std::fs::read_to_string(dir.join("servicenow.toml")).unwrap())
+        .unwrap();
+    crate::reload::set_version(&dir, "servicenow.shadow", "3.0.0");
+    assert_eq!(console.post(&app, "/console/contracts/reload", &[], true).await.0, 200);
+    let (status, page, _) = console.post(&app, "/console/contracts/servicenow/shadow/drop", &[], true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-shadow-outcome=\"dropped\"") && page.contains("version 2.0.0 is in force"), "{page}");
+    let (status, _, _) = console.post(&app, "/console/contracts/servicenow/shadow/drop", &[], true).await;
+    assert_eq!(status, 404, "no shadow left to drop");
+}

@@ -30,6 +30,19 @@ async fn body(state: &web::Data<AppState>, viewer: &Viewer, notice: Option<Marku
     })
     .await
     .map_err(|e| crate::api::problem::ApiError::Internal(e.to_string()))?;
+    // Each shadow with how many of its partner's requests it would have treated differently.
+    let shadows: Vec<(String, String, String)> =
+        registry.shadows().map(|c| (c.id.to_string(), c.version.clone(), c.file_sha256.clone())).collect();
+    let asked = shadows.clone();
+    let differing: Vec<i64> = state
+        .db
+        .read(move |c| {
+            asked
+                .iter()
+                .map(|(p, _, sha)| Ok(c.shadow_counts(p, sha)?.iter().map(|(_, n)| n).sum()))
+                .collect::<Result<Vec<i64>, crate::store::StoreError>>()
+        })
+        .await?;
     Ok(html! {
         @if let Some(n) = notice { (n) }
         div.card {
@@ -49,6 +62,23 @@ async fn body(state: &web::Data<AppState>, viewer: &Viewer, notice: Option<Marku
                 td { code { (c.file_sha256) } }
             } } }
         } }
+        h2 { "Shadow contracts" }
+        @if shadows.is_empty() { p.muted { "None loaded (a next version goes in as <partner>.shadow.toml)." } } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Partner" } th { "Live version" } th { "Shadow version" } th.num { "Requests it would treat differently" } th { "Actions" } } }
+                tbody { @for ((p, version, _), n) in shadows.iter().zip(&differing) { tr data-shadow=(p) {
+                    td { a href=(format!("/console/partners/{p}")) { (p) } }
+                    td { (registry.get(p).map(|c| c.version.clone()).unwrap_or_default()) }
+                    td { (version) }
+                    td.num { (n) }
+                    td {
+                        (button(viewer, &format!("/console/contracts/{p}/shadow/promote"), "Promote", ""))
+                        " "
+                        (button(viewer, &format!("/console/contracts/{p}/shadow/drop"), "Drop", "danger"))
+                    }
+                } } }
+            } }
+        }
         h2 { "Check" }
         @if findings.is_empty() { p { (badge("ok")) " No errors or warnings." } } @else {
             ul { @for f in &findings { li {
@@ -102,4 +132,46 @@ pub async fn reload(
     };
     let b = body(&state, &viewer, Some(notice)).await?;
     Ok(page_with(status, &viewer, Nav::Contracts, "Contracts", b))
+}
+
+async fn settle_shadow(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    viewer: Viewer,
+    partner: String,
+    form_body: web::Bytes,
+    promote: bool,
+) -> Result<HttpResponse, ConsoleError> {
+    let outcome = audit::audited(&state, &req, Some(&viewer), 200, async {
+        form::action(&req, &viewer, &form_body)?;
+        Ok(crate::api::shadow::settle_shadow(&state, partner, promote).await?)
+    })
+    .await?;
+    tracing::info!(partner = %outcome.partner, action = %outcome.action, operator = %viewer.label(), "shadow contract settled in the console");
+    let notice = html! { p.notice role="status" data-shadow-outcome=(outcome.action) {
+        (outcome.partner) "'s shadow contract was " (outcome.action) "; version " (outcome.contract_version) " is in force"
+        @if !outcome.reload.in_step { " (not every process confirmed within 5 s)" } "."
+    } };
+    let b = body(&state, &viewer, Some(notice)).await?;
+    Ok(page(&viewer, Nav::Contracts, "Contracts", b))
+}
+
+pub async fn promote_shadow(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form_body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    settle_shadow(state, req, viewer, path.into_inner(), form_body, true).await
+}
+
+pub async fn drop_shadow(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<String>,
+    form_body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    settle_shadow(state, req, viewer, path.into_inner(), form_body, false).await
 }
