@@ -77,17 +77,12 @@ impl FromRequest for Operator {
             // A read-only operator reads the admin API too, and changes nothing there.
             let reading = matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD);
             match principal.scope {
-                crate::auth::Scope::Admin => {
+                crate::auth::Scope::AdminRead if !reading => Err(ApiError::ReadOnlyOperator),
+                scope if scope.is_operator() => {
                     let operator = Operator { credential_id: principal.credential_id };
                     req.extensions_mut().insert(super::audit::AuditActor(operator.label()));
                     Ok(operator)
                 }
-                crate::auth::Scope::AdminRead if reading => {
-                    let operator = Operator { credential_id: principal.credential_id };
-                    req.extensions_mut().insert(super::audit::AuditActor(operator.label()));
-                    Ok(operator)
-                }
-                crate::auth::Scope::AdminRead => Err(ApiError::ReadOnlyOperator),
                 _ => Err(ApiError::AdminOnly),
             }
         })

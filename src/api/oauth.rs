@@ -139,41 +139,10 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
         _ => return Err(AuthError::InvalidClient.into()),
     };
     let scope = fields.get("scope").cloned();
-    let source = crate::auth::network::client_ip(req, &state.trusted_proxies)
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| "unknown".into());
-
-    super::caller::refuse_if_locked_out(state, &client_id, &source).await?;
-
+    let source = source_of(state, req);
+    let client = check_client(state, &client_id, client_secret, scope, &source).await?;
     let registry = state.registry();
     let default_ttl = state.settings.auth.default_token_ttl_secs;
-    let iterations = state.settings.auth.pbkdf2_iterations;
-    let id = client_id.clone();
-    let verified = state
-        .db
-        .read(move |c| {
-            Ok::<_, crate::store::StoreError>(tokens::verify_client(
-                c,
-                &id,
-                &client_secret,
-                scope.as_deref(),
-                crate::auth::CredentialKind::Client,
-                iterations,
-                None,
-            ))
-        })
-        .await?;
-    let client = match verified {
-        Ok(client) => client,
-        // The store could not be asked: not a failed authentication (no lockout count), and
-        // recording it would only wait for the same database again.
-        Err((e @ AuthError::Store(_), _)) => return Err(e.into()),
-        Err((e, reason)) => {
-            record(state, Some(&client_id), &source, "failure", reason).await;
-            tracing::warn!(client_id = %client_id, source = %source, reason, "token refused");
-            return Err(e.into());
-        }
-    };
     let ttl = match client.partner.as_deref() {
         None => default_ttl,
         Some(p) => {
@@ -199,6 +168,56 @@ async fn grant(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Token
         expires_in: issued.expires_in,
         scope: issued.scope.as_str().into(),
     })
+}
+
+/// The address an authentication attempt came from, as the auth events record it.
+pub(crate) fn source_of(state: &AppState, req: &HttpRequest) -> String {
+    crate::auth::network::client_ip(req, &state.trusted_proxies)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Client authentication as the token endpoint does it, for every front door that takes a
+/// client id and secret (this endpoint, the console's sign-in): refused while locked out, the
+/// secret checked against its slow hash, each failure an authentication event that counts
+/// towards the lockout.
+pub(crate) async fn check_client(
+    state: &AppState,
+    client_id: &str,
+    client_secret: String,
+    scope: Option<String>,
+    source: &str,
+) -> Result<tokens::VerifiedClient, ApiError> {
+    refuse_nul("client_id", client_id)?;
+    refuse_nul("client_secret", &client_secret)?;
+    super::caller::refuse_if_locked_out(state, client_id, source).await?;
+    let iterations = state.settings.auth.pbkdf2_iterations;
+    let id = client_id.to_string();
+    let verified = state
+        .db
+        .read(move |c| {
+            Ok::<_, crate::store::StoreError>(tokens::verify_client(
+                c,
+                &id,
+                &client_secret,
+                scope.as_deref(),
+                crate::auth::CredentialKind::Client,
+                iterations,
+                None,
+            ))
+        })
+        .await?;
+    match verified {
+        Ok(client) => Ok(client),
+        // The store could not be asked: not a failed authentication (no lockout count), and
+        // recording it would only wait for the same database again.
+        Err((e @ AuthError::Store(_), _)) => Err(e.into()),
+        Err((e, reason)) => {
+            record(state, Some(client_id), source, "failure", reason).await;
+            tracing::warn!(client_id = %client_id, source = %source, reason, "client authentication refused");
+            Err(e.into())
+        }
+    }
 }
 
 /// No credential holds a NUL character, and PostgreSQL could not even look one up.

@@ -39,6 +39,15 @@ impl ConsoleError {
         }
     }
 
+    /// How long to wait before trying again, where waiting helps (the database is away, a
+    /// lockout): the same `Retry-After` the admin API would send.
+    pub fn retry_after(&self) -> Option<actix_web::http::header::HeaderValue> {
+        match self {
+            ConsoleError::Api(e) => e.error_response().headers().get(header::RETRY_AFTER).cloned(),
+            _ => None,
+        }
+    }
+
     /// The short name the audit trail records for the refusal.
     pub fn code(&self) -> String {
         match self {
@@ -73,10 +82,8 @@ impl ResponseError for ConsoleError {
         let status = self.status_code();
         let title = status.canonical_reason().unwrap_or("Refused");
         let mut resp = super::layout::bare(status, title, &self.message());
-        if let ConsoleError::Api(e) = self {
-            if let Some(wait) = e.error_response().headers().get(header::RETRY_AFTER) {
-                resp.headers_mut().insert(header::RETRY_AFTER, wait.clone());
-            }
+        if let Some(wait) = self.retry_after() {
+            resp.headers_mut().insert(header::RETRY_AFTER, wait);
         }
         resp
     }

@@ -19,6 +19,13 @@ impl Fields {
         req.extensions_mut().insert(crate::api::audit::BodyDigest(crate::util::sha256_hex(body)));
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|e| ConsoleError::BadRequest(format!("the form could not be read: {e}")))?;
+        // No stored value holds a NUL, and PostgreSQL could not even look one up.
+        if let Some((k, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            return Err(ConsoleError::BadRequest(format!(
+                "the form field `{}` holds a NUL character",
+                k.replace('\0', "\\0")
+            )));
+        }
         Ok(Fields(pairs.into_iter().collect()))
     }
 
@@ -37,14 +44,19 @@ impl Fields {
     }
 }
 
-/// The body of an action by `viewer`: its CSRF token checked (constant time), then whether
-/// the operator may act at all.
-pub fn action(req: &HttpRequest, viewer: &Viewer, body: &web::Bytes) -> Result<Fields, ConsoleError> {
+/// A form posted in `viewer`'s session: its CSRF token checked (constant time).
+pub fn checked(req: &HttpRequest, viewer: &Viewer, body: &web::Bytes) -> Result<Fields, ConsoleError> {
     let fields = Fields::parse(req, body)?;
     let sent = fields.get(CSRF_FIELD).unwrap_or("");
     if !crate::util::constant_time_eq(sent.as_bytes(), viewer.csrf.as_bytes()) {
         return Err(ConsoleError::Csrf);
     }
+    Ok(fields)
+}
+
+/// The body of an action by `viewer`: [`checked`], then whether the operator may act at all.
+pub fn action(req: &HttpRequest, viewer: &Viewer, body: &web::Bytes) -> Result<Fields, ConsoleError> {
+    let fields = checked(req, viewer, body)?;
     viewer.may_act()?;
     Ok(fields)
 }

@@ -132,8 +132,14 @@ pub async fn open(
 
 /// The session cookie holding `value` (empty and expired: the browser forgets it).
 pub fn cookie(value: String, secure: bool) -> Cookie<'static> {
+    console_cookie(COOKIE, value, secure)
+}
+
+/// A console cookie (the session's, or the sign-in form's): `HttpOnly`, `SameSite=Strict`,
+/// path `/console`, `Secure` over HTTPS; an empty value makes the browser forget it.
+pub fn console_cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
     let forget = value.is_empty();
-    let mut c = Cookie::build(COOKIE, value)
+    let mut c = Cookie::build(name, value)
         .path(super::ROOT)
         .http_only(true)
         .same_site(SameSite::Strict)

@@ -3,7 +3,7 @@
 //! per-hour delivery counts of the overview chart, and the few lookups a ticket's story needs.
 //! Every query here walks an index (the console must stay fast on a large database).
 
-use super::models::{OutboxRow, ReconcileItemRow};
+use super::models::{AttemptRow, OutboxRow, ReconcileItemRow};
 use super::outbox::OutboxStatus;
 use super::schema::{delivery_attempts, outbox, partner_controls, reconcile_items};
 use diesel::prelude::*;
@@ -123,6 +123,8 @@ pub trait ConsoleRepo {
     fn recent_outbox(&mut self, partner: &str, limit: i64) -> QueryResult<Vec<OutboxRow>>;
     /// Outbox rows of a ticket for the given partners (each an index range), oldest first.
     fn outbox_of_ticket_for(&mut self, ticket_id: i64, partners: &[String]) -> QueryResult<Vec<OutboxRow>>;
+    /// Every attempt of the given outbox rows, in one statement (by row, oldest first).
+    fn attempts_of_many(&mut self, outbox_ids: &[i64]) -> QueryResult<Vec<AttemptRow>>;
     /// Reconciliation items about a ticket, oldest first.
     fn reconcile_items_of_ticket(&mut self, ticket_id: i64, limit: i64) -> QueryResult<Vec<ReconcileItemRow>>;
     fn cause_counts(&mut self, run_id: i64) -> QueryResult<Vec<CauseCount>>;
@@ -274,6 +276,14 @@ impl ConsoleRepo for $conn {
             .order(outbox::id)
             .limit(1000)
             .select(OutboxRow::as_select())
+            .load(self)
+    }
+
+    fn attempts_of_many(&mut self, outbox_ids: &[i64]) -> QueryResult<Vec<AttemptRow>> {
+        delivery_attempts::table
+            .filter(delivery_attempts::outbox_id.eq_any(outbox_ids))
+            .order((delivery_attempts::outbox_id, delivery_attempts::id))
+            .select(AttemptRow::as_select())
             .load(self)
     }
 

@@ -177,6 +177,7 @@ backend_test!(only_operators_sign_in_and_failures_count_towards_lockout, |app: T
     let html = resp.text().await.unwrap();
     assert!(html.contains("client authentication failed") && html.contains(&id), "the form again, with the id kept");
     assert_eq!(last_auth_event(&app).await, ("failure".into(), "bad_secret".into()));
+    assert_eq!(sign_in_response(&app, "admin.x\0y", "ebs_x").await.status(), 400, "a NUL is a bad request");
 
     // The form without the token its page set: refused before any secret is checked.
     let resp = app
@@ -230,6 +231,9 @@ backend_test!(every_page_answers_and_unknown_ones_are_404, |app: TestApp| async 
         ("/console/tickets?q=NOPE-1", 404),
         ("/console/dead-letters?older_than=soon", 400),
         ("/console/dead-letters?older_than=99999999999999999d", 400),
+        // A NUL reaches no query (PostgreSQL could not even look it up): a clear 400.
+        ("/console/tickets?q=ACME%00-1", 400),
+        ("/console/audit?partner=servicenow%00", 400),
         ("/console/dead-letters?partner=nobody", 400),
         ("/console/nothing-here", 404),
     ] {

@@ -7,7 +7,6 @@ use crate::api::AppState;
 use crate::console::form::{self, Fields, CSRF_FIELD, SIGN_IN_COOKIE};
 use crate::console::layout::bare_page;
 use crate::console::{audit, session, ConsoleError, Viewer};
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
@@ -46,13 +45,7 @@ fn render(status: StatusCode, message: Option<&str>, client_id: &str, secure: bo
             p.muted { "An operator credential: " code { "ebond admin credentials issue" } " (add " code { "--read-only" } " for one that may only look)." }
         },
     );
-    let cookie = Cookie::build(SIGN_IN_COOKIE, token)
-        .path(crate::console::ROOT)
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(secure)
-        .finish();
-    let _ = resp.add_cookie(&cookie);
+    let _ = resp.add_cookie(&session::console_cookie(SIGN_IN_COOKIE, token, secure));
     resp
 }
 
@@ -76,9 +69,7 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
                 tracing::info!(client_id = %client_id, read_only, "console sign-in");
                 let mut resp = HttpResponse::SeeOther().insert_header((header::LOCATION, "/console/")).finish();
                 let _ = resp.add_cookie(&cookie);
-                let mut forget = Cookie::build(SIGN_IN_COOKIE, "").path(crate::console::ROOT).finish();
-                forget.make_removal();
-                let _ = resp.add_cookie(&forget);
+                let _ = resp.add_cookie(&session::console_cookie(SIGN_IN_COOKIE, String::new(), secure));
                 resp
             }
             Err(e) => actix_web::ResponseError::error_response(&e),
@@ -86,67 +77,37 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
         Err(e) => {
             let status = actix_web::ResponseError::status_code(&e);
             let mut resp = render(status, Some(&e.message()), &client_id, secure);
-            if let ConsoleError::Api(api) = &e {
-                if let Some(wait) = actix_web::ResponseError::error_response(api).headers().get(header::RETRY_AFTER) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, wait.clone());
-                }
+            if let Some(wait) = e.retry_after() {
+                resp.headers_mut().insert(header::RETRY_AFTER, wait);
             }
             resp
         }
     }
 }
 
-/// Checks the credential as the token endpoint does (lockout first, every outcome an
-/// authentication event): `(credential id, read-only)` of an operator.
+/// Checks the credential as the token endpoint does (`check_client`: lockout first, every
+/// failure an authentication event): `(credential id, read-only)` of an operator.
 async fn verify(
     state: &AppState,
     req: &HttpRequest,
     client_id: &str,
     secret: &str,
 ) -> Result<(i64, bool), ConsoleError> {
-    let source = crate::auth::network::client_ip(req, &state.trusted_proxies)
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| "unknown".into());
     if client_id.is_empty() || secret.is_empty() {
         return Err(ConsoleError::BadRequest("give the client id and the client secret".into()));
     }
-    crate::api::caller::refuse_if_locked_out(state, client_id, &source).await?;
-    let iterations = state.settings.auth.pbkdf2_iterations;
-    let (id, secret) = (client_id.to_string(), secret.to_string());
-    let verified = state
-        .db
-        .read(move |c| {
-            Ok::<_, crate::store::StoreError>(crate::auth::tokens::verify_client(
-                c,
-                &id,
-                &secret,
-                None,
-                crate::auth::CredentialKind::Client,
-                iterations,
-                None,
-            ))
-        })
-        .await?;
+    let source = crate::api::oauth::source_of(state, req);
+    let client = crate::api::oauth::check_client(state, client_id, secret.to_string(), None, &source).await?;
     let record = |outcome: &'static str, reason: &'static str| {
         crate::api::caller::record_auth_event(state, Some(client_id.to_string()), source.clone(), outcome, reason)
     };
-    match verified {
-        Ok(v) if v.scope.is_operator() => {
-            record("success", "console_sign_in").await;
-            Ok((v.credential_id, v.scope == crate::auth::Scope::AdminRead))
-        }
-        Ok(_) => {
-            // A partner's credential is genuine but opens nothing here: not a lockout failure.
-            record("refused", "not_operator").await;
-            Err(ConsoleError::Api(crate::api::problem::ApiError::AdminOnly))
-        }
-        Err((e @ crate::auth::AuthError::Store(_), _)) => Err(ConsoleError::Api(e.into())),
-        Err((_, reason)) => {
-            record("failure", reason).await;
-            tracing::warn!(client_id = %client_id, source = %source, reason, "console sign-in refused");
-            Err(ConsoleError::Api(crate::auth::AuthError::InvalidClient.into()))
-        }
+    if !client.scope.is_operator() {
+        // A partner's credential is genuine but opens nothing here: not a lockout failure.
+        record("refused", "not_operator").await;
+        return Err(ConsoleError::Api(crate::api::problem::ApiError::AdminOnly));
     }
+    record("success", "console_sign_in").await;
+    Ok((client.credential_id, client.scope == crate::auth::Scope::AdminRead))
 }
 
 pub async fn sign_out(
@@ -155,18 +116,10 @@ pub async fn sign_out(
     viewer: Viewer,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    // A read-only operator may sign out too: the token is checked, not the right to act.
-    let checked = form::Fields::parse(&req, &body).and_then(|f| {
-        let sent = f.get(CSRF_FIELD).unwrap_or("");
-        if crate::util::constant_time_eq(sent.as_bytes(), viewer.csrf.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ConsoleError::Csrf)
-        }
-    });
     let id = viewer.session_id;
     let done = audit::audited(&state, &req, Some(&viewer), 303, async {
-        checked?;
+        // A read-only operator may sign out too: the token is checked, not the right to act.
+        form::checked(&req, &viewer, &body)?;
         let now = crate::util::now_ms();
         state.db.write(move |c| c.end_session(id, now).map_err(crate::store::StoreError::from)).await?;
         Ok(())

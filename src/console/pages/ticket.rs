@@ -191,11 +191,19 @@ pub async fn story(
             who.extend(xrefs.iter().map(|x| x.partner.clone()));
             who.sort();
             who.dedup();
-            let mut deliveries = Vec::new();
-            for row in c.outbox_of_ticket_for(ticket.id, &who)? {
-                let attempts = c.attempts_of(row.id)?;
-                deliveries.push((row, attempts));
+            let rows = c.outbox_of_ticket_for(ticket.id, &who)?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let mut attempts: std::collections::HashMap<i64, Vec<AttemptRow>> = std::collections::HashMap::new();
+            for a in c.attempts_of_many(&ids)? {
+                attempts.entry(a.outbox_id).or_default().push(a);
             }
+            let deliveries = rows
+                .into_iter()
+                .map(|r| {
+                    let a = attempts.remove(&r.id).unwrap_or_default();
+                    (r, a)
+                })
+                .collect();
             let filter = TransactionFilter { ticket_number: Some(n.clone()), limit: MOST, ..Default::default() };
             Ok::<_, StoreError>(Some(Story {
                 journal: c.journal_of_ticket(ticket.id)?,
