@@ -114,7 +114,9 @@ delivery_test!(end_to_end_partners_receive_the_pushes, |_s| {}, |app: TestApp, p
     assert_eq!(got[1].body["data"]["state"], "Review");
     assert_eq!(got[1].body["data"]["Resolution Recommendation"], "PoE injector replaced");
 
-    // 6. ServiceNow closes: Acme and ENOVIA hear of it.
+    // 6. ServiceNow closes: Acme and ENOVIA hear of it. It has seen the resolution once the
+    // push is settled (received is not yet settled: closing earlier would conflict, a 202).
+    crate::conflicts::settled(&app, created["number"].as_str().unwrap()).await;
     let (status, _) = app.patch("/tickets/INC0010042", &snow, &json!({"state": "7"})).await;
     assert_eq!(status, 200);
     let got = p.acme.wait_for(10, "close at Acme", |r| r.len() >= 2).await;
